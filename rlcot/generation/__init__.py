@@ -1,0 +1,23 @@
+"""Generation backends: ``hf`` (transformers, CPU or GPU) and ``vllm`` (GPU), one Trace out."""
+
+from __future__ import annotations
+
+from .base import FINISH_REASONS, GenerationRequest, Generator, SamplingConfig, Trace
+
+BACKENDS = ("hf", "vllm")
+
+
+def get_generator(backend: str, model, tokenizer=None, protocol=None, **options) -> Generator:
+    """``hf``: ``model``/``tokenizer`` are a loaded transformers pair. ``vllm``: ``model`` is a path or name."""
+    if backend == "hf":
+        from .hf import HFGenerator
+
+        return HFGenerator(model, tokenizer, protocol, **options)
+    if backend == "vllm":
+        from .vllm import VLLMGenerator
+
+        return VLLMGenerator(model, protocol=protocol, **options)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "FINISH_REASONS", "GenerationRequest", "Generator", "SamplingConfig", "Trace", "get_generator"]

@@ -1,0 +1,109 @@
+"""What every generation backend takes and returns.
+
+A backend turns ``GenerationRequest``s into ``Trace``s under one ``SamplingConfig``
+and one ``Budget`` (see ``rlcot.budget``). Both backends implement the same
+per-sequence rules, so a trace means the same thing whichever produced it:
+
+- Thinking tokens are the tokens the model itself samples while its thinking is
+  open, its own closing delimiter included. A budget caps exactly that count.
+- Forced tokens (the delimiter and answer cue appended at the cap, s1's "Wait")
+  are written into the trace but marked ``forced``; their logprob is ``None``.
+  Training masks them out of the loss.
+- ``finish_reason`` says how the thinking ended: ``closed`` by the model, ``capped``
+  by the budget, ``eos``: the model ended its turn inside thinking (the EOS is
+  taken back and the delimiter and cue forced, unless ``Budget.answer_after_eos``
+  is off, when there is no answer section); or ``length``: the answer hit
+  ``max_answer_tokens``. ``capped`` is also kept as its own flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Protocol, Sequence
+
+FINISH_REASONS = ("closed", "capped", "eos", "length")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Greedy when ``temperature == 0``. Each request carries its own seed."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature={self.temperature} is negative; use 0 for greedy or a positive value")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p={self.top_p} must lie in (0, 1]; use 1 to disable nucleus sampling")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One sequence to generate.
+
+    ``resume_ids`` continues a completion that is already decided (e.g. the first B
+    thinking tokens of an earlier trace, as probing does): they are fed, not sampled,
+    and count as the model's own thinking tokens with ``resume_logprobs``.
+    """
+
+    prompt: str
+    prompt_ids: list[int]
+    answer_cue: str = ""
+    seed: int = 0
+    request_id: int | str = 0
+    resume_ids: list[int] = field(default_factory=list)
+    resume_logprobs: list[float | None] = field(default_factory=list)
+
+
+@dataclass
+class Trace:
+    request_id: int | str
+    prompt: str
+    prompt_ids: list[int]
+    completion: str  # the whole assistant turn, from the (pre-filled) <think> on
+    thinking: str
+    answer: str | None  # None: the thinking never closed, no answer section
+    completion_ids: list[int]  # every token after the prompt, forced ones included
+    forced: list[bool]  # per completion token: appended by budget forcing, not sampled
+    logprobs: list[float | None]  # per completion token: logprob of the sampled token; None if forced
+    thinking_end: int  # completion_ids[:thinking_end] is the thinking section, delimiter included
+    thinking_tokens: int  # tokens the model sampled in its thinking (the budget counts these)
+    answer_tokens: int  # tokens the model sampled in its answer
+    finish_reason: str
+    capped: bool  # the budget ended the thinking (the answer may still have hit its length)
+    seed: int
+    budget: int | None  # the thinking cap it ran under
+    extensions: int = 0  # how many times "Wait" replaced an early close
+
+    @property
+    def thinking_ids(self) -> list[int]:
+        return self.completion_ids[: self.thinking_end]
+
+    @property
+    def answer_ids(self) -> list[int]:
+        return self.completion_ids[self.thinking_end :]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict) -> "Trace":
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
+ProgressCallback = Callable[[int], None]  # called with the number of sequences just finished
+
+
+class Generator(Protocol):
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        sampling: SamplingConfig,
+        budget: "Budget",  # noqa: F821 - rlcot.budget.Budget
+        progress: ProgressCallback | None = None,
+    ) -> list[Trace]: ...

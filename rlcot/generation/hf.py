@@ -1,0 +1,397 @@
+"""The transformers backend: batched, budget-forced decoding on CPU or GPU.
+
+Why not ``model.generate``: budget forcing needs per-sequence control in the middle
+of a batch (append forced tokens to one row, take back another row's delimiter,
+stop a third on a balanced brace), which its logits processors and stopping
+criteria cannot express without re-running the batch. So this module drives the
+model's forward pass itself, with the same KV cache (``DynamicCache``), and keeps
+one small state machine per row:
+
+    thinking --(model closes)--> answer --(EOS | braces balance | length)--> done
+        |--(cap reached)--> forced delimiter + cue --> answer
+        |--(closes before the minimum)--> delimiter taken back, "Wait" forced
+        '--(EOS)--> EOS taken back, delimiter + cue forced --> answer
+                    (or done with no answer section, if answer_after_eos is off)
+
+Each step feeds exactly one token per row (sampled or forced), so the batch stays in
+lock-step. Details that matter for speed and exactness:
+
+- Left padding; each row has its own position ids (count of its real tokens), so a
+  row's numbers do not depend on its neighbours' lengths.
+- Taking back a delimiter masks its cache columns instead of cutting the cache, so
+  the other rows are untouched; a masked column is invisible to attention.
+- Finished rows leave the batch at once (``batch_select_indices``) rather than
+  being carried as padding, as ``model.generate`` does.
+- Only the last position's logits are computed (``logits_to_keep=1``): the LM head
+  over a whole prompt costs as much as several decode steps.
+- Each sampled token's randomness comes from a generator seeded with (seed,
+  position), so a sequence samples the same tokens whatever batch it is in, and a
+  probed trace equals a fresh capped run.
+- Logprobs are of the temperature-scaled distribution before top-p (what TRL's
+  GRPO recomputes); under greedy decoding, of the raw distribution.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from transformers import DynamicCache
+
+from ..thinking import ThinkingProtocol
+from .base import GenerationRequest, ProgressCallback, SamplingConfig, Trace
+
+_DELIMITER_WINDOW = 16  # tokens decoded to look for the closing delimiter; no tokenizer splits it finer
+
+
+@dataclass
+class _Row:
+    index: int  # position in the caller's request list
+    request: GenerationRequest
+    cue_ids: list[int]
+    ids: list[int] = field(default_factory=list)
+    forced: list[bool] = field(default_factory=list)
+    logprobs: list[float | None] = field(default_factory=list)
+    columns: list[int] = field(default_factory=list)  # cache column of each fed completion token
+    pending: deque = field(default_factory=deque)  # forced tokens still to feed
+    thinking: bool = True
+    thinking_end: int = 0
+    thinking_tokens: int = 0
+    answer_tokens: int = 0
+    extensions: int = 0
+    capped: bool = False
+    eos_in_thinking: bool = False
+    finish: str | None = None
+    position: int = 0  # position id of the next token fed
+
+    @property
+    def cue_forced(self) -> bool:
+        return self.capped or self.eos_in_thinking
+
+
+class HFGenerator:
+    """Budget-forced generation with a transformers causal LM."""
+
+    def __init__(self, model, tokenizer, protocol: ThinkingProtocol | None = None, batch_size: int = 64):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.protocol = protocol or ThinkingProtocol()
+        self.batch_size = batch_size
+        self.device = next(model.parameters()).device
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.close_ids = self.encode(self.protocol.forced_close)
+        vocab = len(tokenizer)
+        # A token can only complete the delimiter if its text has the delimiter's last
+        # character; decoding is done only for those.
+        last = self.protocol.close_tag[-1]
+        self._may_close = torch.zeros(max(vocab, model.config.vocab_size), dtype=torch.bool)
+        pieces = tokenizer.convert_ids_to_tokens(list(range(vocab)))
+        for token_id, piece in enumerate(pieces):
+            if piece is not None and last in piece:
+                self._may_close[token_id] = True
+        self._may_close = self._may_close.tolist()
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False) if text else []
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ------------------------------------------------------------------ public
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        sampling: SamplingConfig,
+        budget,
+        progress: ProgressCallback | None = None,
+    ) -> list[Trace]:
+        for request in requests:
+            _check_request(request, budget)
+        # Similar lengths share a batch: less padding in the prefill and the cache.
+        order = sorted(range(len(requests)), key=lambda i: -(len(requests[i].prompt_ids) + len(requests[i].resume_ids)))
+        traces: list[Trace | None] = [None] * len(requests)
+        for start in range(0, len(order), self.batch_size):
+            rows = [self._new_row(i, requests[i], budget) for i in order[start : start + self.batch_size]]
+            for row in self._run_batch(rows, sampling, budget, progress):
+                traces[row.index] = self._to_trace(row, budget)
+        return traces  # type: ignore[return-value]
+
+    # --------------------------------------------------------------- the loop
+
+    def _new_row(self, index: int, request: GenerationRequest, budget) -> _Row:
+        return _Row(index=index, request=request, cue_ids=self.encode(request.answer_cue))
+
+    def _run_batch(self, rows: list[_Row], sampling: SamplingConfig, budget, progress) -> list[_Row]:
+        finished: list[_Row] = []
+        cache, mask, logits = self._prefill(rows, budget)
+        active = rows
+        while active:
+            tokens, logprobs = self._choose(active, logits, sampling)
+            keep: list[int] = []
+            for r, row in enumerate(active):
+                if row.pending:
+                    self._append(row, row.pending.popleft(), forced=True, logprob=None)
+                else:
+                    self._append(row, tokens[r], forced=False, logprob=logprobs[r])
+                    self._advance(row, budget, mask, r)
+                if row.finish is None:
+                    keep.append(r)
+                else:
+                    finished.append(row)
+            if progress and len(keep) < len(active):
+                progress(len(active) - len(keep))
+            if not keep:
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                mask = mask[index]
+                active = [active[r] for r in keep]
+            logits, mask = self._step(active, cache, mask)
+        return finished
+
+    def _prefill(self, rows: list[_Row], budget):
+        inputs = [row.request.prompt_ids + row.request.resume_ids for row in rows]
+        width = max(len(x) for x in inputs)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, (row, seq) in enumerate(zip(rows, inputs)):
+            input_ids[r, width - len(seq) :] = torch.tensor(seq)
+            mask[r, width - len(seq) :] = 1
+            row.position = len(seq)
+            self._replay_resume(row, budget, first_column=width - len(row.request.resume_ids))
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        out = self.model(
+            input_ids=input_ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.past_key_values, mask.to(self.device), out.logits[:, -1, :].float()
+
+    def _replay_resume(self, row: _Row, budget, first_column: int) -> None:
+        """Account for resumed thinking tokens as if the model had just sampled them."""
+        request = row.request
+        logprobs = list(request.resume_logprobs) or [None] * len(request.resume_ids)
+        for j, (token, logprob) in enumerate(zip(request.resume_ids, logprobs)):
+            row.ids.append(token)
+            row.forced.append(False)
+            row.logprobs.append(logprob)
+            row.columns.append(first_column + j)
+            row.thinking_tokens += 1
+        self._maybe_cap(row, budget)
+
+    def _step(self, active: list[_Row], cache, mask):
+        """Feed each row's newest token; return next-token logits and the grown mask."""
+        input_ids = torch.tensor([[row.ids[-1]] for row in active], device=self.device)
+        positions = torch.tensor([[row.position] for row in active], device=self.device)
+        column = mask.shape[1]
+        for row in active:
+            row.columns.append(column)
+            row.position += 1
+        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1, :].float(), mask
+
+    # ------------------------------------------------------------ per row
+
+    def _choose(self, active: list[_Row], logits: torch.Tensor, sampling: SamplingConfig):
+        """A sampled token and its logprob for every row (forced rows ignore theirs)."""
+        if sampling.greedy:
+            tokens = logits.argmax(-1)
+            logprobs = torch.log_softmax(logits, -1).gather(-1, tokens[:, None])[:, 0]
+            return tokens.tolist(), logprobs.tolist()
+        logp = torch.log_softmax(logits / sampling.temperature, -1)
+        probs = logp.exp()
+        if sampling.top_p < 1:
+            probs = _top_p(probs, sampling.top_p)
+        tokens = []
+        generator = torch.Generator(device=probs.device)
+        for r, row in enumerate(active):
+            if row.pending:
+                tokens.append(-1)
+                continue
+            # (seed, position) fixes this draw: independent of batch, identical when resumed.
+            generator.manual_seed(row.request.seed * 2**20 + len(row.ids))
+            tokens.append(int(torch.multinomial(probs[r], 1, generator=generator)))
+        index = torch.tensor([max(t, 0) for t in tokens], device=logp.device)
+        return tokens, logp.gather(-1, index[:, None])[:, 0].tolist()
+
+    @staticmethod
+    def _append(row: _Row, token: int, forced: bool, logprob) -> None:
+        row.ids.append(int(token))
+        row.forced.append(forced)
+        row.logprobs.append(None if forced else float(logprob))
+
+    def _advance(self, row: _Row, budget, mask, r: int) -> None:
+        """Apply the forcing rules after the model sampled ``row.ids[-1]``."""
+        token = row.ids[-1]
+        if row.thinking:
+            row.thinking_tokens += 1
+            if token in self.eos_ids:
+                self._end_thinking_at_eos(row, budget)
+            elif self._may_close[token] and self._closes(row):
+                if row.thinking_tokens < budget.min_thinking_tokens and row.extensions < budget.max_extensions:
+                    self._extend(row, budget, mask, r)
+                else:
+                    row.thinking = False
+                    row.thinking_end = len(row.ids)
+            else:
+                self._maybe_cap(row, budget)
+            return
+        row.answer_tokens += 1
+        if token in self.eos_ids:
+            row.finish = self._thinking_ended_by(row)
+        elif row.cue_forced and self._answer_complete(row):
+            row.finish = self._thinking_ended_by(row)
+        elif row.answer_tokens >= budget.max_answer_tokens:
+            row.finish = "length"
+
+    def _maybe_cap(self, row: _Row, budget) -> None:
+        cap = budget.max_thinking_tokens
+        if cap is not None and row.thinking_tokens >= cap and row.thinking:
+            row.thinking = False
+            row.capped = True
+            row.thinking_end = len(row.ids) + len(self.close_ids)
+            row.pending.extend(self.close_ids + row.cue_ids)
+
+    def _end_thinking_at_eos(self, row: _Row, budget) -> None:
+        """The model ended its turn inside thinking (models not trained to think do)."""
+        row.thinking = False
+        row.eos_in_thinking = True
+        if not budget.answer_after_eos:
+            row.thinking_end = len(row.ids)
+            row.finish = "eos"
+            return
+        # Take the EOS back (it was never fed) and force the delimiter and cue in its place.
+        row.ids.pop(), row.forced.pop(), row.logprobs.pop()
+        row.thinking_tokens -= 1
+        row.thinking_end = len(row.ids) + len(self.close_ids)
+        forced = self.close_ids + row.cue_ids
+        self._append(row, forced[0], forced=True, logprob=None)
+        row.pending.extend(forced[1:])
+
+    def _closes(self, row: _Row) -> bool:
+        tail = row.ids[-_DELIMITER_WINDOW:]
+        return self.protocol.close_tag in self.decode(tail)
+
+    def _extend(self, row: _Row, budget, mask, r: int) -> None:
+        """s1's extension: take the delimiter back and force "Wait" in its place."""
+        close = self.protocol.close_tag
+        start = len(row.ids) - 1
+        while close not in self.decode(row.ids[start:]):  # the token where the delimiter begins
+            start -= 1
+        text = self.decode(row.ids[start:])
+        kept_text = text[: text.index(close)]  # text that shared a token with the delimiter
+        removed = range(start, len(row.ids))
+        fed = len(row.columns)
+        for j in removed:
+            if j < fed:
+                mask[r, row.columns[j]] = 0
+            if not row.forced[j]:
+                row.thinking_tokens -= 1
+        row.position -= fed - start  # the newest token was never fed
+        del row.ids[start:], row.forced[start:], row.logprobs[start:], row.columns[start:]
+        row.extensions += 1
+        forced = self.encode(kept_text + budget.extension)
+        row.ids.append(forced[0])
+        row.forced.append(True)
+        row.logprobs.append(None)
+        row.pending.extend(forced[1:])
+
+    @staticmethod
+    def _thinking_ended_by(row: _Row) -> str:
+        return "capped" if row.capped else "eos" if row.eos_in_thinking else "closed"
+
+    def _answer_complete(self, row: _Row) -> bool:
+        from ..budget import answer_complete
+
+        return answer_complete(self.decode(row.ids[row.thinking_end :]), row.request.answer_cue)
+
+    # ------------------------------------------------------------- output
+
+    def _to_trace(self, row: _Row, budget) -> Trace:
+        return make_trace(
+            self.protocol,
+            self.decode,
+            row.request,
+            completion_ids=row.ids,
+            forced=row.forced,
+            logprobs=row.logprobs,
+            thinking_end=row.thinking_end if not row.thinking else len(row.ids),
+            thinking_tokens=row.thinking_tokens,
+            answer_tokens=row.answer_tokens,
+            finish_reason=row.finish or "length",
+            capped=row.capped,
+            budget=budget.max_thinking_tokens,
+            extensions=row.extensions,
+        )
+
+
+def make_trace(protocol: ThinkingProtocol, decode, request: GenerationRequest, **fields) -> Trace:
+    """Assemble a Trace; the completion text starts at the prompt's pre-filled ``<think>``."""
+    prompt = request.prompt
+    opened = prompt.rfind(protocol.open_tag) if protocol.opened_in_prompt(prompt) else -1
+    prefix = prompt[opened:] if opened >= 0 else ""
+    completion = prefix + decode(fields["completion_ids"])
+    sections = protocol.split(completion)
+    return Trace(
+        request_id=request.request_id,
+        prompt=prompt,
+        prompt_ids=list(request.prompt_ids),
+        completion=completion,
+        thinking=sections.thinking,
+        answer=sections.answer,
+        seed=request.seed,
+        **fields,
+    )
+
+
+def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Nucleus filtering (Holtzman et al. 2020): keep the smallest set with mass >= top_p."""
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p
+    sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+    return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    ids = model.generation_config.eos_token_id if model.generation_config is not None else None
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError("the model and tokenizer declare no EOS token; set tokenizer.eos_token")
+    return ids
+
+
+def _check_request(request: GenerationRequest, budget) -> None:
+    if not request.prompt_ids:
+        raise ValueError(f"request {request.request_id!r} has an empty prompt; every request needs prompt tokens")
+    if request.resume_logprobs and len(request.resume_logprobs) != len(request.resume_ids):
+        raise ValueError(
+            f"request {request.request_id!r}: {len(request.resume_ids)} resume_ids but "
+            f"{len(request.resume_logprobs)} resume_logprobs; pass one logprob per token or none"
+        )
+    cap = budget.max_thinking_tokens
+    if cap is not None and len(request.resume_ids) > cap:
+        raise ValueError(
+            f"request {request.request_id!r} resumes {len(request.resume_ids)} thinking tokens, over the cap {cap}"
+        )

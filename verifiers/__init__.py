@@ -1,0 +1,1 @@
+"""Programmatic verifiers: turn a completion into a Verdict (pure Python, no torch)."""
