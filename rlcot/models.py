@@ -86,8 +86,6 @@ def load_policy(
     ``name_or_path`` is a built-in name (see ``rlcot models``), a local directory with
     a transformers model, or a hub id (which needs the hub or a local HF cache).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     device = device or default_device()
     dtype = dtype or default_dtype(device)
     if name_or_path in BUILTIN_MODELS:
@@ -97,18 +95,33 @@ def load_policy(
     else:
         path = name_or_path
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
-    except OSError as err:
-        raise ValueError(
-            f"cannot load model {name_or_path!r}: not a built-in ({', '.join(BUILTIN_MODELS)}), "
-            f"not a local directory, and the hub is unreachable or has no such id; "
-            f"download it where a hub is reachable and pass the local directory instead ({err.__class__.__name__})"
-        ) from None
+        tokenizer, model = _from_pretrained(str(path), dtype, local_files_only=True)
+    except OSError:
+        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+            raise _unloadable(name_or_path, "HF_HUB_OFFLINE is set and the local HF cache has no copy") from None
+        try:
+            tokenizer, model = _from_pretrained(str(path), dtype, local_files_only=False)
+        except OSError as err:
+            raise _unloadable(name_or_path, f"the hub is unreachable or has no such id: {err.__class__.__name__}") from None
     model.to(device).eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def _from_pretrained(path: str, dtype, local_files_only: bool):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=local_files_only)
+    return tokenizer, model
+
+
+def _unloadable(name: str, why: str) -> ValueError:
+    return ValueError(
+        f"cannot load model {name!r}: not a built-in ({', '.join(BUILTIN_MODELS)}), not a local directory, "
+        f"and {why}; download it where a hub is reachable and pass the local directory instead"
+    )
 
 
 def _find_package_file(package: str, filename: str) -> Path:

@@ -29,7 +29,7 @@ CLOSE = "</think>"
 
 DEFAULT_INSTRUCTION = (
     "Think step by step between <think> and </think>, then give the final answer "
-    "after </think> as \\boxed{{answer}}."
+    "after </think> as \\boxed{answer}."
 )
 
 

@@ -30,12 +30,15 @@ class SamplingConfig:
 
     temperature: float = 0.0
     top_p: float = 1.0
+    max_tokens: int = 4096  # hard bound on a completion, forced tokens included: finish "length"
 
     def __post_init__(self):
         if self.temperature < 0:
             raise ValueError(f"temperature={self.temperature} is negative; use 0 for greedy or a positive value")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p={self.top_p} must lie in (0, 1]; use 1 to disable nucleus sampling")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens={self.max_tokens} must be >= 1")
 
     @property
     def greedy(self) -> bool:

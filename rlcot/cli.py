@@ -1,0 +1,195 @@
+"""The ``rlcot`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+        transient=False,
+    )
+
+
+@app.command()
+def models() -> None:
+    """List the built-in models: parameters, licence, where the weights come from, cache state."""
+    from .models import BUILTIN_MODELS, DEFAULT_MODEL, cached_path, is_cached
+
+    table = Table(title="built-in models")
+    for column in ("name", "parameters", "licence", "weights from", "cached"):
+        table.add_column(column)
+    for spec in BUILTIN_MODELS.values():
+        name = spec.name + (" (default)" if spec.name == DEFAULT_MODEL else "")
+        cached = str(cached_path(spec.name)) if is_cached(spec.name) else "no (converted on first load, ~30 s)"
+        table.add_row(name, f"{spec.parameters / 1e6:.0f}M", spec.licence, spec.source(), cached)
+    console.print(table)
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(..., help="JSONL file of traces; an existing one is resumed"),
+    model: str = typer.Option("smollm2-135m", help="built-in name, local directory or hub id"),
+    task: str = typer.Option("arith", help="built-in task"),
+    n: int = typer.Option(4, help="number of task rows"),
+    budget: Optional[int] = typer.Option(None, help="thinking-token cap (none: think until done)"),
+    min_thinking: int = typer.Option(0, help="force 'Wait' while thinking is shorter than this"),
+    max_answer_tokens: int = typer.Option(64, help="bound on the answer after thinking"),
+    temperature: float = typer.Option(0.0, help="0 is greedy"),
+    top_p: float = typer.Option(1.0),
+    seed: int = typer.Option(0, help="task rows and sampling: row i uses seed + i"),
+    backend: str = typer.Option("hf", help="hf or vllm"),
+    batch_size: int = typer.Option(64),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
+    overwrite: bool = typer.Option(False, help="start afresh instead of resuming --out"),
+) -> None:
+    """Generate budget-forced reasoning traces for a task and write them as JSONL."""
+    from .budget import Budget
+    from .generation import BACKENDS
+    from .generation.base import SamplingConfig
+    from .tasks import get_task
+
+    try:
+        chosen = get_task(task)
+        forcing = Budget(max_thinking_tokens=budget, min_thinking_tokens=min_thinking,
+                         max_answer_tokens=max_answer_tokens)
+        sampling = SamplingConfig(temperature=temperature, top_p=top_p)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        rows = chosen.rows(n, seed=seed)
+    except ValueError as err:
+        _fail(str(err))
+    done = _resume(out, overwrite)
+    todo = [row for row in rows if row["id"] not in done]
+    if not todo:
+        console.print(f"{out}: all {len(rows)} rows already done")
+        return
+    generator, tokenizer, protocol = _load_generator(backend, model, device, batch_size)
+    requests = chosen.requests(rows, tokenizer, protocol, seed=seed)
+    pending = [(row, req) for row, req in zip(rows, requests) if row["id"] not in done]
+    _write_run_info(out, dict(command="generate", model=model, task=task, n=n, budget=forcing.__dict__,
+                              sampling=sampling.__dict__, seed=seed, backend=backend))
+    with _progress() as bar, out.open("a") as sink:
+        job = bar.add_task(f"generating ({len(done)} resumed)", total=len(pending))
+        # Chunks are appended as they finish: an interrupted run loses at most one chunk.
+        for start in range(0, len(pending), batch_size):
+            chunk = pending[start : start + batch_size]
+            traces = generator.generate([req for _, req in chunk], sampling, forcing,
+                                        progress=lambda k: bar.advance(job, k))
+            for (row, _), trace in zip(chunk, traces):
+                sink.write(json.dumps({"row": row, **trace.to_dict()}) + "\n")
+            sink.flush()
+    console.print(f"wrote {len(pending)} traces to {out}")
+
+
+@app.command()
+def demo(
+    n: int = typer.Option(4, help="arith problems"),
+    budgets: str = typer.Option("0,16,64", help="comma-separated thinking budgets"),
+    model: str = typer.Option("smollm2-135m"),
+) -> None:
+    """Budget-forced generation on the default model: one run at the largest budget, probed below it."""
+    from .budget import Budget, probe
+    from .generation.base import SamplingConfig
+    from .tasks import get_task
+
+    try:
+        caps = sorted({int(b) for b in budgets.split(",")})
+    except ValueError:
+        _fail(f"--budgets {budgets!r} is not a comma-separated list of integers; e.g. 0,16,64")
+    if caps[0] < 0:
+        _fail(f"--budgets {budgets!r} has a negative budget; budgets count thinking tokens, 0 or more")
+    task = get_task("arith")
+    rows = task.rows(n, seed=0)
+    with console.status(f"loading {model}"):
+        generator, tokenizer, protocol = _load_generator("hf", model, "cpu", 64)
+    requests = task.requests(rows, tokenizer, protocol)
+    sampling, top = SamplingConfig(), Budget(max_thinking_tokens=caps[-1], max_answer_tokens=16)
+    with _progress() as bar:
+        job = bar.add_task(f"thinking up to {caps[-1]} tokens", total=len(requests) * len(caps))
+        base = generator.generate(requests, sampling, top, progress=lambda k: bar.advance(job, k))
+        sweep = probe(generator, requests, base, caps[:-1], sampling, top, progress=lambda k: bar.advance(job, k))
+        bar.update(job, completed=len(requests) * len(caps))
+    sweep[caps[-1]] = base
+    table = Table(title=f"{model}: answers by thinking budget (greedy)")
+    table.add_column("question", max_width=48)
+    table.add_column("gold")
+    for cap in caps:
+        table.add_column(f"B={cap}", max_width=22)
+    for i, row in enumerate(rows):
+        cells = [_answer_cell(sweep[cap][i]) for cap in caps]
+        table.add_row(row["question"], row["answer"], *cells)
+    console.print(table)
+    console.print("cell: answer text after thinking, then [dim](thinking tokens, how thinking ended)[/dim]")
+
+
+def _answer_cell(trace) -> str:
+    answer = (trace.answer or "").strip().replace("The final answer is ", "")
+    return f"{answer[-16:]} [dim]({trace.thinking_tokens}, {trace.finish_reason})[/dim]"
+
+
+def _load_generator(backend: str, model: str, device: Optional[str], batch_size: int):
+    from .generation import get_generator
+    from .thinking import ThinkingProtocol
+
+    protocol = ThinkingProtocol()
+    try:
+        if backend == "vllm":
+            generator = get_generator("vllm", model, protocol=protocol)
+            return generator, generator.tokenizer, protocol
+        from .models import load_policy
+
+        policy, tokenizer = load_policy(model, device=device)
+        return get_generator("hf", policy, tokenizer, protocol, batch_size=batch_size), tokenizer, protocol
+    except (ValueError, ImportError, RuntimeError) as err:
+        _fail(str(err))
+
+
+def _resume(out: Path, overwrite: bool) -> set:
+    """Row ids already in ``out``; a torn last line (killed mid-write) is dropped."""
+    if overwrite or not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("")
+        return set()
+    done, kept = set(), []
+    for number, line in enumerate(out.read_text().splitlines(), 1):
+        try:
+            done.add(json.loads(line)["row"]["id"])
+            kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            errors.print(f"{out}:{number}: not a trace line; dropped (use --overwrite to start afresh)")
+    out.write_text("".join(line + "\n" for line in kept))
+    return done
+
+
+def _write_run_info(out: Path, config: dict) -> None:
+    from .runinfo import run_info
+
+    out.with_name(out.name + ".run.json").write_text(json.dumps(run_info(config, argv=sys.argv), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,418 @@
+"""The vLLM backend: budget-forced generation in rounds of ``LLM.generate`` (GPU only).
+
+Same ``generate(requests, sampling, budget, progress) -> list[Trace]`` and the same
+per-sequence state machine as the hf backend (see ``rlcot.generation.hf``): a trace
+from either backend means the same thing.
+
+Why rounds: vLLM schedules whole requests; nothing can append a forced token to one
+sequence, or take tokens back, in the middle of its decoding. So every point where
+budget forcing acts ends a request, and the sequence continues as a new request
+whose prompt is the old prompt plus the completion so far (forced tokens included).
+Prefix caching (on by default here) makes that cheap: a continuation prefills only
+the tokens that are not cached yet. A thinking round ends exactly where the state
+machine acts:
+
+- the cap: ``max_tokens`` is the cap minus the thinking tokens so far, so the
+  request stops on the cap-th thinking token;
+- the delimiter: ``stop=[close_tag]`` (with ``include_stop_str_in_output``) stops
+  on the token that completes it;
+- EOS: ``stop_token_ids`` are the model's EOS ids.
+
+The output's tokens are then replayed through the hf rules one by one (EOS, then
+delimiter, then cap, the order hf checks them), decoding them ourselves rather than
+reading vLLM's text (which ends at the stop string, not at a token boundary), so
+the decisions are hf's. Anything vLLM sampled past the point where a rule fired is
+dropped: that happens only when a delimiter straddles a round boundary, which
+vLLM's stop check (it looks at new text only) cannot see. A round that vLLM stopped
+without a rule firing simply continues in the next round.
+Then: a delimiter before ``min_thinking_tokens`` is taken back exactly as hf's
+``_extend`` does and the extension forced, and the sequence goes round again; an
+EOS inside thinking is taken back and the delimiter and cue forced (or the trace
+ends, with ``answer_after_eos`` off); the cap forces the delimiter and cue. The
+answer round asks for ``max_answer_tokens`` and stops at EOS; when the forced cue
+opens braces, the answer is cut after the first token at which
+``rlcot.budget.answer_complete`` holds, where hf stops, so the traces agree (the
+tokens vLLM sampled after it are wasted work, at most ``max_answer_tokens``). All
+active sequences of a round, thinking or answering, go in one ``generate`` call.
+No round samples past ``SamplingConfig.max_tokens``; forced tokens that would pass
+it are cut there, where hf stops feeding them (``finish_reason == "length"``).
+
+Departures from the hf backend:
+
+- Randomness is vLLM's: each request carries a seed, so a sample is reproducible
+  for a seed (same vLLM version and GPU), but not token-identical to the hf backend,
+  which seeds every draw with (seed, position). The first round of a request uses
+  ``request.seed``; a continuation round uses a seed derived from (seed, completion
+  length), so rounds do not replay the same random stream, and a probed trace's
+  answer round gets the seed of the fresh capped run it stands for.
+- Logprobs are what vLLM reports for the sampled token, with
+  ``logprobs_mode="processed_logprobs"`` set on ``LLM`` (an option overrides it).
+  vLLM's default, ``raw_logprobs``, is the model's distribution before any
+  processing, so at temperature T it is not the distribution the token was drawn
+  from, nor what TRL's GRPO recomputes. Processed logprobs are taken after
+  temperature (greedy requests: of the unscaled distribution), as hf's are, so the
+  two agree at ``top_p == 1``. With ``top_p < 1`` vLLM takes them after the nucleus
+  filter too: renormalised over the nucleus, so higher than hf's (taken before
+  top-p) by minus the log of the nucleus mass. (In vLLM's V1 sampler the processed
+  modes also skip its FlashInfer top-p/top-k kernel; a small cost.)
+- A sequence that runs out of context (``max_model_len``) without a cap ends with
+  ``finish_reason == "length"``; if it was still thinking, with no answer section.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..budget import answer_complete, cue_opens_braces
+from ..thinking import ThinkingProtocol
+from .base import GenerationRequest, ProgressCallback, SamplingConfig, Trace
+from .hf import _DELIMITER_WINDOW, _check_request, make_trace
+
+INSTALL_HINT = "pip install 'rlcot[vllm]'"
+LOGPROBS_MODE = "processed_logprobs"  # temperature-scaled, like hf's (module docstring)
+_SEED_MODULUS = 2**31 - 1
+
+
+@dataclass
+class _Row:
+    index: int  # position in the caller's request list
+    request: GenerationRequest
+    cue_ids: list[int]
+    ids: list[int] = field(default_factory=list)
+    forced: list[bool] = field(default_factory=list)
+    logprobs: list[float | None] = field(default_factory=list)
+    thinking: bool = True
+    thinking_end: int = 0
+    thinking_tokens: int = 0
+    answer_tokens: int = 0
+    extensions: int = 0
+    capped: bool = False
+    eos_in_thinking: bool = False
+    finish: str | None = None
+
+    @property
+    def cue_forced(self) -> bool:
+        return self.capped or self.eos_in_thinking
+
+
+class VLLMGenerator:
+    """Budget-forced generation with vLLM; ``llm_options`` go to ``vllm.LLM``."""
+
+    def __init__(self, model, protocol: ThinkingProtocol | None = None, tokenizer=None, llm=None, **llm_options):
+        self.vllm = import_vllm()
+        if llm is not None and llm_options:
+            raise ValueError(
+                f"options {sorted(llm_options)} only apply when VLLMGenerator builds the engine; "
+                "pass them to your own vllm.LLM or leave out llm"
+            )
+        self.model = str(model)
+        self.protocol = protocol or ThinkingProtocol()
+        self.llm = llm if llm is not None else build_llm(self.vllm, self.model, llm_options)
+        self.tokenizer = tokenizer if tokenizer is not None else self.llm.get_tokenizer()
+        self.eos_ids = _eos_ids(self.tokenizer, self.model)
+        self.close_ids = self.encode(self.protocol.forced_close)
+        self.max_model_len = _max_model_len(self.llm)
+        self._may_close = _tokens_containing(self.tokenizer, self.protocol.close_tag[-1])
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False) if text else []
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ------------------------------------------------------------------ public
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        sampling: SamplingConfig,
+        budget,
+        progress: ProgressCallback | None = None,
+    ) -> list[Trace]:
+        for request in requests:
+            _check_request(request, budget)
+        rows = [self._new_row(i, request, budget) for i, request in enumerate(requests)]
+        active = rows
+        while active:
+            self._run_round(active, sampling, budget)
+            still = [row for row in active if row.finish is None]
+            if progress and len(still) < len(active):
+                progress(len(active) - len(still))
+            active = still
+        return [self._to_trace(row, budget) for row in rows]
+
+    # --------------------------------------------------------------- rounds
+
+    def _new_row(self, index: int, request: GenerationRequest, budget) -> _Row:
+        row = _Row(index=index, request=request, cue_ids=self.encode(request.answer_cue))
+        logprobs = list(request.resume_logprobs) or [None] * len(request.resume_ids)
+        for token, logprob in zip(request.resume_ids, logprobs):  # thinking the model already did
+            self._append(row, token, logprob)
+            row.thinking_tokens += 1
+        self._maybe_cap(row, budget)
+        return row
+
+    def _run_round(self, active: list[_Row], sampling: SamplingConfig, budget) -> None:
+        """One ``generate`` call for every row that still has room; consume the outputs."""
+        bound = _max_tokens(sampling)
+        jobs = []
+        for row in active:
+            params = self._params(row, sampling, budget)
+            if params is None:  # no room: the context is full, or the completion at max_tokens
+                row.finish = "length"
+                _cut(row, bound)
+            else:
+                jobs.append((row, params))
+        if not jobs:
+            return
+        prompts = [self.vllm.TokensPrompt(prompt_token_ids=row.request.prompt_ids + row.ids) for row, _ in jobs]
+        outputs = self.llm.generate(prompts, [params for _, params in jobs], use_tqdm=False)
+        for (row, _), output in zip(jobs, outputs):
+            self._consume(row, output.outputs[0], budget)
+            if row.finish is None and bound is not None and len(row.ids) >= bound:
+                row.finish = "length"  # hf stops there, even inside forced tokens
+                _cut(row, bound)
+
+    def _room(self, row: _Row, sampling: SamplingConfig) -> int | None:
+        """Tokens the row may still take: what the context has left, and ``max_tokens``."""
+        used = len(row.request.prompt_ids) + len(row.ids)
+        context = None if self.max_model_len is None else self.max_model_len - used
+        bound = _max_tokens(sampling)
+        return _smallest(context, None if bound is None else bound - len(row.ids))
+
+    def _params(self, row: _Row, sampling: SamplingConfig, budget):
+        """This row's SamplingParams for the next round; None when it has no room left."""
+        room = self._room(row, sampling)
+        if row.thinking:
+            cap = budget.max_thinking_tokens
+            limit = _smallest(None if cap is None else cap - row.thinking_tokens, room)
+            stop = [self.protocol.close_tag]
+        else:
+            limit = _smallest(budget.max_answer_tokens - row.answer_tokens, room)
+            stop = []
+        if limit is not None and limit < 1:
+            return None
+        return self.vllm.SamplingParams(
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            seed=_round_seed(row.request.seed, len(row.ids)),
+            max_tokens=limit,
+            stop=stop,
+            include_stop_str_in_output=True,
+            stop_token_ids=list(self.eos_ids),
+            logprobs=0,  # the sampled token's logprob only
+            skip_special_tokens=True,  # the text hf's delimiter check decodes
+        )
+
+    def _consume(self, row: _Row, output, budget) -> None:
+        """Replay one round's tokens through the forcing rules; drop what follows a rule firing."""
+        token_ids = list(output.token_ids)
+        logprobs = _sampled_logprobs(output, token_ids)
+        # vLLM also stops on EOS ids it knows and we may not: a stop not caused by a string is an EOS.
+        eos_at_end = output.finish_reason == "stop" and not isinstance(output.stop_reason, str)
+        for j, (token, logprob) in enumerate(zip(token_ids, logprobs)):
+            eos = token in self.eos_ids or (eos_at_end and j == len(token_ids) - 1)
+            advance = self._advance_thinking if row.thinking else self._advance_answer
+            self._append(row, token, logprob)
+            if advance(row, eos, budget):
+                return
+        if output.finish_reason == "length" or not token_ids:
+            row.finish = "length"  # out of context with no rule firing
+        # Otherwise a stop string matched text the delimiter check does not see: go round again.
+
+    # ------------------------------------------------------------ per row
+
+    @staticmethod
+    def _append(row: _Row, token: int, logprob, forced: bool = False) -> None:
+        row.ids.append(int(token))
+        row.forced.append(forced)
+        row.logprobs.append(None if forced or logprob is None else float(logprob))
+
+    def _advance_thinking(self, row: _Row, eos: bool, budget) -> bool:
+        """hf's rules after the model sampled ``row.ids[-1]`` while thinking; True if one fired."""
+        row.thinking_tokens += 1
+        if eos:
+            self._end_thinking_at_eos(row, budget)
+            return True
+        if row.ids[-1] in self._may_close and self._closes(row):
+            if row.thinking_tokens < budget.min_thinking_tokens and row.extensions < budget.max_extensions:
+                self._extend(row, budget)
+            else:
+                row.thinking = False
+                row.thinking_end = len(row.ids)
+            return True
+        return self._maybe_cap(row, budget)
+
+    def _advance_answer(self, row: _Row, eos: bool, budget) -> bool:
+        row.answer_tokens += 1
+        if eos or (row.cue_forced and self._answer_complete(row)):
+            row.finish = self._thinking_ended_by(row)
+        elif row.answer_tokens >= budget.max_answer_tokens:
+            row.finish = "length"
+        return row.finish is not None
+
+    def _maybe_cap(self, row: _Row, budget) -> bool:
+        cap = budget.max_thinking_tokens
+        if cap is None or row.thinking_tokens < cap or not row.thinking:
+            return False
+        row.thinking = False
+        row.capped = True
+        self._force_close(row)
+        return True
+
+    def _force_close(self, row: _Row) -> None:
+        row.thinking_end = len(row.ids) + len(self.close_ids)
+        for token in self.close_ids + row.cue_ids:
+            self._append(row, token, None, forced=True)
+
+    def _end_thinking_at_eos(self, row: _Row, budget) -> None:
+        """The model ended its turn inside thinking (models not trained to think do)."""
+        row.thinking = False
+        row.eos_in_thinking = True
+        if not budget.answer_after_eos:
+            row.thinking_end = len(row.ids)
+            row.finish = "eos"
+            return
+        row.ids.pop(), row.forced.pop(), row.logprobs.pop()  # take the EOS back
+        row.thinking_tokens -= 1
+        self._force_close(row)
+
+    def _closes(self, row: _Row) -> bool:
+        return self.protocol.close_tag in self.decode(row.ids[-_DELIMITER_WINDOW:])
+
+    def _extend(self, row: _Row, budget) -> None:
+        """s1's extension, as hf's ``_extend``: take the delimiter back, force the extension."""
+        close = self.protocol.close_tag
+        start = len(row.ids) - 1
+        while close not in self.decode(row.ids[start:]):  # the token where the delimiter begins
+            start -= 1
+        text = self.decode(row.ids[start:])
+        kept_text = text[: text.index(close)]  # text that shared a token with the delimiter
+        row.thinking_tokens -= sum(not forced for forced in row.forced[start:])
+        del row.ids[start:], row.forced[start:], row.logprobs[start:]
+        row.extensions += 1
+        for token in self.encode(kept_text + budget.extension):
+            self._append(row, token, None, forced=True)
+
+    @staticmethod
+    def _thinking_ended_by(row: _Row) -> str:
+        return "capped" if row.capped else "eos" if row.eos_in_thinking else "closed"
+
+    def _answer_complete(self, row: _Row) -> bool:
+        cue = row.request.answer_cue
+        return cue_opens_braces(cue) and answer_complete(self.decode(row.ids[row.thinking_end :]), cue)
+
+    # ------------------------------------------------------------- output
+
+    def _to_trace(self, row: _Row, budget) -> Trace:
+        return make_trace(
+            self.protocol,
+            self.decode,
+            row.request,
+            completion_ids=row.ids,
+            forced=row.forced,
+            logprobs=row.logprobs,
+            thinking_end=row.thinking_end if not row.thinking else len(row.ids),
+            thinking_tokens=row.thinking_tokens,
+            answer_tokens=row.answer_tokens,
+            finish_reason=row.finish or "length",
+            capped=row.capped,
+            budget=budget.max_thinking_tokens,
+            extensions=row.extensions,
+        )
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def import_vllm():
+    """The ``vllm`` module, or a one-line ImportError saying how to get it."""
+    try:
+        return importlib.import_module("vllm")
+    except ImportError:
+        raise ImportError(
+            f"the vllm backend needs vLLM, which is not installed; run `{INSTALL_HINT}` on a CUDA machine "
+            "or use `--backend hf`"
+        ) from None
+
+
+def build_llm(vllm, model: str, options: dict):
+    """``vllm.LLM`` with prefix caching, a fixed engine seed and hf-like logprobs; options override."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("vLLM needs a CUDA GPU and none is visible; use `--backend hf` on this machine")
+    settings = {"enable_prefix_caching": True, "seed": 0, "logprobs_mode": LOGPROBS_MODE, **options}
+    return vllm.LLM(model=model, **settings)
+
+
+def _eos_ids(tokenizer, model: str) -> list[int]:
+    """EOS ids from the model's generation config (when readable) and the tokenizer."""
+    eos = getattr(_generation_config(model), "eos_token_id", None)
+    ids = [eos] if isinstance(eos, int) else list(eos or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError(f"model {model!r} and its tokenizer declare no EOS token; set tokenizer.eos_token")
+    return ids
+
+
+def _generation_config(model: str):
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(model)
+    except (OSError, ValueError):  # no generation_config.json, or a hub id that cannot be reached
+        return None
+
+
+def _max_model_len(llm) -> int | None:
+    """The engine's context length, where this vLLM exposes it."""
+    for path in (("llm_engine", "model_config"), ("llm_engine", "vllm_config", "model_config")):
+        config = llm
+        for name in path:
+            config = getattr(config, name, None)
+        value = getattr(config, "max_model_len", None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _tokens_containing(tokenizer, char: str) -> frozenset[int]:
+    """Ids whose piece contains ``char``: only they can complete a string ending in it (as hf)."""
+    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    return frozenset(i for i, piece in enumerate(pieces) if piece is not None and char in piece)
+
+
+def _sampled_logprobs(output, token_ids: list[int]) -> list[float | None]:
+    """The logprob vLLM reported for each sampled token (``logprobs=0`` returns just that one)."""
+    entries = list(output.logprobs or [])
+    entries += [None] * (len(token_ids) - len(entries))
+    values = []
+    for token, entry in zip(token_ids, entries):
+        logprob = entry.get(token) if entry else None
+        values.append(None if logprob is None else logprob.logprob)
+    return values
+
+
+def _max_tokens(sampling: SamplingConfig) -> int | None:
+    """``SamplingConfig.max_tokens``: a bound on the whole completion, forced tokens included."""
+    return getattr(sampling, "max_tokens", None)
+
+
+def _cut(row: _Row, bound: int | None) -> None:
+    """Drop tokens past ``bound``: only forced ones can be there, since rounds never sample past it."""
+    if bound is not None:
+        del row.ids[bound:], row.forced[bound:], row.logprobs[bound:]
+
+
+def _round_seed(seed: int, offset: int) -> int:
+    """The request's seed for its first round; a derived one for a round that continues at ``offset``."""
+    return seed if offset == 0 else (seed * 1_000_003 + offset) % _SEED_MODULUS
+
+
+def _smallest(*limits: int | None) -> int | None:
+    known = [limit for limit in limits if limit is not None]
+    return min(known) if known else None
