@@ -18,7 +18,7 @@ delimiter is taken back and s1's ``Wait`` is forced in its place, at most
 ``max_extensions`` times. Departure from s1: the budget is counted in the model's own
 sampled tokens; forced tokens never count towards it.
 
-*Probe* (the cheap sweep): under cap-only forcing, a trace capped at B is the first
+*Sweep* (the cheap sweep): under cap-only forcing, a trace capped at B is the first
 B thinking tokens of the same trace generated with a larger cap, because the cap
 does not change any token before it. So ``probe`` takes traces generated once at
 B_max and, for each smaller budget, only truncates the thinking, forces the
@@ -100,6 +100,39 @@ def reusable_at(trace: Trace, budget: int) -> bool:
     if trace.finish_reason == "eos" or (trace.answer is None):
         return budget > trace.thinking_tokens
     return budget >= trace.thinking_tokens
+
+
+def sweep(
+    generator: Generator,
+    requests: Sequence[GenerationRequest],
+    budgets: Sequence[int],
+    sampling: SamplingConfig,
+    budget: Budget | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[int, list[Trace]]:
+    """Traces for every budget in ``budgets`` at about the cost of one run at the largest.
+
+    ``budget`` gives the other forcing settings (its cap is replaced by ``max(budgets)``).
+    Returns ``{B: [trace per request]}``.
+    """
+    if not budgets:
+        raise ValueError("budgets is empty; give the thinking caps to sweep, e.g. [16, 32, 64]")
+    if min(budgets) < 0:
+        raise ValueError(f"budgets {sorted(budgets)} include a negative cap; budgets are 0 or more tokens")
+    top = max(budgets)
+    budget = replace(budget or Budget(), max_thinking_tokens=top)
+    if not budget.cap_only:
+        raise ValueError(
+            f"a sweep needs cap-only forcing, but min_thinking_tokens={budget.min_thinking_tokens}: "
+            "'Wait' extensions change the thinking itself, so run each budget separately"
+        )
+    lower = sorted({b for b in budgets if b < top})
+    if hasattr(generator, "sweep"):
+        return generator.sweep(requests, sampling, budget, lower, progress)
+    traces = generator.generate(requests, sampling, budget, progress)
+    out = probe(generator, requests, traces, lower, sampling, budget, progress) if lower else {}
+    out[top] = traces
+    return out
 
 
 def probe(

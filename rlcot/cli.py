@@ -53,11 +53,12 @@ def models() -> None:
 def generate(
     out: Path = typer.Option(..., help="JSONL file of traces; an existing one is resumed"),
     model: str = typer.Option("smollm2-135m", help="built-in name, local directory or hub id"),
-    task: str = typer.Option("arith", help="built-in task"),
+    task: str = typer.Option("arith", help="arith, gsm8k, sudoku, crossword, or jsonl:PATH"),
+    data: Optional[str] = typer.Option(None, help="JSONL file for file-backed tasks (gsm8k)"),
     n: int = typer.Option(4, help="number of task rows"),
     budget: Optional[int] = typer.Option(None, help="thinking-token cap (none: think until done)"),
     min_thinking: int = typer.Option(0, help="force 'Wait' while thinking is shorter than this"),
-    max_answer_tokens: int = typer.Option(64, help="bound on the answer after thinking"),
+    max_answer_tokens: Optional[int] = typer.Option(None, help="bound on the answer (default: the task's)"),
     temperature: float = typer.Option(0.0, help="0 is greedy"),
     top_p: float = typer.Option(1.0),
     seed: int = typer.Option(0, help="task rows and sampling: row i uses seed + i"),
@@ -73,9 +74,9 @@ def generate(
     from .tasks import get_task
 
     try:
-        chosen = get_task(task)
+        chosen = get_task(task, data=data)
         forcing = Budget(max_thinking_tokens=budget, min_thinking_tokens=min_thinking,
-                         max_answer_tokens=max_answer_tokens)
+                         max_answer_tokens=max_answer_tokens or chosen.max_answer_tokens)
         sampling = SamplingConfig(temperature=temperature, top_p=top_p)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -90,7 +91,7 @@ def generate(
     generator, tokenizer, protocol = _load_generator(backend, model, device, batch_size)
     requests = chosen.requests(rows, tokenizer, protocol, seed=seed)
     pending = [(row, req) for row, req in zip(rows, requests) if row["id"] not in done]
-    _write_run_info(out, dict(command="generate", model=model, task=task, n=n, budget=forcing.__dict__,
+    _write_run_info(out, dict(command="generate", model=model, task=task, data=data, n=n, budget=forcing.__dict__,
                               sampling=sampling.__dict__, seed=seed, backend=backend))
     with _progress() as bar, out.open("a") as sink:
         job = bar.add_task(f"generating ({len(done)} resumed)", total=len(pending))
@@ -111,8 +112,8 @@ def demo(
     budgets: str = typer.Option("0,16,64", help="comma-separated thinking budgets"),
     model: str = typer.Option("smollm2-135m"),
 ) -> None:
-    """Budget-forced generation on the default model: one run at the largest budget, probed below it."""
-    from .budget import Budget, probe
+    """Budget-forced generation on the default model: one run at the largest budget, forked below it."""
+    from .budget import Budget, sweep
     from .generation.base import SamplingConfig
     from .tasks import get_task
 
@@ -127,23 +128,103 @@ def demo(
     with console.status(f"loading {model}"):
         generator, tokenizer, protocol = _load_generator("hf", model, "cpu", 64)
     requests = task.requests(rows, tokenizer, protocol)
-    sampling, top = SamplingConfig(), Budget(max_thinking_tokens=caps[-1], max_answer_tokens=16)
     with _progress() as bar:
-        job = bar.add_task(f"thinking up to {caps[-1]} tokens", total=len(requests) * len(caps))
-        base = generator.generate(requests, sampling, top, progress=lambda k: bar.advance(job, k))
-        sweep = probe(generator, requests, base, caps[:-1], sampling, top, progress=lambda k: bar.advance(job, k))
+        job = bar.add_task(f"thinking up to {caps[-1]} tokens, forking at {caps[:-1]}", total=len(requests) * len(caps))
+        traces = sweep(generator, requests, caps, SamplingConfig(), Budget(max_answer_tokens=16),
+                       progress=lambda k: bar.advance(job, k))
         bar.update(job, completed=len(requests) * len(caps))
-    sweep[caps[-1]] = base
     table = Table(title=f"{model}: answers by thinking budget (greedy)")
     table.add_column("question", max_width=48)
     table.add_column("gold")
     for cap in caps:
         table.add_column(f"B={cap}", max_width=22)
     for i, row in enumerate(rows):
-        cells = [_answer_cell(sweep[cap][i]) for cap in caps]
+        cells = [_answer_cell(traces[cap][i]) for cap in caps]
         table.add_row(row["question"], row["answer"], *cells)
     console.print(table)
     console.print("cell: answer text after thinking, then [dim](thinking tokens, how thinking ended)[/dim]")
+
+
+@app.command()
+def score(
+    input: Path = typer.Option(..., "--input", help="JSONL: rows with 'completion' and the example's fields, "
+                                                    "or traces from `rlcot generate`"),
+    out: Path = typer.Option(..., help="JSONL: each row with its verdict and score"),
+    verifier: str = typer.Option(..., help="math, sudoku, crossword, a plugin name, or module.path:attr"),
+    scheme: str = typer.Option("default", help="default (hedge/abstain), binary, or a YAML file of HedgeScheme"),
+) -> None:
+    """Score completions with a verifier; bad rows go to OUT.rejects.jsonl with their line numbers."""
+    from verifiers import get_verifier
+
+    from .tasks import read_jsonl
+
+    try:
+        judge = get_verifier(verifier)
+        rewards = _load_scheme(scheme)
+    except (ValueError, TypeError) as err:
+        _fail(str(err))
+    if not input.is_file():
+        _fail(f"--input {str(input)!r} does not exist; pass a JSONL file of completions")
+    rejects_path = out.with_name(out.name + ".rejects.jsonl")
+    counts: dict[str, int] = {}
+    hedged = total = rejected = 0
+    score_sum = 0.0
+    with out.open("w") as sink, rejects_path.open("w") as rejects:
+        for number, row, error in read_jsonl(input, required=("completion",)):
+            verdict = None
+            if error is None:
+                example = row.get("row", row)  # traces from `rlcot generate` nest the task row
+                try:
+                    verdict = judge.verify(row["completion"], example)
+                except (ValueError, TypeError, KeyError) as err:
+                    error = f"{err.__class__.__name__}: {err}"
+            if verdict is None:
+                rejected += 1
+                errors.print(f"{input}:{number}: {error}; written to {rejects_path.name}")
+                rejects.write(json.dumps({"line": number, "error": error}) + "\n")
+                continue
+            points = rewards.score(verdict)
+            sink.write(json.dumps({**row, "verdict": verdict.to_dict(), "score": points}) + "\n")
+            counts[verdict.outcome] = counts.get(verdict.outcome, 0) + 1
+            hedged += verdict.hedged
+            total += 1
+            score_sum += points
+    _print_score_summary(counts, total, hedged, score_sum, rejected, out)
+
+
+def _load_scheme(scheme: str):
+    from verifiers import BINARY, HedgeScheme
+
+    if scheme == "default":
+        return HedgeScheme()
+    if scheme == "binary":
+        return BINARY
+    path = Path(scheme)
+    if not path.is_file():
+        raise ValueError(f"--scheme {scheme!r} is not default, binary or an existing YAML file")
+    import yaml
+
+    values = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(values) - set(HedgeScheme.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"{path}: unknown scheme field(s) {', '.join(unknown)}; "
+                         f"use {', '.join(HedgeScheme.__dataclass_fields__)}")
+    return HedgeScheme(**values)
+
+
+def _print_score_summary(counts: dict, total: int, hedged: int, score_sum: float, rejected: int, out: Path) -> None:
+    table = Table(title=f"scored {total} rows -> {out}")
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    table.add_column("share", justify="right")
+    for outcome in ("correct", "wrong", "abstain", "unparsed"):
+        count = counts.get(outcome, 0)
+        table.add_row(outcome, str(count), f"{count / total:.1%}" if total else "-")
+    console.print(table)
+    if total:
+        console.print(f"hedge rate {hedged / total:.1%} | mean score {score_sum / total:+.3f}")
+    if rejected:
+        console.print(f"[yellow]{rejected} rejected row(s)[/yellow] in {out.name}.rejects.jsonl")
 
 
 def _answer_cell(trace) -> str:

@@ -1,38 +1,57 @@
-"""Tasks: a dataset builder, an answer cue for budget forcing, and (later) a verifier.
+"""Tasks: a dataset builder, the verifier that scores it, and the answer cue for forcing.
+
+A task ties the pieces of one problem family together: rows (plain dicts with at
+least ``id`` and ``question``, and the fields its verifier reads), the verifier's
+registered name, the instruction the prompt carries, the cue budget forcing appends
+after a capped thought, and how long an answer may be.
 
 Every procedural item is seeded as ``seed + index`` (reasoning-gym's convention), so
 any row can be rebuilt alone and a dataset of n rows is a prefix of one of n + 1.
-A row is a plain dict with at least ``id``, ``question`` and ``answer``.
+
+Built-ins: ``arith`` (with unanswerable variants for abstention), ``gsm8k`` (a JSONL
+file, or the hub where one is reachable), ``sudoku``, ``crossword``, and
+``jsonl:PATH`` for a user's own rows scored by a named verifier.
 """
 
 from __future__ import annotations
 
+import json
 import random
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, Sequence
 
 from .generation.base import GenerationRequest
-from .thinking import ThinkingProtocol
+from .thinking import DEFAULT_INSTRUCTION, ThinkingProtocol
 
 MATH_CUE = "The final answer is \\boxed{"
+ABSTAIN_HINT = " If the problem cannot be answered, write \\boxed{IDK}."
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
     description: str
-    answer_cue: str
+    verifier: str  # a name for verifiers.get_verifier
+    answer_cue: str = MATH_CUE
+    instruction: str = DEFAULT_INSTRUCTION
+    max_answer_tokens: int = 64
 
     def rows(self, n: int, seed: int = 0) -> list[dict]:
         raise NotImplementedError
+
+    def question(self, row: dict) -> str:
+        return row["question"]
 
     def requests(
         self, rows: Sequence[dict], tokenizer, protocol: ThinkingProtocol, seed: int = 0
     ) -> list[GenerationRequest]:
         """One request per row; request i samples with seed ``seed + i``."""
+        if protocol.instruct and protocol.instruction == DEFAULT_INSTRUCTION:
+            protocol = replace(protocol, instruction=self.instruction)
         requests = []
         for index, row in enumerate(rows):
-            prompt = protocol.build_prompt(tokenizer, row["question"])
+            prompt = protocol.build_prompt(tokenizer, self.question(row))
             requests.append(
                 GenerationRequest(
                     prompt=prompt,
@@ -45,42 +64,51 @@ class Task:
         return requests
 
 
+def _check_n(n: int) -> None:
+    if n < 0:
+        raise ValueError(f"n={n} is negative; ask for at least 0 rows")
+
+
+# ---------------------------------------------------------------------- arith
+
 _NAMES = ("Tom", "Sara", "Ali", "Mei", "Lena", "Omar", "Ravi", "Ana", "Ben", "Zoe")
 _ITEMS = ("apples", "marbles", "pencils", "stickers", "books", "coins", "cards", "shells")
 
 
-def _add(rng: random.Random, name: str, item: str) -> tuple[str, int]:
+def _add(rng: random.Random, name: str, item: str) -> tuple[str, int, str]:
     a, b = rng.randint(2, 60), rng.randint(2, 60)
-    return f"{name} has {a} {item} and buys {b} more. How many {item} does {name} have now?", a + b
+    question = f"{name} has {a} {item} and buys {b} more. How many {item} does {name} have now?"
+    return question, a + b, f"{name} has some {item} and buys {b} more. How many {item} does {name} have now?"
 
 
-def _subtract(rng: random.Random, name: str, item: str) -> tuple[str, int]:
+def _subtract(rng: random.Random, name: str, item: str) -> tuple[str, int, str]:
     a = rng.randint(10, 90)
     b = rng.randint(1, a - 1)
-    return f"{name} has {a} {item} and gives away {b}. How many {item} does {name} have left?", a - b
+    question = f"{name} has {a} {item} and gives away {b}. How many {item} does {name} have left?"
+    return question, a - b, f"{name} has a bag of {item} and gives away {b}. How many {item} does {name} have left?"
 
 
-def _multiply(rng: random.Random, name: str, item: str) -> tuple[str, int]:
+def _multiply(rng: random.Random, name: str, item: str) -> tuple[str, int, str]:
     boxes, each = rng.randint(2, 9), rng.randint(2, 12)
-    return f"{name} has {boxes} boxes with {each} {item} in each box. How many {item} does {name} have?", boxes * each
+    question = f"{name} has {boxes} boxes with {each} {item} in each box. How many {item} does {name} have?"
+    return question, boxes * each, f"{name} has {boxes} boxes of {item}. How many {item} does {name} have?"
 
 
-def _divide(rng: random.Random, name: str, item: str) -> tuple[str, int]:
+def _divide(rng: random.Random, name: str, item: str) -> tuple[str, int, str]:
     friends, each = rng.randint(2, 8), rng.randint(2, 10)
     total = friends * each
-    return (
-        f"{name} shares {total} {item} equally among {friends} friends. How many {item} does each friend get?",
-        each,
-    )
+    question = f"{name} shares {total} {item} equally among {friends} friends. How many {item} does each friend get?"
+    return question, each, f"{name} shares {total} {item} equally among some friends. How many does each friend get?"
 
 
-def _two_step(rng: random.Random, name: str, item: str) -> tuple[str, int]:
+def _two_step(rng: random.Random, name: str, item: str) -> tuple[str, int, str]:
     a, b = rng.randint(5, 40), rng.randint(2, 30)
     c = rng.randint(1, a + b - 1)
-    return (
-        f"{name} has {a} {item}, finds {b} more, then gives {c} to a friend. How many {item} does {name} have now?",
-        a + b - c,
+    question = (
+        f"{name} has {a} {item}, finds {b} more, then gives {c} to a friend. How many {item} does {name} have now?"
     )
+    missing = f"{name} has {a} {item}, finds some more, then gives {c} to a friend. How many does {name} have now?"
+    return question, a + b - c, missing
 
 
 _TEMPLATES = (_add, _subtract, _multiply, _divide, _two_step)
@@ -88,30 +116,210 @@ _TEMPLATES = (_add, _subtract, _multiply, _divide, _two_step)
 
 @dataclass(frozen=True)
 class ArithTask(Task):
-    """Small arithmetic word problems with integer answers (+, -, x, /, two steps)."""
+    """Small arithmetic word problems with integer answers (+, -, x, /, two steps).
+
+    ``unanswerable``: the fraction of rows whose problem lacks a needed quantity;
+    their ``answer`` is None and ``answerable`` False, so the only right move is to
+    abstain (``\\boxed{IDK}``), which gives abstention something to learn.
+    """
 
     name: str = "arith"
     description: str = "procedural arithmetic word problems with integer answers"
-    answer_cue: str = MATH_CUE
+    verifier: str = "math"
+    unanswerable: float = 0.0
+
+    def __post_init__(self):
+        if not 0 <= self.unanswerable <= 1:
+            raise ValueError(f"unanswerable={self.unanswerable} must be a fraction in [0, 1]")
+        if self.unanswerable and self.instruction == DEFAULT_INSTRUCTION:
+            object.__setattr__(self, "instruction", DEFAULT_INSTRUCTION + ABSTAIN_HINT)
 
     def item(self, index: int, seed: int = 0) -> dict:
         rng = random.Random(seed + index)
         template = _TEMPLATES[rng.randrange(len(_TEMPLATES))]
-        question, answer = template(rng, rng.choice(_NAMES), rng.choice(_ITEMS))
-        return {"id": f"arith-{seed + index}", "question": question, "answer": str(answer), "kind": template.__name__[1:]}
+        question, answer, missing = template(rng, rng.choice(_NAMES), rng.choice(_ITEMS))
+        row = {"id": f"arith-{seed + index}", "question": question, "answer": str(answer),
+               "kind": template.__name__[1:], "answerable": True}
+        if self.unanswerable and rng.random() < self.unanswerable:
+            row.update(question=missing, answer=None, answerable=False)
+        return row
 
     def rows(self, n: int, seed: int = 0) -> list[dict]:
-        if n < 0:
-            raise ValueError(f"n={n} is negative; ask for at least 0 rows")
+        _check_n(n)
         return [self.item(index, seed) for index in range(n)]
+
+
+# ---------------------------------------------------------------------- jsonl files
+
+
+def read_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[tuple[int, dict | None, str | None]]:
+    """Yield ``(line_number, row, error)`` for each non-blank line: a row, or why not."""
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                yield number, None, f"invalid JSON ({err.msg} at column {err.colno})"
+                continue
+            if not isinstance(row, dict):
+                yield number, None, f"expected a JSON object, got {type(row).__name__}"
+                continue
+            missing = [key for key in required if key not in row]
+            if missing:
+                yield number, None, f"missing field(s) {', '.join(missing)}"
+                continue
+            yield number, row, None
+
+
+@dataclass(frozen=True)
+class JsonlTask(Task):
+    """A user's rows (``question`` and ``answer`` at least) scored by a named verifier."""
+
+    name: str = "jsonl"
+    description: str = "rows from a JSONL file"
+    verifier: str = "math"
+    path: str = ""
+    id_prefix: str = ""  # row ids are PREFIX-LINE where a row has no id; default: the file's stem
+
+    def rows(self, n: int, seed: int = 0) -> list[dict]:
+        """The first n rows in file order (``seed`` only seeds sampling)."""
+        _check_n(n)
+        path = Path(self.path)
+        if not path.is_file():
+            raise ValueError(f"task file {str(path)!r} does not exist; pass the path of a JSONL file")
+        rows = []
+        for number, row, error in read_jsonl(path, required=("question",)):
+            if error:
+                raise ValueError(f"{path}:{number}: {error}; fix the line or remove it")
+            rows.append({**row, "id": row.get("id", f"{self.id_prefix or path.stem}-{number}")})
+            if len(rows) == n:
+                break
+        return rows
+
+
+@dataclass(frozen=True)
+class GSM8KTask(JsonlTask):
+    """GSM8K (Cobbe et al. 2021): grade-school word problems, gold after ``####``."""
+
+    name: str = "gsm8k"
+    description: str = "GSM8K word problems (JSONL file, or the hub where reachable)"
+    verifier: str = "math"
+    path: str = ""
+    hub_id: str = "openai/gsm8k"
+    split: str = "test"
+
+    def rows(self, n: int, seed: int = 0) -> list[dict]:
+        if not self.path:
+            return self._hub_rows(n)
+        # ids name the split's file, so train and test rows never share one
+        return JsonlTask.rows(replace(self, id_prefix=f"gsm8k-{Path(self.path).stem}"), n, seed)
+
+    def _hub_rows(self, n: int) -> list[dict]:
+        try:
+            import datasets
+
+            data = datasets.load_dataset(self.hub_id, "main", split=self.split)
+        except Exception as err:  # noqa: BLE001 - any hub failure gets the same advice
+            raise ValueError(
+                f"cannot load {self.hub_id!r} from the hub ({err.__class__.__name__}); pass a local file instead, "
+                "e.g. --data ../shared/data/gsm8k/test.jsonl"
+            ) from None
+        return [{**data[i], "id": f"gsm8k-{self.split}-{i + 1}"} for i in range(min(n, len(data)))]
+
+
+# ---------------------------------------------------------------------- puzzles
+
+SUDOKU_INSTRUCTION = (
+    "Think step by step between <think> and </think>. "
+    "After </think>, write the completed grid, one row per line, digits separated by spaces."
+)
+CROSSWORD_INSTRUCTION = (
+    "Think step by step between <think> and </think>. "
+    "After </think>, write every entry as 1A: WORD or 2D: WORD, one per line."
+)
+
+
+@dataclass(frozen=True)
+class SudokuTask(Task):
+    name: str = "sudoku"
+    description: str = "sudoku puzzles with unique solutions (4x4, 6x6, 9x9)"
+    verifier: str = "sudoku"
+    answer_cue: str = "The completed grid:\n"
+    instruction: str = SUDOKU_INSTRUCTION
+    max_answer_tokens: int = 200
+    size: int = 4
+    difficulty: str = "easy"
+
+    def rows(self, n: int, seed: int = 0) -> list[dict]:
+        from verifiers.sudoku import generate
+
+        _check_n(n)
+        return [{**row, "question": self.question(row)} for row in
+                generate(n, size=self.size, seed=seed, difficulty=self.difficulty)]
+
+    def question(self, row: dict) -> str:
+        size = row.get("size") or int(len(row["puzzle"]) ** 0.5)
+        lines = [" ".join(row["puzzle"][r * size : (r + 1) * size]) for r in range(size)]
+        return f"Solve this {size}x{size} sudoku ('.' is a blank):\n" + "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CrosswordTask(Task):
+    name: str = "crossword"
+    description: str = "mini crosswords (3x3 to 5x5) with WordNet clues"
+    verifier: str = "crossword"
+    answer_cue: str = "1A:"
+    instruction: str = CROSSWORD_INSTRUCTION
+    max_answer_tokens: int = 120
+    size: int = 4
+
+    def rows(self, n: int, seed: int = 0) -> list[dict]:
+        from verifiers.crossword import generate
+
+        _check_n(n)
+        return [{**row, "question": self.question(row)} for row in generate(n, size=self.size, seed=seed)]
+
+    def question(self, row: dict) -> str:
+        clues = []
+        for direction, letter in (("across", "A"), ("down", "D")):
+            for number, clue in sorted(row["clues"].get(direction, {}).items(), key=lambda kv: int(kv[0])):
+                clues.append(f"{number}{letter}: {clue}")
+        return (
+            "Solve this crossword ('#' is a black square, '.' a blank):\n"
+            + "\n".join(row["grid"])
+            + "\nClues:\n"
+            + "\n".join(clues)
+        )
 
 
 TASKS: dict[str, Task] = {
     "arith": ArithTask(),
+    "gsm8k": GSM8KTask(),
+    "sudoku": SudokuTask(),
+    "crossword": CrosswordTask(),
 }
 
 
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
-    return TASKS[name]
+def get_task(name: str, data: str | None = None, verifier: str | None = None, **options) -> Task:
+    """A task by name; ``jsonl:PATH`` (or ``data=``) reads rows from a file.
+
+    ``options`` set task fields (``unanswerable=0.2``, ``size=9``, ...).
+    """
+    if name.startswith("jsonl:"):
+        task: Task = JsonlTask(path=name[len("jsonl:") :], verifier=verifier or "math")
+    elif name in TASKS:
+        task = TASKS[name]
+        if data is not None:
+            if not isinstance(task, JsonlTask):
+                raise ValueError(f"task {name!r} is generated, not read from a file; drop --data")
+            task = replace(task, path=data)
+    else:
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)} or jsonl:PATH")
+    if verifier is not None:
+        task = replace(task, verifier=verifier)
+    unknown = [key for key in options if key not in task.__dataclass_fields__]
+    if unknown:
+        raise ValueError(f"task {name!r} has no option(s) {', '.join(unknown)}")
+    return replace(task, **options) if options else task

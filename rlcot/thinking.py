@@ -27,9 +27,10 @@ from dataclasses import dataclass
 OPEN = "<think>"
 CLOSE = "</think>"
 
+# No placeholder inside the box: the default model copies "\boxed{answer}" verbatim.
 DEFAULT_INSTRUCTION = (
-    "Think step by step between <think> and </think>, then give the final answer "
-    "after </think> as \\boxed{answer}."
+    "Think step by step between <think> and </think>. "
+    "After </think>, write the final answer as a number inside \\boxed{}."
 )
 
 

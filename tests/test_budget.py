@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlcot.budget import Budget, answer_complete, probe, reusable_at
+from rlcot.budget import Budget, answer_complete, probe, reusable_at, sweep
 from rlcot.generation.base import SamplingConfig
 from rlcot.generation.hf import HFGenerator
 from tests.conftest import make_request
@@ -84,3 +84,41 @@ def test_probe_refuses_what_it_cannot_answer_exactly(tiny_model, tokenizer, prot
     request = make_request(tokenizer, protocol)
     with pytest.raises(ValueError, match=message):
         probe(generator, [request], [None], budgets, SamplingConfig(), budget)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_sweep_by_forking_equals_fresh_capped_runs_and_probing(tiny_model, tokenizer, protocol, temperature):
+    generator = HFGenerator(tiny_model, tokenizer, protocol)
+    sampling = SamplingConfig(temperature=temperature)
+    requests = [make_request(tokenizer, protocol, q, seed=i, rid=i)
+                for i, q in enumerate(["What is 2 + 3?", "Compute 7 * 6, please.", "Halve 10."])]
+    settings = Budget(max_answer_tokens=4)
+    budgets = [0, 2, 5, 9]
+    swept = sweep(generator, requests, budgets, sampling, settings)
+    top = generator.generate(requests, sampling, Budget(max_thinking_tokens=9, max_answer_tokens=4))
+    probed = probe(generator, requests, top, budgets[:-1], sampling, Budget(max_thinking_tokens=9, max_answer_tokens=4))
+    for cap in budgets:
+        fresh = [generator.generate([r], sampling, Budget(max_thinking_tokens=cap, max_answer_tokens=4))[0]
+                 for r in requests]
+        assert [t.completion_ids for t in swept[cap]] == [t.completion_ids for t in fresh]
+        assert all(t.budget == cap and t.thinking_tokens == cap for t in swept[cap])
+        if cap < 9:
+            assert [t.completion_ids for t in probed[cap]] == [t.completion_ids for t in fresh]
+
+
+def test_sweep_reuses_a_trace_that_closed_before_a_budget(scripted, tokenizer, protocol):
+    model, request = scripted("5.</think> \\boxed{5}")
+    k = len(tokenizer.encode("5.</think>", add_special_tokens=False))
+    swept = sweep(HFGenerator(model, tokenizer, protocol), [request], [k - 1, k + 3, 20], SamplingConfig())
+    assert swept[k - 1][0].capped and swept[k - 1][0].thinking_tokens == k - 1
+    assert swept[k + 3][0].finish_reason == swept[20][0].finish_reason == "closed"
+    assert swept[k + 3][0].completion_ids == swept[20][0].completion_ids and swept[k + 3][0].budget == k + 3
+
+
+@pytest.mark.parametrize(
+    "budgets, budget, message",
+    [([], None, "empty"), ([-1, 4], None, "negative"), ([4, 8], Budget(min_thinking_tokens=2), "cap-only")],
+)
+def test_sweep_refuses_bad_budgets(tiny_model, tokenizer, protocol, budgets, budget, message):
+    with pytest.raises(ValueError, match=message):
+        sweep(HFGenerator(tiny_model, tokenizer, protocol), [], budgets, SamplingConfig(), budget)

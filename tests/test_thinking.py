@@ -29,7 +29,7 @@ def test_split_completion_follows_the_documented_rules(text, thinking, answer):
 def test_prompt_prefills_think_and_carries_the_instruction(tokenizer):
     prompt = ThinkingProtocol().build_prompt(tokenizer, "What is 2 + 3?")
     assert prompt.endswith("<|im_start|>assistant\n<think>\n")
-    assert "What is 2 + 3?" in prompt and "\\boxed{answer}" in prompt
+    assert "What is 2 + 3?" in prompt and "inside \\boxed{}" in prompt
 
 
 class _ThinkingTemplate:

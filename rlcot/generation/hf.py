@@ -34,7 +34,7 @@ lock-step. Details that matter for speed and exactness:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import torch
@@ -65,6 +65,8 @@ class _Row:
     eos_in_thinking: bool = False
     finish: str | None = None
     position: int = 0  # position id of the next token fed
+    cap: int | None = None  # this row's thinking cap (a fork's is smaller than its parent's)
+    fork_due: bool = False  # reached a sweep budget while thinking: spawn a capped copy
 
     @property
     def cue_forced(self) -> bool:
@@ -103,7 +105,6 @@ class HFGenerator:
 
     # ------------------------------------------------------------------ public
 
-    @torch.inference_mode()
     def generate(
         self,
         requests: Sequence[GenerationRequest],
@@ -111,29 +112,80 @@ class HFGenerator:
         budget,
         progress: ProgressCallback | None = None,
     ) -> list[Trace]:
+        return self._generate(requests, sampling, budget, progress, fork_at=())[budget.max_thinking_tokens]
+
+    def sweep(
+        self,
+        requests: Sequence[GenerationRequest],
+        sampling: SamplingConfig,
+        budget,
+        budgets: Sequence[int],
+        progress: ProgressCallback | None = None,
+    ) -> dict[int, list[Trace]]:
+        """Traces under every cap in ``budgets`` (all below ``budget``'s), in one run at the top cap.
+
+        A row that reaches a smaller budget while still thinking forks: the copy takes
+        a duplicate of the row's KV cache, is capped there and decodes its answer in the
+        same batch. Nothing is recomputed, so the sweep costs one run plus ~20 tokens a
+        fork. A row that finished thinking earlier serves every budget it fits under.
+        """
+        return self._generate(requests, sampling, budget, progress, fork_at=tuple(budgets))
+
+    @torch.inference_mode()
+    def _generate(self, requests, sampling, budget, progress, fork_at) -> dict[int | None, list[Trace]]:
         for request in requests:
             _check_request(request, budget)
+        self._fork_at = frozenset(fork_at)
         # Similar lengths share a batch: less padding in the prefill and the cache.
         order = sorted(range(len(requests)), key=lambda i: -(len(requests[i].prompt_ids) + len(requests[i].resume_ids)))
-        traces: list[Trace | None] = [None] * len(requests)
+        top = budget.max_thinking_tokens
+        out: dict[int | None, list] = {cap: [None] * len(requests) for cap in (top, *fork_at)}
         for start in range(0, len(order), self.batch_size):
-            rows = [self._new_row(i, requests[i], budget) for i in order[start : start + self.batch_size]]
+            rows = [self._new_row(i, requests[i], top) for i in order[start : start + self.batch_size]]
             for row in self._run_batch(rows, sampling, budget, progress):
-                traces[row.index] = self._to_trace(row, budget)
-        return traces  # type: ignore[return-value]
+                out[row.cap][row.index] = self._to_trace(row)
+        from ..budget import reusable_at
+
+        for cap in fork_at:  # rows that finished thinking before reaching this budget
+            for i, trace in enumerate(out[cap]):
+                if trace is None:
+                    parent = out[top][i]
+                    if not reusable_at(parent, cap):
+                        raise RuntimeError(f"no trace for budget {cap} of request {i}: a fork was missed")
+                    out[cap][i] = replace(parent, budget=cap)
+        return out
 
     # --------------------------------------------------------------- the loop
 
-    def _new_row(self, index: int, request: GenerationRequest, budget) -> _Row:
-        return _Row(index=index, request=request, cue_ids=self.encode(request.answer_cue))
+    def _new_row(self, index: int, request: GenerationRequest, cap: int | None) -> _Row:
+        return _Row(index=index, request=request, cue_ids=self.encode(request.answer_cue), cap=cap)
+
+    def _fork(self, row: _Row, cap: int) -> _Row:
+        """A copy of a thinking row, capped at ``cap`` (its thinking token count now)."""
+        child = _Row(
+            index=row.index, request=row.request, cue_ids=row.cue_ids, ids=list(row.ids), forced=list(row.forced),
+            logprobs=list(row.logprobs), columns=list(row.columns), thinking_tokens=row.thinking_tokens,
+            extensions=row.extensions, position=row.position, cap=cap,
+        )
+        self._maybe_cap(child)
+        return child
 
     def _run_batch(self, rows: list[_Row], sampling: SamplingConfig, budget, progress) -> list[_Row]:
         finished: list[_Row] = []
-        cache, mask, logits = self._prefill(rows, budget)
+        cache, mask, logits = self._prefill(rows)
         active = rows
+        # A sweep budget no larger than the resumed thinking (budget 0): fork before the first token.
+        forks = [(r, self._fork(row, row.thinking_tokens)) for r, row in enumerate(rows)
+                 if row.thinking and row.thinking_tokens in self._fork_at]
+        if forks:
+            index = torch.tensor(list(range(len(rows))) + [r for r, _ in forks], device=self.device)
+            cache.batch_select_indices(index)
+            mask, logits = mask[index], logits[index]
+            active = rows + [child for _, child in forks]
         while active:
             tokens, logprobs = self._choose(active, logits, sampling)
             keep: list[int] = []
+            forks: list[tuple[int, _Row]] = []
             for r, row in enumerate(active):
                 if row.pending:
                     self._append(row, row.pending.popleft(), forced=True, logprob=None)
@@ -144,24 +196,28 @@ class HFGenerator:
                     row.finish = "length"
                 if row.finish is None:
                     keep.append(r)
+                    if row.fork_due:
+                        row.fork_due = False
+                        forks.append((r, self._fork(row, row.thinking_tokens)))
                 else:
                     finished.append(row)
             if progress and len(keep) < len(active):
                 progress(len(active) - len(keep))
             if not keep:
                 break
-            if len(keep) < len(active):
-                index = torch.tensor(keep, device=self.device)
+            if len(keep) < len(active) or forks:
+                # one gather: drop finished rows, duplicate the cache rows of forked ones
+                index = torch.tensor(keep + [r for r, _ in forks], device=self.device)
                 cache.batch_select_indices(index)
                 mask = mask[index]
-                active = [active[r] for r in keep]
+                active = [active[r] for r in keep] + [child for _, child in forks]
             logits, mask = self._step(active, cache, mask)
         return finished
 
-    def _prefill(self, rows: list[_Row], budget):
+    def _prefill(self, rows: list[_Row]):
         """One forward over prompt + resumed thinking (+ forced tokens, if already at the cap)."""
         for row in rows:
-            self._replay_resume(row, budget)
+            self._replay_resume(row)
             # A row that starts at its cap (probing, or a cap of 0) has its delimiter and
             # cue decided already: prefill them instead of feeding one per step.
             while row.pending:
@@ -188,14 +244,14 @@ class HFGenerator:
         )
         return out.past_key_values, mask.to(self.device), out.logits[:, -1, :].float()
 
-    def _replay_resume(self, row: _Row, budget) -> None:
+    def _replay_resume(self, row: _Row) -> None:
         """Account for resumed thinking tokens as if the model had just sampled them."""
         request = row.request
         logprobs = list(request.resume_logprobs) or [None] * len(request.resume_ids)
         for token, logprob in zip(request.resume_ids, logprobs):
             self._append(row, token, forced=False, logprob=logprob)
             row.thinking_tokens += 1
-        self._maybe_cap(row, budget)
+        self._maybe_cap(row)
 
     def _step(self, active: list[_Row], cache, mask):
         """Feed each row's newest token; return next-token logits and the grown mask."""
@@ -256,7 +312,8 @@ class HFGenerator:
                     row.thinking = False
                     row.thinking_end = len(row.ids)
             else:
-                self._maybe_cap(row, budget)
+                self._maybe_cap(row)
+                row.fork_due = row.thinking and row.thinking_tokens in self._fork_at
             return
         row.answer_tokens += 1
         if token in self.eos_ids:
@@ -266,8 +323,8 @@ class HFGenerator:
         elif row.answer_tokens >= budget.max_answer_tokens:
             row.finish = "length"
 
-    def _maybe_cap(self, row: _Row, budget) -> None:
-        cap = budget.max_thinking_tokens
+    def _maybe_cap(self, row: _Row) -> None:
+        cap = row.cap
         if cap is not None and row.thinking_tokens >= cap and row.thinking:
             row.thinking = False
             row.capped = True
@@ -329,7 +386,7 @@ class HFGenerator:
 
     # ------------------------------------------------------------- output
 
-    def _to_trace(self, row: _Row, budget) -> Trace:
+    def _to_trace(self, row: _Row) -> Trace:
         return make_trace(
             self.protocol,
             self.decode,
@@ -342,7 +399,7 @@ class HFGenerator:
             answer_tokens=row.answer_tokens,
             finish_reason=row.finish or "length",
             capped=row.capped,
-            budget=budget.max_thinking_tokens,
+            budget=row.cap,
             extensions=row.extensions,
         )
 

@@ -1,0 +1,126 @@
+"""The Verdict, the answer section, and the rules every verifier shares.
+
+A verifier turns a whole assistant turn (``<think>...</think>answer``) and a task
+example into a ``Verdict``. Only the answer section counts (rules in
+``rlcot.thinking.split_completion``): an answer that appears only inside thinking is
+no answer, and a turn whose thinking never closed has no answer section at all.
+
+``Verifier.verify`` applies the shared rules, then calls the domain's ``judge``:
+
+1. No answer section, or an empty one: ``unparsed`` (``no_answer``).
+2. An explicit abstention token (``\\boxed{IDK}``): ``abstain``.
+3. The domain judges the answer section: ``correct``, ``wrong`` or ``unparsed``.
+4. If the domain found no answer and the text abstains ("I don't know"): ``abstain``.
+   If it did find one, abstention phrases count as hedging: saying "I don't know"
+   next to an answer must not turn a wrong answer into a free 0.
+5. ``hedged`` is set from the answer section's hedging lexicon, for every outcome
+   but ``abstain``, so it means the same thing in every domain.
+
+Verdicts are plain frozen dataclasses; scores derive from verdicts (``hedging``),
+never the other way round. This module imports no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
+
+from rlcot.thinking import split_completion
+
+from .hedging import DEFAULT_LEXICON, HedgeLexicon
+
+OUTCOMES = ("correct", "wrong", "abstain", "unparsed")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str
+    hedged: bool = False
+    answer: str | None = None
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome {self.outcome!r} is not one of {', '.join(OUTCOMES)}")
+
+    def to_dict(self) -> dict:
+        return {"outcome": self.outcome, "hedged": self.hedged, "answer": self.answer,
+                "reason": self.reason, "details": dict(self.details)}
+
+
+def answer_section(completion: str) -> str | None:
+    """The part of a completion a verifier may read; None when thinking never closed."""
+    return split_completion(completion).answer
+
+
+def boxed_contents(text: str) -> list[str]:
+    """Contents of every ``\\boxed{...}`` (and ``\\fbox{...}``) in order, nested braces handled.
+
+    An unclosed box is not returned. Linear in the text: 1 MB of braces is fine.
+    """
+    found = []
+    for command in ("\\boxed{", "\\fbox{"):
+        start = text.find(command)
+        while start >= 0:
+            depth, i = 1, start + len(command)
+            while i < len(text) and depth:
+                depth += (text[i] == "{") - (text[i] == "}")
+                i += 1
+            if depth == 0:
+                found.append((start, text[start + len(command) : i - 1]))
+            start = text.find(command, start + len(command))
+    return [content for _, content in sorted(found)]
+
+
+def last_boxed(text: str) -> str | None:
+    boxes = boxed_contents(text)
+    return boxes[-1] if boxes else None
+
+
+class Verifier:
+    """Base class: shared rules in ``verify``; a domain implements ``judge``."""
+
+    name = "verifier"
+
+    def __init__(self, lexicon: HedgeLexicon = DEFAULT_LEXICON):
+        self.lexicon = lexicon
+
+    def judge(self, answer: str, example: Mapping) -> Verdict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def verify(self, completion: str, example: Mapping) -> Verdict:
+        if not isinstance(completion, str):
+            raise TypeError(f"completion must be a str, got {type(completion).__name__}")
+        answer = answer_section(completion)
+        if answer is None or not answer.strip():
+            return Verdict("unparsed", reason="no_answer")
+        if self.lexicon.abstain_token(answer):
+            return Verdict("abstain", answer=None, reason="abstained")
+        verdict = self.judge(answer, example)
+        if verdict.outcome == "unparsed" and self.lexicon.abstains(answer):
+            return Verdict("abstain", reason="abstained")
+        hedged = self.lexicon.hedges(answer) or self.lexicon.abstains(answer)
+        return replace(verdict, hedged=hedged)
+
+    def verify_batch(self, completions: Sequence[str], examples: Sequence[Mapping]) -> list[Verdict]:
+        if len(completions) != len(examples):
+            raise ValueError(f"{len(completions)} completions but {len(examples)} examples; pass one example each")
+        return [self.verify(c, e) for c, e in zip(completions, examples)]
+
+
+class FunctionVerifier(Verifier):
+    """A user's plain function ``f(answer_section, example) -> Verdict | bool`` as a verifier."""
+
+    def __init__(self, function, name: str | None = None, lexicon: HedgeLexicon = DEFAULT_LEXICON):
+        super().__init__(lexicon)
+        self.function = function
+        self.name = name or getattr(function, "__name__", "custom")
+
+    def judge(self, answer: str, example: Mapping) -> Verdict:
+        result = self.function(answer, example)
+        if isinstance(result, Verdict):
+            return result
+        if isinstance(result, bool):
+            return Verdict("correct" if result else "wrong", answer=answer.strip())
+        raise TypeError(f"verifier {self.name!r} returned {type(result).__name__}; return a Verdict or a bool")
