@@ -3,7 +3,8 @@
 ``get_verifier(name)`` takes a registered name (``math``, ``sudoku``, ``crossword``),
 a plugin installed under the entry-point group ``rlcot.verifiers``, or
 ``module.path:attr`` naming a user's own verifier: a ``Verifier`` subclass or
-instance, or a plain function ``f(answer_section, example) -> Verdict | bool``.
+instance, or a plain function ``f(answer_section, example) -> Verdict | bool | None``
+(None: no answer found).
 """
 
 from __future__ import annotations

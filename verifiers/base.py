@@ -110,7 +110,11 @@ class Verifier:
 
 
 class FunctionVerifier(Verifier):
-    """A user's plain function ``f(answer_section, example) -> Verdict | bool`` as a verifier."""
+    """A user's plain function as a verifier.
+
+    ``f(answer_section, example)`` returns a Verdict, a bool (correct or wrong), or
+    None when it finds no answer (``unparsed``, so an "I don't know" abstains).
+    """
 
     def __init__(self, function, name: str | None = None, lexicon: HedgeLexicon = DEFAULT_LEXICON):
         super().__init__(lexicon)
@@ -119,8 +123,10 @@ class FunctionVerifier(Verifier):
 
     def judge(self, answer: str, example: Mapping) -> Verdict:
         result = self.function(answer, example)
+        if result is None:
+            return Verdict("unparsed", reason="no_answer")
         if isinstance(result, Verdict):
             return result
         if isinstance(result, bool):
             return Verdict("correct" if result else "wrong", answer=answer.strip())
-        raise TypeError(f"verifier {self.name!r} returned {type(result).__name__}; return a Verdict or a bool")
+        raise TypeError(f"verifier {self.name!r} returned {type(result).__name__}; return a Verdict, bool or None")

@@ -7,9 +7,10 @@ import pytest
 from verifiers import FunctionVerifier, Verdict, Verifier, boxed_contents, get_verifier, last_boxed
 
 
-def exact(answer: str, example) -> bool:
-    """A user's plain-function verifier: the last box equals the gold."""
-    return last_boxed(answer) == example["answer"]
+def exact(answer: str, example) -> bool | None:
+    """A user's plain-function verifier: the last box equals the gold; None when there is no box."""
+    boxed = last_boxed(answer)
+    return None if boxed is None else boxed == example["answer"]
 
 
 class Exact(Verifier):
@@ -78,7 +79,7 @@ def test_bad_verifier_names_say_what_to_do(name, message):
 
 
 def test_a_function_returning_junk_is_refused():
-    with pytest.raises(TypeError, match="return a Verdict or a bool"):
+    with pytest.raises(TypeError, match="return a Verdict, bool or None"):
         FunctionVerifier(lambda a, e: 3).verify("\\boxed{4}", EXAMPLE)
 
 
