@@ -62,39 +62,15 @@ Departures from the hf backend:
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..budget import answer_complete, cue_opens_braces
 from ..thinking import ThinkingProtocol
 from .base import GenerationRequest, ProgressCallback, SamplingConfig, Trace
-from .hf import _DELIMITER_WINDOW, _check_request, make_trace
+from .forcing import ForcingRules, SequenceState, check_request
 
 INSTALL_HINT = "pip install 'rlcot[vllm]'"
 LOGPROBS_MODE = "processed_logprobs"  # temperature-scaled, like hf's (module docstring)
 _SEED_MODULUS = 2**31 - 1
-
-
-@dataclass
-class _Row:
-    index: int  # position in the caller's request list
-    request: GenerationRequest
-    cue_ids: list[int]
-    ids: list[int] = field(default_factory=list)
-    forced: list[bool] = field(default_factory=list)
-    logprobs: list[float | None] = field(default_factory=list)
-    thinking: bool = True
-    thinking_end: int = 0
-    thinking_tokens: int = 0
-    answer_tokens: int = 0
-    extensions: int = 0
-    capped: bool = False
-    eos_in_thinking: bool = False
-    finish: str | None = None
-
-    @property
-    def cue_forced(self) -> bool:
-        return self.capped or self.eos_in_thinking
 
 
 class VLLMGenerator:
@@ -112,15 +88,8 @@ class VLLMGenerator:
         self.llm = llm if llm is not None else build_llm(self.vllm, self.model, llm_options)
         self.tokenizer = tokenizer if tokenizer is not None else self.llm.get_tokenizer()
         self.eos_ids = _eos_ids(self.tokenizer, self.model)
-        self.close_ids = self.encode(self.protocol.forced_close)
+        self.rules = ForcingRules(self.tokenizer, self.protocol, self.eos_ids)
         self.max_model_len = _max_model_len(self.llm)
-        self._may_close = _tokens_containing(self.tokenizer, self.protocol.close_tag[-1])
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False) if text else []
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     # ------------------------------------------------------------------ public
 
@@ -132,8 +101,8 @@ class VLLMGenerator:
         progress: ProgressCallback | None = None,
     ) -> list[Trace]:
         for request in requests:
-            _check_request(request, budget)
-        rows = [self._new_row(i, request, budget) for i, request in enumerate(requests)]
+            check_request(request, budget)
+        rows = [self.rules.start(i, request, budget.max_thinking_tokens) for i, request in enumerate(requests)]
         active = rows
         while active:
             self._run_round(active, sampling, budget)
@@ -141,28 +110,19 @@ class VLLMGenerator:
             if progress and len(still) < len(active):
                 progress(len(active) - len(still))
             active = still
-        return [self._to_trace(row, budget) for row in rows]
+        return [self.rules.to_trace(row) for row in rows]
 
     # --------------------------------------------------------------- rounds
 
-    def _new_row(self, index: int, request: GenerationRequest, budget) -> _Row:
-        row = _Row(index=index, request=request, cue_ids=self.encode(request.answer_cue))
-        logprobs = list(request.resume_logprobs) or [None] * len(request.resume_ids)
-        for token, logprob in zip(request.resume_ids, logprobs):  # thinking the model already did
-            self._append(row, token, logprob)
-            row.thinking_tokens += 1
-        self._maybe_cap(row, budget)
-        return row
-
-    def _run_round(self, active: list[_Row], sampling: SamplingConfig, budget) -> None:
+    def _run_round(self, active: list[SequenceState], sampling: SamplingConfig, budget) -> None:
         """One ``generate`` call for every row that still has room; consume the outputs."""
         bound = _max_tokens(sampling)
         jobs = []
         for row in active:
             params = self._params(row, sampling, budget)
             if params is None:  # no room: the context is full, or the completion at max_tokens
+                row.cut(bound) if bound is not None else None
                 row.finish = "length"
-                _cut(row, bound)
             else:
                 jobs.append((row, params))
         if not jobs:
@@ -172,17 +132,16 @@ class VLLMGenerator:
         for (row, _), output in zip(jobs, outputs):
             self._consume(row, output.outputs[0], budget)
             if row.finish is None and bound is not None and len(row.ids) >= bound:
-                row.finish = "length"  # hf stops there, even inside forced tokens
-                _cut(row, bound)
+                row.cut(bound)  # hf stops there, even inside forced tokens
 
-    def _room(self, row: _Row, sampling: SamplingConfig) -> int | None:
+    def _room(self, row: SequenceState, sampling: SamplingConfig) -> int | None:
         """Tokens the row may still take: what the context has left, and ``max_tokens``."""
         used = len(row.request.prompt_ids) + len(row.ids)
         context = None if self.max_model_len is None else self.max_model_len - used
         bound = _max_tokens(sampling)
         return _smallest(context, None if bound is None else bound - len(row.ids))
 
-    def _params(self, row: _Row, sampling: SamplingConfig, budget):
+    def _params(self, row: SequenceState, sampling: SamplingConfig, budget):
         """This row's SamplingParams for the next round; None when it has no room left."""
         room = self._room(row, sampling)
         if row.thinking:
@@ -206,123 +165,20 @@ class VLLMGenerator:
             skip_special_tokens=True,  # the text hf's delimiter check decodes
         )
 
-    def _consume(self, row: _Row, output, budget) -> None:
+    def _consume(self, row: SequenceState, output, budget) -> None:
         """Replay one round's tokens through the forcing rules; drop what follows a rule firing."""
         token_ids = list(output.token_ids)
         logprobs = _sampled_logprobs(output, token_ids)
         # vLLM also stops on EOS ids it knows and we may not: a stop not caused by a string is an EOS.
         eos_at_end = output.finish_reason == "stop" and not isinstance(output.stop_reason, str)
         for j, (token, logprob) in enumerate(zip(token_ids, logprobs)):
-            eos = token in self.eos_ids or (eos_at_end and j == len(token_ids) - 1)
-            advance = self._advance_thinking if row.thinking else self._advance_answer
-            self._append(row, token, logprob)
-            if advance(row, eos, budget):
+            eos = token in self.rules.eos_ids or (eos_at_end and j == len(token_ids) - 1)
+            row.append(token, logprob)
+            if self.rules.advance(row, budget, eos):
                 return
         if output.finish_reason == "length" or not token_ids:
             row.finish = "length"  # out of context with no rule firing
         # Otherwise a stop string matched text the delimiter check does not see: go round again.
-
-    # ------------------------------------------------------------ per row
-
-    @staticmethod
-    def _append(row: _Row, token: int, logprob, forced: bool = False) -> None:
-        row.ids.append(int(token))
-        row.forced.append(forced)
-        row.logprobs.append(None if forced or logprob is None else float(logprob))
-
-    def _advance_thinking(self, row: _Row, eos: bool, budget) -> bool:
-        """hf's rules after the model sampled ``row.ids[-1]`` while thinking; True if one fired."""
-        row.thinking_tokens += 1
-        if eos:
-            self._end_thinking_at_eos(row, budget)
-            return True
-        if row.ids[-1] in self._may_close and self._closes(row):
-            if row.thinking_tokens < budget.min_thinking_tokens and row.extensions < budget.max_extensions:
-                self._extend(row, budget)
-            else:
-                row.thinking = False
-                row.thinking_end = len(row.ids)
-            return True
-        return self._maybe_cap(row, budget)
-
-    def _advance_answer(self, row: _Row, eos: bool, budget) -> bool:
-        row.answer_tokens += 1
-        if eos or (row.cue_forced and self._answer_complete(row)):
-            row.finish = self._thinking_ended_by(row)
-        elif row.answer_tokens >= budget.max_answer_tokens:
-            row.finish = "length"
-        return row.finish is not None
-
-    def _maybe_cap(self, row: _Row, budget) -> bool:
-        cap = budget.max_thinking_tokens
-        if cap is None or row.thinking_tokens < cap or not row.thinking:
-            return False
-        row.thinking = False
-        row.capped = True
-        self._force_close(row)
-        return True
-
-    def _force_close(self, row: _Row) -> None:
-        row.thinking_end = len(row.ids) + len(self.close_ids)
-        for token in self.close_ids + row.cue_ids:
-            self._append(row, token, None, forced=True)
-
-    def _end_thinking_at_eos(self, row: _Row, budget) -> None:
-        """The model ended its turn inside thinking (models not trained to think do)."""
-        row.thinking = False
-        row.eos_in_thinking = True
-        if not budget.answer_after_eos:
-            row.thinking_end = len(row.ids)
-            row.finish = "eos"
-            return
-        row.ids.pop(), row.forced.pop(), row.logprobs.pop()  # take the EOS back
-        row.thinking_tokens -= 1
-        self._force_close(row)
-
-    def _closes(self, row: _Row) -> bool:
-        return self.protocol.close_tag in self.decode(row.ids[-_DELIMITER_WINDOW:])
-
-    def _extend(self, row: _Row, budget) -> None:
-        """s1's extension, as hf's ``_extend``: take the delimiter back, force the extension."""
-        close = self.protocol.close_tag
-        start = len(row.ids) - 1
-        while close not in self.decode(row.ids[start:]):  # the token where the delimiter begins
-            start -= 1
-        text = self.decode(row.ids[start:])
-        kept_text = text[: text.index(close)]  # text that shared a token with the delimiter
-        row.thinking_tokens -= sum(not forced for forced in row.forced[start:])
-        del row.ids[start:], row.forced[start:], row.logprobs[start:]
-        row.extensions += 1
-        for token in self.encode(kept_text + budget.extension):
-            self._append(row, token, None, forced=True)
-
-    @staticmethod
-    def _thinking_ended_by(row: _Row) -> str:
-        return "capped" if row.capped else "eos" if row.eos_in_thinking else "closed"
-
-    def _answer_complete(self, row: _Row) -> bool:
-        cue = row.request.answer_cue
-        return cue_opens_braces(cue) and answer_complete(self.decode(row.ids[row.thinking_end :]), cue)
-
-    # ------------------------------------------------------------- output
-
-    def _to_trace(self, row: _Row, budget) -> Trace:
-        return make_trace(
-            self.protocol,
-            self.decode,
-            row.request,
-            completion_ids=row.ids,
-            forced=row.forced,
-            logprobs=row.logprobs,
-            thinking_end=row.thinking_end if not row.thinking else len(row.ids),
-            thinking_tokens=row.thinking_tokens,
-            answer_tokens=row.answer_tokens,
-            finish_reason=row.finish or "length",
-            capped=row.capped,
-            budget=budget.max_thinking_tokens,
-            extensions=row.extensions,
-        )
-
 
 # ------------------------------------------------------------------ helpers
 
@@ -380,12 +236,6 @@ def _max_model_len(llm) -> int | None:
     return None
 
 
-def _tokens_containing(tokenizer, char: str) -> frozenset[int]:
-    """Ids whose piece contains ``char``: only they can complete a string ending in it (as hf)."""
-    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    return frozenset(i for i, piece in enumerate(pieces) if piece is not None and char in piece)
-
-
 def _sampled_logprobs(output, token_ids: list[int]) -> list[float | None]:
     """The logprob vLLM reported for each sampled token (``logprobs=0`` returns just that one)."""
     entries = list(output.logprobs or [])
@@ -400,12 +250,6 @@ def _sampled_logprobs(output, token_ids: list[int]) -> list[float | None]:
 def _max_tokens(sampling: SamplingConfig) -> int | None:
     """``SamplingConfig.max_tokens``: a bound on the whole completion, forced tokens included."""
     return getattr(sampling, "max_tokens", None)
-
-
-def _cut(row: _Row, bound: int | None) -> None:
-    """Drop tokens past ``bound``: only forced ones can be there, since rounds never sample past it."""
-    if bound is not None:
-        del row.ids[bound:], row.forced[bound:], row.logprobs[bound:]
 
 
 def _round_seed(seed: int, offset: int) -> int:
