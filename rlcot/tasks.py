@@ -43,6 +43,14 @@ class Task:
     def question(self, row: dict) -> str:
         return row["question"]
 
+    def gold_answer(self, row: dict) -> str:
+        """The answer section a perfect model writes for ``row`` (contract tests, SFT data)."""
+        if row.get("answerable", True) is False:
+            return "\\boxed{IDK}"
+        answer = row["answer"]
+        gold = answer.split("####")[-1].strip().replace(",", "") if "####" in answer else answer
+        return f"The final answer is \\boxed{{{gold}}}."
+
     def requests(
         self, rows: Sequence[dict], tokenizer, protocol: ThinkingProtocol, seed: int = 0
     ) -> list[GenerationRequest]:
@@ -259,6 +267,10 @@ class SudokuTask(Task):
         return [{**row, "question": self.question(row)} for row in
                 generate(n, size=self.size, seed=seed, difficulty=self.difficulty)]
 
+    def gold_answer(self, row: dict) -> str:
+        size = int(len(row["solution"]) ** 0.5)
+        return "\n".join(" ".join(row["solution"][r * size : (r + 1) * size]) for r in range(size))
+
     def question(self, row: dict) -> str:
         size = row.get("size") or int(len(row["puzzle"]) ** 0.5)
         lines = [" ".join(row["puzzle"][r * size : (r + 1) * size]) for r in range(size)]
@@ -280,6 +292,9 @@ class CrosswordTask(Task):
 
         _check_n(n)
         return [{**row, "question": self.question(row)} for row in generate(n, size=self.size, seed=seed)]
+
+    def gold_answer(self, row: dict) -> str:
+        return "\n".join(row["solution"])
 
     def question(self, row: dict) -> str:
         clues = []

@@ -10,6 +10,8 @@ no answer, and a turn whose thinking never closed has no answer section at all.
 1. No answer section, or an empty one: ``unparsed`` (``no_answer``).
 2. An explicit abstention token (``\\boxed{IDK}``): ``abstain``.
 3. The domain judges the answer section: ``correct``, ``wrong`` or ``unparsed``.
+   A row with ``answerable: False`` (a problem missing a needed quantity) is not
+   sent to the domain: any boxed answer is ``wrong`` (``unanswerable``).
 4. If the domain found no answer and the text abstains ("I don't know"): ``abstain``.
    If it did find one, abstention phrases count as hedging: saying "I don't know"
    next to an answer must not turn a wrong answer into a free 0.
@@ -97,11 +99,22 @@ class Verifier:
             return Verdict("unparsed", reason="no_answer")
         if self.lexicon.abstain_token(answer):
             return Verdict("abstain", answer=None, reason="abstained")
-        verdict = self.judge(answer, example)
+        if example.get("answerable", True) is False:
+            verdict = self._judge_unanswerable(answer)
+        else:
+            verdict = self.judge(answer, example)
         if verdict.outcome == "unparsed" and self.lexicon.abstains(answer):
             return Verdict("abstain", reason="abstained")
         hedged = self.lexicon.hedges(answer) or self.lexicon.abstains(answer)
         return replace(verdict, hedged=hedged)
+
+    @staticmethod
+    def _judge_unanswerable(answer: str) -> Verdict:
+        """A problem missing a needed quantity: every answer is wrong; only abstaining is not."""
+        boxed = last_boxed(answer)
+        if boxed is None:
+            return Verdict("unparsed", reason="no_answer")
+        return Verdict("wrong", answer=boxed, reason="unanswerable")
 
     def verify_batch(self, completions: Sequence[str], examples: Sequence[Mapping]) -> list[Verdict]:
         if len(completions) != len(examples):

@@ -102,3 +102,18 @@ def test_verifiers_import_no_torch():
 
     code = "import sys, verifiers, verifiers.base, verifiers.hedging; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "completion, outcome, hedged",
+    [
+        ("<think>x</think>\\boxed{IDK}", "abstain", False),
+        ("<think>x</think>There is not enough information.", "abstain", False),
+        ("<think>x</think>\\boxed{12}", "wrong", False),  # inventing the missing number is wrong
+        ("<think>x</think>Maybe \\boxed{12}", "wrong", True),
+        ("<think>x</think>Twelve.", "unparsed", False),
+    ],
+)
+def test_unanswerable_rows_reward_only_abstaining(completion, outcome, hedged):
+    verdict = Exact().verify(completion, {"answer": None, "answerable": False})
+    assert (verdict.outcome, verdict.hedged) == (outcome, hedged)
