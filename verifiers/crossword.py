@@ -1,0 +1,572 @@
+"""Mini crosswords: a checker for filled grids, and a generator that fills grids from WordNet.
+
+Representation. A puzzle is three JSON-friendly fields. ``grid``: the empty grid as a
+list of row strings, ``#`` a black square, ``.`` a white one. ``solution``: the same
+rows with every white square's letter (``A``-``Z``). ``clues``:
+``{"across": {"1": "Feline mammal", ...}, "down": {...}}``. Rows may also be given as
+one newline-separated string; letters are read case-insensitively.
+
+Numbering is the standard one: scanning rows top to bottom, left to right, a white
+square gets the next number when it starts an across run (no white square to its
+left, one to its right) or a down run (none above, one below) of length >= 2. An
+entry is named by number and direction, ``1A``, ``2D``; ``number_grid`` computes
+them, and the generator and the checker share it.
+
+What counts as correct. The whole grid must equal ``solution``: same size, same black
+squares, every white square filled with its letter. Another fill made of real words
+is wrong: the clues pin the words. Reasons, the first failing one reported:
+``wrong_size`` (rows or columns differ), ``black_squares_changed`` (a letter on a
+black square or a ``#`` on a white one), ``multiple_answers`` (an entry given two
+different words, or entries that disagree with a grid written beside them),
+``wrong_length`` (an entry's word does not fit its slot), ``conflicting_entries`` (an
+across and a down entry put different letters in the square they share),
+``incomplete`` (white squares left blank), ``wrong_letters``. All are ``wrong``: the
+model committed to an answer. ``details`` always carries per-entry and per-square
+accuracy (``entries_correct``/``entries``, ``cells_correct``/``cells``, ``per_entry``
+``{"1A": True, ...}``), a diagnostic. ``partial_credit=True`` adds
+``details["partial_credit"]``, the fraction of white squares right, for a user who
+wants a graded score (``reward = verdict.details["partial_credit"]``); the outcome
+stays correct or wrong, so the hedge scheme never sees partial credit (a departure
+from reasoning-gym, whose scorers pay fractions and score floors by default).
+
+Reading the answer. Two forms, case-insensitive, in the answer section, or only inside
+the last ``\\boxed{}`` when that box holds one (LaTeX ``\\\\`` rows and ``&`` cells are
+read). *Entries*: ``1A: WORD``, ``1 Across: WORD``, ``2D - WORD``, ``1-down = word``,
+several on a line when separated by ``,`` or ``;``, or under ``Across``/``Down``
+headings as ``1. WORD``; a segment must be a label and one word only, so an echoed
+clue ("1A: Feline mammal") is not read as an answer. *Grid*: one row per line,
+letters and ``#`` (``.``, ``_`` or ``?`` for a blank), spaces or ``|`` between squares
+allowed, in a code block or not. A line with any other character is text and ends a
+grid; lines of ``-``/``+``/``=`` dividers are skipped; a line mixing upper- and
+lower-case letters ("Grid") is text. The last run of >= 2 rows with a letter is the
+grid, as in ``verifiers.sudoku``: an echo of the empty puzzle (no letters) is ignored.
+Text is NFKC-folded first, so fullwidth ``ＣＡＴ`` is ``CAT``; accented letters stay
+themselves and never match ``A``-``Z`` (``É`` is not ``E``): ``wrong_letters``.
+
+Generation (``generate``/``generate_item``). Item i is seeded ``seed + i``. The
+black-square patterns of a ``size`` x ``size`` grid (3 to 5) are every pattern that is
+symmetric under 180-degree rotation, keeps its white squares connected, has no run of
+length 2 (runs are 1 or >= 3 long: entries are 3-5 letters) and every white square in
+an entry, with 0-1 (3x3), 0-4 (4x4) or 2-6 (5x5) black squares (``patterns``: 2, 8
+and 60 of them; ``BLACKS``). An open 5x5 is a double word square, which the ~1,600
+five-letter words rarely fill (3 seeds in 20 within 20,000 search nodes, 1.5 s each),
+so 5x5 grids have at least two blacks. The item draws a number of black squares, then
+a pattern with that many, so each count is equally likely. A backtracking filler fills it from the word file: the slot
+with fewest candidate words first (bitmask indexes per position and letter),
+candidates in an order shuffled by the seed, every crossing slot checked to keep a
+candidate, no word twice in a grid. A fill that exceeds ``FILL_BUDGET`` search nodes
+is abandoned and a pattern with more black squares is drawn (about one 2-black 5x5 in
+seven). Mean time per item on one core: 3x3 1 ms, 4x4 11 ms, 5x5 70 ms (95th
+percentile 0.3 s). Clues are the words' glosses.
+
+Word source and licence. ``verifiers/data/crossword_words.tsv`` holds ~3,100 common
+3-5 letter words (WORD<TAB>clue) built from WordNet 3.0 by
+``scripts/build_crossword_words.py`` (filtering rules in its docstring: words tagged
+at least once in WordNet's sense-tagged corpora, offensive words and senses out,
+clues that give the answer away out). WordNet 3.0 is Copyright 2006 by Princeton
+University; its licence is in ``verifiers/data/WORDNET_LICENSE`` and travels with the
+file.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from importlib import resources
+from types import MappingProxyType
+
+from .base import Verdict, Verifier, last_boxed
+from .hedging import DEFAULT_LEXICON, HedgeLexicon
+
+BLACK, BLANK = "#", "."
+DIRECTIONS = {"A": "across", "D": "down"}
+SIZES = (3, 4, 5)
+# Black squares allowed per size. More than about a quarter makes degenerate minis; an open
+# 5x5 (a double word square) rarely fills from ~1,600 five-letter words (module doc).
+BLACKS = {3: (0, 1), 4: (0, 4), 5: (2, 6)}
+FILL_BUDGET = 3000  # search nodes per fill attempt before trying a pattern with more blacks
+MAX_ATTEMPTS = 50
+WORDS_FILE = "crossword_words.tsv"
+
+
+# ---------------------------------------------------------------------- grids and numbering
+
+
+@dataclass(frozen=True)
+class Entry:
+    number: int
+    direction: str  # "A" or "D"
+    cells: tuple[tuple[int, int], ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.number}{self.direction}"
+
+
+def number_grid(grid: Sequence[str]) -> list[Entry]:
+    """The entries of a grid (``#`` black, anything else white) in standard numbering order."""
+    rows, cols = len(grid), len(grid[0]) if grid else 0
+
+    def white(r: int, c: int) -> bool:
+        return 0 <= r < rows and 0 <= c < cols and grid[r][c] != BLACK
+
+    entries, number = [], 0
+    for r in range(rows):
+        for c in range(cols):
+            if not white(r, c):
+                continue
+            starts = [d for d, (dr, dc) in (("A", (0, 1)), ("D", (1, 0)))
+                      if not white(r - dr, c - dc) and white(r + dr, c + dc)]
+            if starts:
+                number += 1
+            for direction in starts:
+                dr, dc = (0, 1) if direction == "A" else (1, 0)
+                cells, rr, cc = [], r, c
+                while white(rr, cc):
+                    cells.append((rr, cc))
+                    rr, cc = rr + dr, cc + dc
+                entries.append(Entry(number, direction, tuple(cells)))
+    return entries
+
+
+def _rows(value, field: str) -> list[str]:
+    """An example's grid field as upper-case row strings; ValueError when it is not a rectangle."""
+    if isinstance(value, str):
+        value = value.split()
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(row, str) for row in value):
+        raise ValueError(f"crossword {field} must be a non-empty list of row strings, got {value!r}")
+    rows = [row.strip().upper() for row in value]
+    if len({len(row) for row in rows}) != 1:
+        raise ValueError(f"crossword {field} rows have different lengths {[len(r) for r in rows]}; make it a rectangle")
+    return rows
+
+
+def _solution(example: Mapping) -> list[str]:
+    if "solution" not in example:
+        raise ValueError("crossword example has no 'solution' field; give the filled grid as row strings")
+    solution = _rows(example["solution"], "solution")
+    bad = sorted({ch for row in solution for ch in row if ch != BLACK and not "A" <= ch <= "Z"})
+    if bad:
+        raise ValueError(f"crossword solution has characters {''.join(bad)!r}; use letters A-Z and '#'")
+    if example.get("grid") is not None:
+        grid = _rows(example["grid"], "grid")
+        if [[ch == BLACK for ch in row] for row in grid] != [[ch == BLACK for ch in row] for row in solution]:
+            raise ValueError("crossword grid and solution disagree on the black squares; fix the example")
+    return solution
+
+
+# ---------------------------------------------------------------------- reading the answer
+
+_LATEX = re.compile(r"\\\\|\\(?:begin|end)\{[^}]*\}(?:\{[^}]*\})?|\\hline|&|\\[,;:!]|\\quad|~")
+_LATEX_TEXT = re.compile(r"\\(?:text|mathrm|mathtt|textbf|mathbf)\{([^{}]*)\}")
+_ROW_SEPARATORS = re.compile(r"[|\u2500-\u257f]")
+_DIVIDER = re.compile(r"[-+=:\s|\u2500-\u257f]+")
+_BLANK_MARKS = "._?"
+_LABEL = r"(\d{1,2})\s*-?\s*(a|d|across|down)(?![^\W\d_])"
+_WORD = r"([^\W\d_]+)"
+_TAIL = r"\s*(?:\([^()]*\))?\s*[.!]?\s*"
+_ENTRY = re.compile(rf"{_LABEL}\s*[:=.)\-\u2013\u2014]*\s*{_WORD}{_TAIL}", re.IGNORECASE)
+_ENTRY_REVERSED = re.compile(rf"(across|down)\s*(\d{{1,2}})\s*[:=.)\-\u2013\u2014]*\s*{_WORD}{_TAIL}", re.IGNORECASE)
+_NUMBERED = re.compile(rf"(\d{{1,2}})\s*[:=.)\-\u2013\u2014]\s*{_WORD}{_TAIL}")
+_HEADING = re.compile(r"(across|down)\s*:?", re.IGNORECASE)
+
+
+def _latex_piece(match: re.Match) -> str:
+    piece = match.group()
+    return "\n" if piece in ("\\\\", "\\hline") or piece.startswith(("\\begin", "\\end")) else " "
+
+
+def _latex_to_text(text: str) -> str:
+    """LaTeX rows (``\\\\``, ``array``) as lines and cells (``&``) as spaces; ``\\text{X}`` as X."""
+    return _LATEX.sub(_latex_piece, _LATEX_TEXT.sub(r"\1", text).replace("\\#", "#"))
+
+
+def _upper(ch: str) -> str:
+    upper = ch.upper()
+    return upper if len(upper) == 1 else ch  # "ß".upper() is "SS": keep one square one character
+
+
+def _row_cells(line: str) -> list[str] | None:
+    """The squares of a grid row; [] for a divider line; None for a line of text."""
+    stripped = _ROW_SEPARATORS.sub(" ", line).strip()
+    if not stripped or _DIVIDER.fullmatch(line.strip()):
+        return []
+    tokens = stripped.split()
+    if len(tokens) > 1 and any(len(token) != 1 for token in tokens):
+        return None  # words separated by spaces: prose, not squares
+    squares = "".join(tokens)
+    if len(squares) < 2 or not all(ch.isalpha() or ch == BLACK or ch in _BLANK_MARKS for ch in squares):
+        return None
+    letters = "".join(ch for ch in squares if ch.isalpha())
+    if letters != letters.upper() and letters != letters.lower():
+        return None  # "Grid", "Here": a word, not a row
+    return [BLANK if ch in _BLANK_MARKS else _upper(ch) for ch in squares]
+
+
+def read_grid(text: str) -> list[list[str]] | None:
+    """The last run of >= 2 grid rows holding a letter, or None (rules in the module doc)."""
+    runs, current = [], []
+    for line in text.splitlines() + [""]:
+        cells = _row_cells(line)
+        if cells:
+            current.append(cells)
+            continue
+        if cells is None or not line.strip():
+            if len(current) >= 2 and any(ch.isalpha() for row in current for ch in row):
+                runs.append(current)
+            current = []
+    return runs[-1] if runs else None
+
+
+def read_entries(text: str) -> list[tuple[str, str]]:
+    """(``"1A"``, ``"WORD"``) pairs in order of appearance (rules in the module doc)."""
+    found, heading = [], None
+    for line in text.splitlines():
+        line = line.replace("*", "").strip()
+        if _HEADING.fullmatch(line):
+            heading = line[0].upper()
+            continue
+        for segment in re.split(r"[,;]", line):
+            segment = " ".join(segment.split())  # one space at most: keeps the regexes linear
+            if not segment:
+                continue
+            if match := _ENTRY.fullmatch(segment):
+                number, direction, word = match.groups()
+            elif match := _ENTRY_REVERSED.fullmatch(segment):
+                direction, number, word = match.groups()
+            elif heading and (match := _NUMBERED.fullmatch(segment)):
+                (number, word), direction = match.groups(), heading
+            else:
+                continue
+            found.append((f"{int(number)}{direction[0].upper()}", "".join(_upper(ch) for ch in word)))
+    return found
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What an answer section says: a grid, entries, or both."""
+
+    grid: list[list[str]] | None
+    entries: list[tuple[str, str]]
+
+
+def read_answer(text: str) -> Reading | None:
+    """The answer in the last ``\\boxed{}`` if it holds one, else in the whole text; None if none."""
+    text = unicodedata.normalize("NFKC", text)
+    boxed = last_boxed(text)
+    for source in ([boxed] if boxed is not None else []) + [text]:
+        source = _latex_to_text(source)
+        grid, entries = read_grid(source), read_entries(source)
+        if grid is not None or entries:
+            return Reading(grid, entries)
+    return None
+
+
+# ---------------------------------------------------------------------- judging
+
+
+def _fill_from_entries(entries: list[tuple[str, str]], solution: list[str], slots: dict[str, Entry]):
+    """The grid the entries spell ('!' on a square two entries disagree on), and the first problem."""
+    grid = [[BLACK if ch == BLACK else BLANK for ch in row] for row in solution]
+    stated: dict[str, str] = {}
+    problem = None
+    for key, word in entries:
+        if key in stated and stated[key] != word:
+            problem = problem or "multiple_answers"
+        stated.setdefault(key, word)
+    for key, word in stated.items():
+        slot = slots.get(key)
+        if slot is None:
+            continue  # "9A" in a puzzle without 9A: says nothing about the grid (listed in details)
+        if len(word) != len(slot.cells):
+            problem = problem or "wrong_length"
+            continue
+        for (r, c), letter in zip(slot.cells, word):
+            if grid[r][c] not in (BLANK, letter):
+                grid[r][c] = "!"
+                problem = problem or "conflicting_entries"
+            elif grid[r][c] == BLANK:
+                grid[r][c] = letter
+    return grid, stated, problem
+
+
+def _grid_problem(grid: list[list[str]], solution: list[str]) -> str | None:
+    if len(grid) != len(solution) or any(len(row) != len(solution[0]) for row in grid):
+        return "wrong_size"
+    squares = [(got, want) for row, gold in zip(grid, solution) for got, want in zip(row, gold)]
+    if any((got == BLACK) != (want == BLACK) for got, want in squares):
+        return "black_squares_changed"
+    if any(got == BLANK for got, want in squares):
+        return "incomplete"
+    if any(got != want for got, want in squares):
+        return "wrong_letters"
+    return None
+
+
+def _accuracy(grid, solution: list[str], slots: dict[str, Entry], wrong_keys=()) -> dict:
+    same_size = len(grid) == len(solution) and all(len(row) == len(solution[0]) for row in grid)
+
+    def right(r: int, c: int) -> bool:
+        return same_size and grid[r][c] == solution[r][c]
+
+    white = [(r, c) for r, row in enumerate(solution) for c, ch in enumerate(row) if ch != BLACK]
+    per_entry = {key: key not in wrong_keys and all(right(r, c) for r, c in slot.cells) for key, slot in slots.items()}
+    return {
+        "entries_correct": sum(per_entry.values()),
+        "entries": len(per_entry),
+        "cells_correct": sum(right(r, c) for r, c in white),
+        "cells": len(white),
+        "per_entry": per_entry,
+    }
+
+
+class CrosswordVerifier(Verifier):
+    """Judges a crossword answer (a grid or ``1A: WORD`` entries) against the solution (module doc).
+
+    Example fields: ``solution`` (required), ``grid`` (optional; checked against the
+    solution's black squares). ``partial_credit=True`` adds ``details["partial_credit"]``.
+    """
+
+    name = "crossword"
+
+    def __init__(self, partial_credit: bool = False, lexicon: HedgeLexicon = DEFAULT_LEXICON):
+        super().__init__(lexicon)
+        self.partial_credit = partial_credit
+
+    def judge(self, answer: str, example: Mapping) -> Verdict:
+        solution = _solution(example)
+        slots = {entry.key: entry for entry in number_grid(solution)}
+        reading = read_answer(answer)
+        if reading is None:
+            return Verdict("unparsed", reason="no_answer")
+        details: dict = {"format": "grid" if reading.grid is not None else "entries"}
+        problem, wrong_keys = None, set()
+        if reading.entries:
+            filled, stated, problem = _fill_from_entries(reading.entries, solution, slots)
+            wrong_keys = {key for key, word in stated.items() if key in slots and len(word) != len(slots[key].cells)}
+            if set(stated) - set(slots):
+                details["unknown_entries"] = sorted(set(stated) - set(slots))
+        if reading.grid is None:
+            grid = filled
+        else:  # a grid, judged as written; entries beside it must agree with it
+            grid, wrong_keys = reading.grid, set()
+            if reading.entries and (problem or _disagree(filled, grid)):
+                problem = "multiple_answers"
+        problem = _first_problem(problem, _grid_problem(grid, solution))
+        details.update(_accuracy(grid, solution, slots, wrong_keys))
+        if self.partial_credit:
+            details["partial_credit"] = details["cells_correct"] / details["cells"] if details["cells"] else 0.0
+        text = "\n".join("".join(row) for row in grid)
+        return Verdict("wrong" if problem else "correct", answer=text, reason=problem, details=details)
+
+
+_ORDER = ("wrong_size", "black_squares_changed", "multiple_answers", "wrong_length", "conflicting_entries",
+          "incomplete", "wrong_letters")
+
+
+def _first_problem(*problems: str | None) -> str | None:
+    found = [p for p in problems if p]
+    return min(found, key=_ORDER.index) if found else None
+
+
+def _disagree(filled: list[list[str]], grid: list[list[str]]) -> bool:
+    """Entries and a grid in one answer that put different letters in a square."""
+    for r, row in enumerate(filled):
+        for c, ch in enumerate(row):
+            if ch not in (BLACK, BLANK) and (r >= len(grid) or c >= len(grid[r]) or grid[r][c] != ch):
+                return True
+    return False
+
+
+def format_answer(example: Mapping, style: str = "entries") -> str:
+    """The gold answer as a model should write it: ``1A: WORD`` lines, or the grid's rows."""
+    solution = _solution(example)
+    if style == "grid":
+        return "\n".join(solution)
+    if style != "entries":
+        raise ValueError(f"style={style!r}; choose 'entries' or 'grid'")
+    entries = sorted(number_grid(solution), key=lambda e: (e.direction, e.number))
+    return "\n".join(f"{e.key}: {''.join(solution[r][c] for r, c in e.cells)}" for e in entries)
+
+
+# ---------------------------------------------------------------------- words and patterns
+
+
+@lru_cache(maxsize=1)
+def load_words() -> Mapping[str, str]:
+    """WORD -> clue from the shipped WordNet-derived file (read once)."""
+    text = resources.files("verifiers").joinpath("data", WORDS_FILE).read_text(encoding="utf-8")
+    words = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        word, _, clue = line.partition("\t")
+        if not re.fullmatch(r"[A-Z]{3,5}", word) or not clue:
+            raise ValueError(
+                f"{WORDS_FILE} line {number} is {line!r}; rebuild the file with scripts/build_crossword_words.py"
+            )
+        words[word] = clue
+    return MappingProxyType(words)
+
+
+def _valid_pattern(grid: list[str]) -> bool:
+    """White squares connected; every run 1 or >= 3 long; every white square in an entry."""
+    size = len(grid)
+    white = {(r, c) for r in range(size) for c in range(size) if grid[r][c] != BLACK}
+    if not white:
+        return False
+    covered = set()
+    for entry in number_grid(grid):
+        if len(entry.cells) < 3:
+            return False
+        covered.update(entry.cells)
+    if covered != white:
+        return False
+    seen, stack = set(), [min(white)]
+    while stack:
+        r, c = stack.pop()
+        if (r, c) in seen:
+            continue
+        seen.add((r, c))
+        stack.extend(n for n in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)) if n in white)
+    return seen == white
+
+
+@cache
+def patterns(size: int) -> tuple[tuple[str, ...], ...]:
+    """Every valid 180-degree-symmetric pattern of a size x size grid with a number of black
+    squares in ``BLACKS[size]``, fewest blacks first (validity in ``_valid_pattern``)."""
+    _check_size(size)
+    orbits = sorted({tuple(sorted({(r, c), (size - 1 - r, size - 1 - c)})) for r in range(size) for c in range(size)})
+    found = []
+    for bits in range(1 << len(orbits)):
+        blacks = {cell for i, orbit in enumerate(orbits) if bits >> i & 1 for cell in orbit}
+        if not BLACKS[size][0] <= len(blacks) <= BLACKS[size][1]:
+            continue
+        grid = ["".join(BLACK if (r, c) in blacks else BLANK for c in range(size)) for r in range(size)]
+        if _valid_pattern(grid):
+            found.append((len(blacks), tuple(grid)))
+    return tuple(grid for _, grid in sorted(found))
+
+
+def _check_size(size) -> None:
+    if size not in SIZES:
+        raise ValueError(f"crossword size={size!r}; choose one of {', '.join(map(str, SIZES))}")
+
+
+# ---------------------------------------------------------------------- filling
+
+
+class _OutOfBudget(Exception):
+    pass
+
+
+def _index(words: list[str]) -> tuple[int, list[dict[str, int]]]:
+    """All-words mask and, per position, letter -> bitmask of the words with that letter there."""
+    by_position = [{} for _ in range(len(words[0]))]
+    for bit, word in enumerate(words):
+        for position, letter in enumerate(word):
+            by_position[position][letter] = by_position[position].get(letter, 0) | (1 << bit)
+    return (1 << len(words)) - 1, by_position
+
+
+def fill(grid: Sequence[str], rng: random.Random, budget: int = FILL_BUDGET) -> dict[str, str] | None:
+    """Entry key -> word filling ``grid`` from the word file, or None (no fill, or over budget)."""
+    vocabulary = load_words()
+    slots = number_grid(grid)
+    lexicon = {}
+    for length in {len(slot.cells) for slot in slots}:
+        words = sorted(w for w in vocabulary if len(w) == length)
+        rng.shuffle(words)
+        lexicon[length] = (words, *_index(words))
+    letters: dict[tuple[int, int], str] = {}
+    chosen: dict[str, str] = {}
+    nodes = 0
+
+    def candidates(slot: Entry) -> int:
+        _, mask, by_position = lexicon[len(slot.cells)]
+        for position, cell in enumerate(slot.cells):
+            if cell in letters:
+                mask &= by_position[position].get(letters[cell], 0)
+        return mask
+
+    def search() -> bool:
+        nonlocal nodes
+        nodes += 1
+        if nodes > budget:
+            raise _OutOfBudget
+        open_slots = [slot for slot in slots if slot.key not in chosen]
+        if not open_slots:
+            return True
+        masks = {slot.key: candidates(slot) for slot in open_slots}
+        slot = min(open_slots, key=lambda s: masks[s.key].bit_count())
+        words = lexicon[len(slot.cells)][0]
+        mask = masks[slot.key]
+        used = set(chosen.values())
+        while mask:
+            low = mask & -mask
+            mask ^= low
+            word = words[low.bit_length() - 1]
+            if word in used:
+                continue
+            placed = [cell for cell in slot.cells if cell not in letters]
+            for cell in placed:
+                letters[cell] = word[slot.cells.index(cell)]
+            chosen[slot.key] = word
+            if all(candidates(other) for other in open_slots if other is not slot) and search():
+                return True
+            del chosen[slot.key]
+            for cell in placed:
+                del letters[cell]
+        return False
+
+    try:
+        return dict(chosen) if search() else None
+    except _OutOfBudget:
+        return None
+
+
+# ---------------------------------------------------------------------- generation
+
+
+def generate_item(index: int, size: int = 5, seed: int = 0) -> dict:
+    """Row ``index`` of ``generate(..., seed=seed)``, built alone from the seed ``seed + index``."""
+    _check_size(size)
+    rng = random.Random(seed + index)
+    by_blacks: dict[int, list[tuple[str, ...]]] = {}
+    for pattern in patterns(size):
+        by_blacks.setdefault(sum(row.count(BLACK) for row in pattern), []).append(pattern)
+    words = load_words()
+    blacks = rng.choice(sorted(by_blacks))  # the number of black squares first: open grids are as likely as any
+    for _ in range(MAX_ATTEMPTS):
+        grid = rng.choice(by_blacks[blacks])
+        filled = fill(grid, rng)
+        if filled is None:  # not filled within the budget: more black squares next, if there are any
+            blacks = min((b for b in by_blacks if b > blacks), default=blacks)
+            continue
+        slots = {slot.key: slot for slot in number_grid(grid)}
+        solution = [list(row) for row in grid]
+        for key, word in filled.items():
+            for (r, c), letter in zip(slots[key].cells, word):
+                solution[r][c] = letter
+        clues = {"across": {}, "down": {}}
+        for key, slot in slots.items():
+            clues[DIRECTIONS[slot.direction]][str(slot.number)] = words[filled[key]]
+        return {
+            "id": f"crossword-{size}x{size}-{seed + index}",
+            "grid": list(grid),
+            "clues": clues,
+            "solution": ["".join(row) for row in solution],
+            "size": size,
+        }
+    raise RuntimeError(f"no {size}x{size} crossword filled in {MAX_ATTEMPTS} attempts for seed {seed + index}")
+
+
+def generate(n: int, size: int = 5, seed: int = 0) -> list[dict]:
+    """``n`` mini crosswords, item i seeded as ``seed + i`` (see ``generate_item``)."""
+    if n < 0:
+        raise ValueError(f"n={n} is negative; ask for at least 0 puzzles")
+    _check_size(size)
+    return [generate_item(index, size, seed) for index in range(n)]
