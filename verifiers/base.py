@@ -24,6 +24,7 @@ never the other way round. This module imports no torch.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -56,22 +57,30 @@ def answer_section(completion: str) -> str | None:
     return split_completion(completion).answer
 
 
+_BOX_OR_BRACES = re.compile(r"\\(?:boxed|fbox)\{|\{+|\}+")
+
+
 def boxed_contents(text: str) -> list[str]:
     """Contents of every ``\\boxed{...}`` (and ``\\fbox{...}``) in order, nested braces handled.
 
-    An unclosed box is not returned. Linear in the text: 1 MB of braces is fine.
+    An unclosed box is not returned. One pass with a stack of open boxes, so the time
+    is linear: rescanning from each ``\\boxed{`` is quadratic on nested unclosed boxes
+    (28 KB of them took 20 s), and this runs in-process, outside any worker's bound.
     """
-    found = []
-    for command in ("\\boxed{", "\\fbox{"):
-        start = text.find(command)
-        while start >= 0:
-            depth, i = 1, start + len(command)
-            while i < len(text) and depth:
-                depth += (text[i] == "{") - (text[i] == "}")
-                i += 1
-            if depth == 0:
-                found.append((start, text[start + len(command) : i - 1]))
-            start = text.find(command, start + len(command))
+    found, boxes, depth = [], [], 0  # boxes: (command start, content start, depth just inside the box)
+    for match in _BOX_OR_BRACES.finditer(text):
+        token = match.group()
+        if token[0] == "}":
+            closed = depth - min(len(token), depth)  # closers beyond depth 0 match nothing
+            while boxes and boxes[-1][2] > closed:
+                command, content, level = boxes.pop()
+                found.append((command, text[content : match.start() + depth - level]))
+            depth = closed
+        elif token[0] == "{":
+            depth += len(token)
+        else:
+            depth += 1
+            boxes.append((match.start(), match.end(), depth))
     return [content for _, content in sorted(found)]
 
 

@@ -1,0 +1,56 @@
+"""One contract over every task and registered verifier (reasoning-gym's habit)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from rlcot.tasks import TASKS, get_task
+from verifiers import REGISTRY, get_verifier
+
+GSM8K_TEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k" / "test.jsonl"
+JUNK = "}{\\boxed{" * 125_000  # 1 MB of brace soup
+BOUND_S = 2.0 + 1.0  # the default time bound, plus slack for a loaded CI machine
+
+
+def _task(name):
+    if name == "gsm8k":
+        return get_task(name, data=str(GSM8K_TEST))
+    if name == "arith":
+        return get_task(name, unanswerable=0.3)
+    return get_task(name)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_gold_answers_of_generated_items_are_correct(name):
+    task = _task(name)
+    verifier = get_verifier(task.verifier)
+    rows = task.rows(12, seed=11)
+    for row in rows:
+        verdict = verifier.verify(f"<think>working</think>{task.gold_answer(row)}", row)
+        expected = "abstain" if row.get("answerable", True) is False else "correct"
+        assert verdict.outcome == expected, (row["id"], verdict)
+        assert not verdict.hedged
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_empty_answers_are_unparsed_and_junk_returns_within_the_bound(name):
+    task = next(t for t in TASKS.values() if t.verifier == name)
+    row = _task(task.name).rows(1, seed=2)[0]
+    verifier = get_verifier(name)
+    assert verifier.verify("<think>hm</think>", row).outcome == "unparsed"
+    assert verifier.verify("", row).outcome == "unparsed"
+    start = time.perf_counter()
+    verdict = verifier.verify(f"<think>x</think>{JUNK}", row)
+    assert time.perf_counter() - start < BOUND_S
+    assert verdict.outcome in ("unparsed", "wrong")
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_an_answer_only_inside_thinking_is_no_answer(name):
+    task = next(t for t in TASKS.values() if t.verifier == name)
+    row = _task(task.name).rows(1, seed=4)[0]
+    verdict = get_verifier(name).verify(f"<think>{task.gold_answer(row)}</think>", row)
+    assert (verdict.outcome, verdict.reason) == ("unparsed", "no_answer")
