@@ -25,6 +25,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/generation.py
+	$(PY) bench/verifiers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
