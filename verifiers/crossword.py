@@ -38,8 +38,9 @@ clue ("1A: Feline mammal") is not read as an answer. *Grid*: one row per line,
 letters and ``#`` (``.``, ``_`` or ``?`` for a blank), spaces or ``|`` between squares
 allowed, in a code block or not. A line with any other character is text and ends a
 grid; lines of ``-``/``+``/``=`` dividers are skipped; a line mixing upper- and
-lower-case letters ("Grid") is text. The last run of >= 2 rows with a letter is the
-grid, as in ``verifiers.sudoku``: an echo of the empty puzzle (no letters) is ignored.
+lower-case letters ("Grid") is text. A run of >= 2 rows with a letter is a grid; an
+echo of the empty puzzle (no letters) is ignored. Two different grids are ``wrong``
+(``multiple_answers``), as in ``verifiers.sudoku``: listing candidates never wins.
 Text is NFKC-folded first, so fullwidth ``ＣＡＴ`` is ``CAT``; accented letters stay
 themselves and never match ``A``-``Z`` (``É`` is not ``E``): ``wrong_letters``.
 
@@ -209,6 +210,12 @@ def _row_cells(line: str) -> list[str] | None:
 
 def read_grid(text: str) -> list[list[str]] | None:
     """The last run of >= 2 grid rows holding a letter, or None (rules in the module doc)."""
+    runs = read_grids(text)
+    return runs[-1] if runs else None
+
+
+def read_grids(text: str) -> list[list[list[str]]]:
+    """Every run of >= 2 grid rows holding a letter, in order."""
     runs, current = [], []
     for line in text.splitlines() + [""]:
         cells = _row_cells(line)
@@ -219,7 +226,7 @@ def read_grid(text: str) -> list[list[str]] | None:
             if len(current) >= 2 and any(ch.isalpha() for row in current for ch in row):
                 runs.append(current)
             current = []
-    return runs[-1] if runs else None
+    return runs
 
 
 def read_entries(text: str) -> list[tuple[str, str]]:
@@ -250,8 +257,9 @@ def read_entries(text: str) -> list[tuple[str, str]]:
 class Reading:
     """What an answer section says: a grid, entries, or both."""
 
-    grid: list[list[str]] | None
+    grid: list[list[str]] | None  # the last grid written
     entries: list[tuple[str, str]]
+    distinct_grids: int = 0  # more than one: the answer lists candidates
 
 
 def read_answer(text: str) -> Reading | None:
@@ -260,9 +268,10 @@ def read_answer(text: str) -> Reading | None:
     boxed = last_boxed(text)
     for source in ([boxed] if boxed is not None else []) + [text]:
         source = _latex_to_text(source)
-        grid, entries = read_grid(source), read_entries(source)
-        if grid is not None or entries:
-            return Reading(grid, entries)
+        grids, entries = read_grids(source), read_entries(source)
+        if grids or entries:
+            distinct = len({tuple(map(tuple, grid)) for grid in grids})
+            return Reading(grids[-1] if grids else None, entries, distinct)
     return None
 
 
@@ -355,6 +364,8 @@ class CrosswordVerifier(Verifier):
         else:  # a grid, judged as written; entries beside it must agree with it
             grid, wrong_keys = reading.grid, set()
             if reading.entries and (problem or _disagree(filled, grid)):
+                problem = "multiple_answers"
+            if reading.distinct_grids > 1:  # two different grids: listing candidates never wins
                 problem = "multiple_answers"
         problem = _first_problem(problem, _grid_problem(grid, solution))
         details.update(_accuracy(grid, solution, slots, wrong_keys))

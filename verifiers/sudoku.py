@@ -20,7 +20,7 @@ given included), ``row_conflict``, ``column_conflict``, ``box_conflict``.
 an "unparsed" label would let a scheme with a soft unparsed penalty pay it more
 than for a wrong grid of the right size.
 
-Reading the answer (``extract_grid``). Models write grids many ways: digits with
+Reading the answer (``extract_grids``). Models write grids many ways: digits with
 spaces, ``|`` and ``-``/``+`` separators, one row per line, Markdown tables,
 ``[[..], ..]`` lists, a LaTeX ``array`` in ``\\boxed{}``, a fenced code block, or
 one line of 81 digits. The text is cut into lines; a line made only of cells (any
@@ -28,11 +28,12 @@ Unicode decimal digit, after NFKC folding, so fullwidth ``１`` is ``1``: the gr
 judged, not the script; ``.``, ``?`` or ``0`` for a blank) and separators is a row;
 a line with no cells (``---+---``, ``\\boxed{``, a blank line) is neutral; any other
 line is text and ends a run of rows. Each run is read as one stream of cells, so
-line breaks do not matter. The LAST run with at least ``N`` cells is the answer,
-as the last box is in math: a model that echoes the puzzle, then writes the
-solution, is judged on the solution. ``N*N`` cells is a grid; ``k*N*N`` cells
-(grids written back to back) is ``k`` grids, of which the last counts; anything
-else is a grid of the wrong size. A run of fewer than ``N`` cells ("\\boxed{5}") is
+line breaks do not matter. Each run with at least ``N`` cells is a grid: ``N*N``
+cells is one, ``k*N*N`` cells (grids written back to back) is ``k``, anything else
+a grid of the wrong size. A grid equal to the puzzle is a restatement, not an
+answer (a model that echoes the puzzle, then solves it, is judged on the solution).
+Two different answer grids are ``wrong`` (``multiple_answers``), as two different
+boxes are in math: a policy must not win by listing candidates. A run of fewer than ``N`` cells ("\\boxed{5}") is
 not a grid, and no grid at all is ``unparsed`` (``no_answer``).
 
 Difficulty. ``grade`` runs a logical solver that always applies the easiest
@@ -197,8 +198,8 @@ def _row_cells(line: str) -> list[str] | None:
     return cells
 
 
-def extract_grid(text: str, side: int) -> str | None:
-    """The last grid written in ``text`` as a row-major cell string, or None (rules in the module doc).
+def extract_grids(text: str, side: int) -> list[str]:
+    """Every grid written in ``text``, in order, as row-major cell strings (rules in the module doc).
 
     A string of the wrong length is a grid of the wrong size; digits are ASCII, blanks ``.``.
     """
@@ -214,20 +215,28 @@ def extract_grid(text: str, side: int) -> str | None:
             current.extend(cells)
     if current:
         runs.append(current)
-    runs = [run for run in runs if len(run) >= side]
-    if not runs:
-        return None
-    cells, area = runs[-1], side * side
-    if len(cells) > area and len(cells) % area == 0:
-        cells = cells[-area:]  # grids back to back: the last one is the answer
-    return "".join(cells)
+    grids, area = [], side * side
+    for run in runs:
+        if len(run) < side:
+            continue
+        if len(run) > area and len(run) % area == 0:  # grids back to back
+            grids.extend("".join(run[i : i + area]) for i in range(0, len(run), area))
+        else:
+            grids.append("".join(run))
+    return grids
+
+
+def extract_grid(text: str, side: int) -> str | None:
+    """The last grid written in ``text``, or None."""
+    grids = extract_grids(text, side)
+    return grids[-1] if grids else None
 
 
 # ---------------------------------------------------------------------- the verifier
 
 
 class SudokuVerifier(Verifier):
-    """Judges the last grid in the answer section by the rules of sudoku (module doc).
+    """Judges the grid in the answer section by the rules of sudoku (module doc).
 
     Example fields: ``puzzle`` (required), ``solution`` (optional, for ``details`` only).
     """
@@ -239,9 +248,14 @@ class SudokuVerifier(Verifier):
             raise ValueError("sudoku example has no 'puzzle' field; give the grid as a string of digits and '.'")
         puzzle = normalise_grid(example["puzzle"])
         side = grid_size(puzzle)
-        grid = extract_grid(answer, side)
-        if grid is None:
+        grids = extract_grids(answer, side)
+        if not grids:
             return Verdict("unparsed", reason="no_answer")
+        # A restated puzzle is not an answer; two different answers are wrong (no listing candidates).
+        answers = [g for g in grids if g != puzzle] or grids
+        grid = answers[-1]
+        if len(set(answers)) > 1:
+            return Verdict("wrong", answer=grid, reason="multiple_answers")
         reason = check_solution(grid, puzzle)
         details = {}
         if example.get("solution") is not None:

@@ -83,7 +83,8 @@ def verifier():
         ("<think>x</think>1A: CATS\n1D: COB\n2D: TOE\n3A: BYE", "wrong", "wrong_length", False),
         (f"<think>x</think>{ENTRIES}\n1A: COT", "wrong", "multiple_answers", False),  # two words for 1A
         (f"<think>x</think>{GRID}\n\n1A: CUT", "wrong", "multiple_answers", False),  # entries contradict the grid
-        (f"<think>x</think>CAT\nO#O\nBYS\n\n{GRID}", "correct", None, False),  # the last grid counts, as in sudoku
+        (f"<think>x</think>CAT\nO#O\nBYS\n\n{GRID}", "wrong", "multiple_answers", False),  # two grids: no candidates
+        (f"<think>x</think>{GRID}\n\nSo:\n{GRID}", "correct", None, False),  # the same grid twice
         (f"<think>x</think>I think the grid is:\n{GRID}", "correct", None, True),  # hedged
         ("<think>x</think>Maybe:\nCAT\nO#O\nBYS", "wrong", "wrong_letters", True),  # hedged and wrong
         (f"<think>x</think>I don't know, but:\n{ENTRIES}", "correct", None, True),  # doubt beside an answer hedges

@@ -63,10 +63,13 @@ def answer(text: str) -> str:
         (answer(lines(NINE)), "wrong", "wrong_size"),  # a 9x9 grid for a 4x4 puzzle
         (answer("1234\n3412\n2143"), "wrong", "wrong_size"),  # three rows of four
         (answer(lines(SOLUTION) + " 1"), "wrong", "wrong_size"),  # a stray 17th cell in the run
-        (answer(lines(PUZZLE) + "\nSolved:\n" + lines(SOLUTION)), "correct", None),  # the last grid counts
+        (answer(lines(PUZZLE) + "\nSolved:\n" + lines(SOLUTION)), "correct", None),  # a restated puzzle is no answer
         (answer(lines(SOLUTION) + "\nOops, rather:\n" + lines("1134" "3412" "2143" "4321")), "wrong",
-         "givens_changed"),  # ... also when the last one is worse
-        (answer(lines(PUZZLE) + "\n\n" + lines(SOLUTION)), "correct", None),  # two grids back to back: the last
+         "multiple_answers"),  # two different grids: listing candidates never wins
+        (answer(lines("1111" "2222" "3333" "4444") + "\nNo:\n" + lines(SOLUTION)), "wrong",
+         "multiple_answers"),  # ... even when the last one is right
+        (answer(lines(SOLUTION) + "\nAgain:\n" + lines(SOLUTION)), "correct", None),  # the same grid twice
+        (answer(lines(PUZZLE) + "\n\n" + lines(SOLUTION)), "correct", None),  # puzzle and solution back to back
         (answer(lines(SOLUTION).translate(str.maketrans("1234", "\uff11\uff12\uff13\uff14"))), "correct",
          None),  # fullwidth digits fold to ASCII (NFKC): the grid is judged, not the script
         (answer(lines(SOLUTION).translate(str.maketrans("1234", "\u0661\u0662\u0663\u0664"))), "correct",
