@@ -55,6 +55,8 @@ def generate(
     model: str = typer.Option("smollm2-135m", help="built-in name, local directory or hub id"),
     task: str = typer.Option("arith", help="arith, gsm8k, sudoku, crossword, or jsonl:PATH"),
     data: Optional[str] = typer.Option(None, help="JSONL file for file-backed tasks (gsm8k)"),
+    task_arg: list[str] = typer.Option([], help="task option KEY=VALUE, repeatable: unanswerable=0.2, size=9, "
+                                                "difficulty=hard"),
     n: int = typer.Option(4, help="number of task rows"),
     budget: Optional[int] = typer.Option(None, help="thinking-token cap (none: think until done)"),
     min_thinking: int = typer.Option(0, help="force 'Wait' while thinking is shorter than this"),
@@ -74,7 +76,7 @@ def generate(
     from .tasks import get_task
 
     try:
-        chosen = get_task(task, data=data)
+        chosen = get_task(task, data=data, **_task_options(task_arg))
         forcing = Budget(max_thinking_tokens=budget, min_thinking_tokens=min_thinking,
                          max_answer_tokens=max_answer_tokens or chosen.max_answer_tokens)
         sampling = SamplingConfig(temperature=temperature, top_p=top_p)
@@ -91,8 +93,8 @@ def generate(
     generator, tokenizer, protocol = _load_generator(backend, model, device, batch_size)
     requests = chosen.requests(rows, tokenizer, protocol, seed=seed)
     pending = [(row, req) for row, req in zip(rows, requests) if row["id"] not in done]
-    _write_run_info(out, dict(command="generate", model=model, task=task, data=data, n=n, budget=forcing.__dict__,
-                              sampling=sampling.__dict__, seed=seed, backend=backend))
+    _write_run_info(out, dict(command="generate", model=model, task=task, data=data, task_args=task_arg, n=n,
+                              budget=forcing.__dict__, sampling=sampling.__dict__, seed=seed, backend=backend))
     with _progress() as bar, out.open("a") as sink:
         job = bar.add_task(f"generating ({len(done)} resumed)", total=len(pending))
         # Chunks are appended as they finish: an interrupted run loses at most one chunk.
@@ -225,6 +227,20 @@ def _print_score_summary(counts: dict, total: int, hedged: int, score_sum: float
         console.print(f"hedge rate {hedged / total:.1%} | mean score {score_sum / total:+.3f}")
     if rejected:
         console.print(f"[yellow]{rejected} rejected row(s)[/yellow] in {out.name}.rejects.jsonl")
+
+
+def _task_options(pairs: list[str]) -> dict:
+    """``["size=9", "difficulty=hard"]`` -> ``{"size": 9, "difficulty": "hard"}`` (JSON values, else strings)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--task-arg {pair!r} is not KEY=VALUE; e.g. --task-arg unanswerable=0.2")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
 
 
 def _answer_cell(trace) -> str:

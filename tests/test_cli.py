@@ -45,6 +45,9 @@ def test_generate_writes_capped_traces_and_resumes(tmp_path):
         (["--budget", "-3"], "max_thinking_tokens=-3"),
         (["--temperature", "-1"], "temperature=-1"),
         (["--backend", "tpu"], "unknown backend 'tpu'"),
+        (["--task-arg", "size"], "is not KEY=VALUE"),
+        (["--task-arg", "colour=red"], "no option(s) colour"),
+        (["--task", "sudoku", "--task-arg", "size=4", "--task-arg", "difficulty=hard"], "choose easy"),
     ],
 )
 def test_generate_rejects_bad_options_in_one_line(tmp_path, args, message):
