@@ -92,7 +92,7 @@ class ThinkingProtocol:
             text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         else:  # base models: a plain transcript
             text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages) + "Assistant: "
-        if self.prefill and not text.rstrip().endswith(self.open_tag):
+        if self.prefill and not self.opened_in_prompt(text):
             text += f"{self.open_tag}\n"
         return text
 

@@ -90,9 +90,10 @@ class ForcingRules:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
-    def start(self, index: int, request: GenerationRequest, cap: int | None) -> SequenceState:
-        """A new sequence; resumed thinking counts as if the model had just sampled it."""
-        state = SequenceState(index=index, request=request, cue_ids=self.encode(request.answer_cue), cap=cap)
+    def start(self, index: int, request: GenerationRequest, cap: int | None, state_type=SequenceState):
+        """A new sequence (of ``state_type``, a backend's subclass); resumed thinking counts
+        as if the model had just sampled it."""
+        state = state_type(index=index, request=request, cue_ids=self.encode(request.answer_cue), cap=cap)
         logprobs = list(request.resume_logprobs) or [None] * len(request.resume_ids)
         for token, logprob in zip(request.resume_ids, logprobs):
             state.append(token, logprob)

@@ -38,6 +38,7 @@ from typing import Sequence
 import torch
 from transformers import DynamicCache
 
+from ..budget import reusable_at
 from ..thinking import ThinkingProtocol
 from .base import GenerationRequest, ProgressCallback, SamplingConfig, Trace
 from .forcing import ForcingRules, SequenceState, check_request
@@ -100,8 +101,6 @@ class HFGenerator:
 
     @torch.inference_mode()
     def _generate(self, requests, sampling, budget, progress, fork_at) -> dict[int | None, list[Trace]]:
-        from ..budget import reusable_at
-
         for request in requests:
             check_request(request, budget)
         self._fork_at = frozenset(fork_at)
@@ -123,8 +122,7 @@ class HFGenerator:
         return out
 
     def _new_row(self, index: int, request: GenerationRequest, cap: int | None) -> _Row:
-        state = self.rules.start(index, request, cap)
-        return _Row(**{name: getattr(state, name) for name in SequenceState.__dataclass_fields__})
+        return self.rules.start(index, request, cap, state_type=_Row)
 
     def _fork(self, row: _Row) -> _Row:
         """A copy of a thinking row, capped where it stands."""

@@ -116,13 +116,12 @@ class VLLMGenerator:
 
     def _run_round(self, active: list[SequenceState], sampling: SamplingConfig, budget) -> None:
         """One ``generate`` call for every row that still has room; consume the outputs."""
-        bound = _max_tokens(sampling)
+        bound = sampling.max_tokens  # the whole completion, forced tokens included
         jobs = []
         for row in active:
             params = self._params(row, sampling, budget)
             if params is None:  # no room: the context is full, or the completion at max_tokens
-                row.cut(bound) if bound is not None else None
-                row.finish = "length"
+                row.cut(bound)
             else:
                 jobs.append((row, params))
         if not jobs:
@@ -131,15 +130,14 @@ class VLLMGenerator:
         outputs = self.llm.generate(prompts, [params for _, params in jobs], use_tqdm=False)
         for (row, _), output in zip(jobs, outputs):
             self._consume(row, output.outputs[0], budget)
-            if row.finish is None and bound is not None and len(row.ids) >= bound:
+            if row.finish is None and len(row.ids) >= bound:
                 row.cut(bound)  # hf stops there, even inside forced tokens
 
     def _room(self, row: SequenceState, sampling: SamplingConfig) -> int | None:
         """Tokens the row may still take: what the context has left, and ``max_tokens``."""
         used = len(row.request.prompt_ids) + len(row.ids)
         context = None if self.max_model_len is None else self.max_model_len - used
-        bound = _max_tokens(sampling)
-        return _smallest(context, None if bound is None else bound - len(row.ids))
+        return _smallest(context, sampling.max_tokens - len(row.ids))
 
     def _params(self, row: SequenceState, sampling: SamplingConfig, budget):
         """This row's SamplingParams for the next round; None when it has no room left."""
@@ -245,11 +243,6 @@ def _sampled_logprobs(output, token_ids: list[int]) -> list[float | None]:
         logprob = entry.get(token) if entry else None
         values.append(None if logprob is None else logprob.logprob)
     return values
-
-
-def _max_tokens(sampling: SamplingConfig) -> int | None:
-    """``SamplingConfig.max_tokens``: a bound on the whole completion, forced tokens included."""
-    return getattr(sampling, "max_tokens", None)
 
 
 def _round_seed(seed: int, offset: int) -> int:
