@@ -20,9 +20,10 @@ import time
 
 import torch
 
-from rlcot.budget import Budget, probe, sweep
+from rlcot.generation import Budget, probe, sweep
 from rlcot.generation.base import SamplingConfig
-from rlcot.generation.hf import HFGenerator, _eos_ids
+from rlcot.generation.forcing import eos_ids
+from rlcot.generation.hf import HFGenerator
 from rlcot.models import load_policy
 from rlcot.tasks import get_task
 from rlcot.thinking import ThinkingProtocol
@@ -47,7 +48,7 @@ def hf_generate(model, tokenizer, requests, new_tokens: int, seed: int) -> tuple
             max_new_tokens=new_tokens, pad_token_id=tokenizer.pad_token_id,
         )
     )
-    eos = set(_eos_ids(model, tokenizer))
+    eos = set(eos_ids(tokenizer, model.generation_config))
     count = 0
     for row in out[:, batch["input_ids"].shape[1]:].tolist():
         for token in row:  # up to and including the first EOS

@@ -70,7 +70,7 @@ def generate(
     overwrite: bool = typer.Option(False, help="start afresh instead of resuming --out"),
 ) -> None:
     """Generate budget-forced reasoning traces for a task and write them as JSONL."""
-    from .budget import Budget
+    from .generation import Budget
     from .generation import BACKENDS
     from .generation.base import SamplingConfig
     from .tasks import get_task
@@ -115,7 +115,7 @@ def demo(
     model: str = typer.Option("smollm2-135m"),
 ) -> None:
     """Budget-forced generation on the default model: one run at the largest budget, forked below it."""
-    from .budget import Budget, sweep
+    from .generation import Budget, sweep
     from .generation.base import SamplingConfig
     from .tasks import get_task
 

@@ -7,56 +7,23 @@ format in the prompt, and the ``<think>`` is pre-filled at the start of their tu
 so every completion begins inside the thinking section. A chat template that already
 opens the thinking section itself (R1-style templates) is detected and not doubled.
 
-Splitting rules (``split_completion``), applied to the whole assistant turn:
-
-1. No ``<think>`` and no ``</think>``: the whole text is the answer section.
-2. A ``<think>``: thinking runs from just after the first ``<think>`` to the first
-   ``</think>`` after it; the answer section is everything after that ``</think>``.
-   With no ``</think>`` after it, the thinking never closed: there is no answer
-   section (``answer is None``), however answer-like the thinking looks.
-3. A ``</think>`` with no ``<think>`` before it closes a thinking section that the
-   prompt opened: thinking is the text before it, the answer the text after.
-
-Text before the first ``<think>`` belongs to neither section.
+Splitting a completion into thinking and answer sections (``split_completion``,
+``Sections``, ``OPEN``/``CLOSE``) is defined, with its rules, in ``verifiers.sections``
+and re-exported here: verifiers are the ground floor and must read answers the same
+way without importing ``rlcot``. A protocol only chooses the tags it splits on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-OPEN = "<think>"
-CLOSE = "</think>"
+from verifiers.sections import CLOSE, OPEN, Sections, split_completion
 
 # No placeholder inside the box: the default model copies "\boxed{answer}" verbatim.
 DEFAULT_INSTRUCTION = (
     "Think step by step between <think> and </think>. "
     "After </think>, write the final answer as a number inside \\boxed{}."
 )
-
-
-@dataclass(frozen=True)
-class Sections:
-    thinking: str
-    answer: str | None  # None: the thinking never closed, so there is no answer section
-
-    @property
-    def closed(self) -> bool:
-        return self.answer is not None
-
-
-def split_completion(text: str, open_tag: str = OPEN, close_tag: str = CLOSE) -> Sections:
-    """Split a whole assistant turn into thinking and answer sections (rules above)."""
-    start = text.find(open_tag)
-    if start < 0:
-        end = text.find(close_tag)
-        if end < 0:
-            return Sections(thinking="", answer=text)
-        return Sections(thinking=text[:end], answer=text[end + len(close_tag) :])
-    body = start + len(open_tag)
-    end = text.find(close_tag, body)
-    if end < 0:
-        return Sections(thinking=text[body:], answer=None)
-    return Sections(thinking=text[body:end], answer=text[end + len(close_tag) :])
 
 
 @dataclass(frozen=True)
@@ -98,6 +65,15 @@ class ThinkingProtocol:
 
     def opened_in_prompt(self, prompt: str) -> bool:
         return prompt.rstrip().endswith(self.open_tag)
+
+    def prefilled_opening(self, prompt: str) -> str:
+        """The part of the assistant turn the prompt already wrote (``"<think>\\n"``), or ``""``.
+
+        A completion sampled after this prompt starts inside the thinking section; put
+        this back in front of it before splitting (TRL hands reward functions the
+        completion without it).
+        """
+        return prompt[prompt.rfind(self.open_tag) :] if self.opened_in_prompt(prompt) else ""
 
     def split(self, completion: str) -> Sections:
         return split_completion(completion, self.open_tag, self.close_tag)

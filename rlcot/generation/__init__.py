@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .base import FINISH_REASONS, GenerationRequest, Generator, SamplingConfig, Trace
+from .base import GenerationRequest, Generator, SamplingConfig, Trace, derive_seed
+from .budget import Budget
+from .sweep import probe, sweep
 
 BACKENDS = ("hf", "vllm")
 
@@ -20,4 +22,5 @@ def get_generator(backend: str, model, tokenizer=None, protocol=None, **options)
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "FINISH_REASONS", "GenerationRequest", "Generator", "SamplingConfig", "Trace", "get_generator"]
+__all__ = ["BACKENDS", "Budget", "GenerationRequest", "Generator", "SamplingConfig", "Trace", "derive_seed",
+           "get_generator", "probe", "sweep"]

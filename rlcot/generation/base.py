@@ -1,7 +1,7 @@
 """What every generation backend takes and returns.
 
 A backend turns ``GenerationRequest``s into ``Trace``s under one ``SamplingConfig``
-and one ``Budget`` (see ``rlcot.budget``). Both backends implement the same
+and one ``Budget`` (see ``rlcot.generation.budget``). Both backends implement the same
 per-sequence rules, so a trace means the same thing whichever produced it:
 
 - Thinking tokens are the tokens the model itself samples while its thinking is
@@ -14,14 +14,18 @@ per-sequence rules, so a trace means the same thing whichever produced it:
   taken back and the delimiter and cue forced, unless ``Budget.answer_after_eos``
   is off, when there is no answer section); or ``length``: the answer hit
   ``max_answer_tokens``. ``capped`` is also kept as its own flag.
+
+Samples: a row can be asked for k samples. Request and trace carry the sample index,
+and ``derive_seed(seed, row_id, sample)`` gives sample j of row i a seed of its own,
+so it draws the same tokens whatever else is in the run (other rows, other samples,
+another ``--limit``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Protocol, Sequence
-
-FINISH_REASONS = ("closed", "capped", "eos", "length")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class GenerationRequest:
     answer_cue: str = ""
     seed: int = 0
     request_id: int | str = 0
+    sample: int = 0  # which of a row's k samples this is
     resume_ids: list[int] = field(default_factory=list)
     resume_logprobs: list[float | None] = field(default_factory=list)
 
@@ -82,6 +87,7 @@ class Trace:
     seed: int
     budget: int | None  # the thinking cap it ran under
     extensions: int = 0  # how many times "Wait" replaced an early close
+    sample: int = 0  # which of the row's samples this is
 
     @property
     def thinking_ids(self) -> list[int]:
@@ -94,10 +100,6 @@ class Trace:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, row: dict) -> "Trace":
-        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
-
 
 ProgressCallback = Callable[[int], None]  # called with the number of sequences just finished
 
@@ -107,6 +109,28 @@ class Generator(Protocol):
         self,
         requests: Sequence[GenerationRequest],
         sampling: SamplingConfig,
-        budget: "Budget",  # noqa: F821 - rlcot.budget.Budget
+        budget: "Budget",  # noqa: F821 - rlcot.generation.budget.Budget
         progress: ProgressCallback | None = None,
     ) -> list[Trace]: ...
+
+    def sweep(
+        self,
+        requests: Sequence[GenerationRequest],
+        sampling: SamplingConfig,
+        budget: "Budget",  # noqa: F821
+        budgets: Sequence[int],
+        progress: ProgressCallback | None = None,
+    ) -> dict[int, list[Trace]]:
+        """Traces under ``budget``'s cap and every (smaller) cap in ``budgets``; see ``rlcot.generation.sweep``."""
+        ...
+
+
+def derive_seed(seed: int, row_id: int | str, sample: int = 0) -> int:
+    """The sampling seed of sample ``sample`` of row ``row_id`` in a run seeded ``seed``.
+
+    A hash, not ``seed + index``: it depends on the row's id, not its position in the
+    run, so adding rows or samples, or resuming, never changes another sample's draws.
+    62 bits keep collisions negligible for any sweep (p ~ n^2 / 2^63).
+    """
+    key = f"{int(seed)}\x1f{row_id}\x1f{int(sample)}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 2

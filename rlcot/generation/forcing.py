@@ -1,7 +1,7 @@
 """The per-sequence budget-forcing rules, shared by every backend.
 
 A backend samples tokens; after each one it calls ``ForcingRules.advance``, which
-applies the rules of ``rlcot.budget`` to that sequence's ``SequenceState``:
+applies the rules of ``rlcot.generation.budget`` to that sequence's ``SequenceState``:
 
     thinking --(model closes)--> answer --(EOS | cue braces balance | length)--> done
         |--(cap reached)--> delimiter + cue forced --> answer
@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from ..budget import answer_complete
 from ..thinking import ThinkingProtocol
 from .base import GenerationRequest, Trace
+from .budget import answer_complete
 
 DELIMITER_WINDOW = 16  # tokens decoded to look for the closing delimiter; no tokenizer splits it finer
 
@@ -190,12 +190,11 @@ class ForcingRules:
 def make_trace(protocol: ThinkingProtocol, decode: Callable, request: GenerationRequest, **fields) -> Trace:
     """Assemble a Trace; the completion text starts at the prompt's pre-filled ``<think>``."""
     prompt = request.prompt
-    opened = prompt.rfind(protocol.open_tag) if protocol.opened_in_prompt(prompt) else -1
-    prefix = prompt[opened:] if opened >= 0 else ""
-    completion = prefix + decode(fields["completion_ids"])
+    completion = protocol.prefilled_opening(prompt) + decode(fields["completion_ids"])
     sections = protocol.split(completion)
     return Trace(
         request_id=request.request_id,
+        sample=request.sample,
         prompt=prompt,
         prompt_ids=list(request.prompt_ids),
         completion=completion,
@@ -204,6 +203,17 @@ def make_trace(protocol: ThinkingProtocol, decode: Callable, request: Generation
         seed=request.seed,
         **fields,
     )
+
+
+def eos_ids(tokenizer, generation_config=None) -> list[int]:
+    """EOS ids from the model's generation config (if any) and the tokenizer, config first."""
+    declared = getattr(generation_config, "eos_token_id", None)
+    ids = [declared] if isinstance(declared, int) else list(declared or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError("the model and its tokenizer declare no EOS token; set tokenizer.eos_token")
+    return ids
 
 
 def tokens_containing(tokenizer, char: str) -> frozenset[int]:

@@ -38,10 +38,10 @@ from typing import Sequence
 import torch
 from transformers import DynamicCache
 
-from ..budget import reusable_at
 from ..thinking import ThinkingProtocol
 from .base import GenerationRequest, ProgressCallback, SamplingConfig, Trace
-from .forcing import ForcingRules, SequenceState, check_request
+from .budget import reusable_at
+from .forcing import ForcingRules, SequenceState, check_request, eos_ids
 
 
 @dataclass
@@ -65,9 +65,8 @@ class HFGenerator:
         self.protocol = protocol or ThinkingProtocol()
         self.batch_size = batch_size
         self.device = next(model.parameters()).device
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_ids(tokenizer, getattr(model, "generation_config", None))
         self.rules = ForcingRules(tokenizer, self.protocol, self.eos_ids)
-        self._fork_at: frozenset[int] = frozenset()
 
     # ------------------------------------------------------------------ public
 
@@ -103,14 +102,13 @@ class HFGenerator:
     def _generate(self, requests, sampling, budget, progress, fork_at) -> dict[int | None, list[Trace]]:
         for request in requests:
             check_request(request, budget)
-        self._fork_at = frozenset(fork_at)
         top = budget.max_thinking_tokens
         # Similar lengths share a batch: less padding in the prefill and the cache.
         order = sorted(range(len(requests)), key=lambda i: -(len(requests[i].prompt_ids) + len(requests[i].resume_ids)))
         out: dict[int | None, list] = {cap: [None] * len(requests) for cap in (top, *fork_at)}
         for start in range(0, len(order), self.batch_size):
             rows = [self._new_row(i, requests[i], top) for i in order[start : start + self.batch_size]]
-            for row in self._run_batch(rows, sampling, budget, progress):
+            for row in self._run_batch(rows, sampling, budget, progress, frozenset(fork_at)):
                 out[row.cap][row.index] = self.rules.to_trace(row)
         for cap in fork_at:  # rows that finished thinking before reaching this budget
             for i, trace in enumerate(out[cap]):
@@ -131,11 +129,12 @@ class HFGenerator:
         self.rules.maybe_cap(child)
         return child
 
-    def _run_batch(self, rows: list[_Row], sampling: SamplingConfig, budget, progress) -> list[_Row]:
+    def _run_batch(self, rows: list[_Row], sampling: SamplingConfig, budget, progress, fork_at) -> list[_Row]:
+        """Decode ``rows`` to the end; a row forks when its thinking reaches a budget in ``fork_at``."""
         finished: list[_Row] = []
         cache, mask, logits = self._prefill(rows)
         # A sweep budget no larger than the resumed thinking (budget 0): fork before the first token.
-        active, forks = rows, [(r, self._fork(row)) for r, row in enumerate(rows) if self._forks_here(row)]
+        active, forks = rows, [(r, self._fork(row)) for r, row in enumerate(rows) if _forks_here(row, fork_at)]
         if forks:
             index = torch.tensor(list(range(len(rows))) + [r for r, _ in forks], device=self.device)
             cache.batch_select_indices(index)
@@ -149,7 +148,7 @@ class HFGenerator:
                     row.append(tokens[r], logprobs[r])
                     self.rules.advance(row, budget, eos=tokens[r] in self.eos_ids)
                     self._drop_taken_back(row, mask, r)
-                    row.fork_due = self._forks_here(row)
+                    row.fork_due = _forks_here(row, fork_at)
                 if row.finish is None and len(row.ids) >= sampling.max_tokens:
                     row.cut(sampling.max_tokens)
                 if row.finish is not None:
@@ -171,9 +170,6 @@ class HFGenerator:
                 active = [active[r] for r in keep] + [child for _, child in forks]
             logits, mask = self._step(active, cache, mask)
         return finished
-
-    def _forks_here(self, row: _Row) -> bool:
-        return row.thinking and row.thinking_tokens in self._fork_at
 
     def _drop_taken_back(self, row: _Row, mask, r: int) -> None:
         """Mask the cache columns of tokens the rules took back (the rest were never fed)."""
@@ -240,20 +236,35 @@ class HFGenerator:
         # Inverse-CDF sampling: one seeded uniform per row, the search batched.
         # (Per-row torch.multinomial costs ~1.5 ms a row at this vocabulary size.)
         cdf = probs.double().cumsum(-1)
-        uniforms = torch.tensor([_uniform(row.request.seed, len(row.ids)) for row in active], dtype=torch.float64)
+        uniforms = torch.tensor([uniform(row.request.seed, len(row.ids)) for row in active], dtype=torch.float64)
         targets = (uniforms.to(cdf.device) * cdf[:, -1])[:, None]
         tokens = torch.searchsorted(cdf, targets, right=True)[:, 0].clamp(max=probs.shape[-1] - 1)
         return tokens.tolist(), logp.gather(-1, tokens[:, None])[:, 0].tolist()
 
 
-_UNIFORMS = torch.Generator()
+def _forks_here(row: _Row, fork_at: frozenset[int]) -> bool:
+    return row.thinking and row.thinking_tokens in fork_at
 
 
-def _uniform(seed: int, position: int) -> float:
-    """The uniform draw for the token at ``position``: fixed by (seed, position) alone,
-    so a sequence samples the same tokens in any batch, and when resumed."""
-    _UNIFORMS.manual_seed(seed * 2**20 + position)
-    return float(torch.rand((), generator=_UNIFORMS, dtype=torch.float64))
+_MASK64 = (1 << 64) - 1
+
+
+def uniform(seed: int, position: int) -> float:
+    """The uniform draw in [0, 1) for the token at ``position``: fixed by (seed, position)
+    alone, so a sequence samples the same tokens in any batch, and when resumed.
+
+    A counter-based draw (SplitMix64's finaliser, Steele et al. 2014, over the pair)
+    rather than a seeded generator: no state to share between threads or calls, and
+    about a microsecond in plain Python.
+    """
+    z = _mix64(_mix64(seed) + (position + 1) * 0x9E3779B97F4A7C15)
+    return (z >> 11) / float(1 << 53)
+
+
+def _mix64(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
 
 
 def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -262,13 +273,3 @@ def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p
     sorted_probs = sorted_probs.masked_fill(outside, 0.0)
     return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
-
-
-def _eos_ids(model, tokenizer) -> list[int]:
-    ids = model.generation_config.eos_token_id if model.generation_config is not None else None
-    ids = [ids] if isinstance(ids, int) else list(ids or [])
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    if not ids:
-        raise ValueError("the model and tokenizer declare no EOS token; set tokenizer.eos_token")
-    return ids

@@ -31,7 +31,7 @@ EOS inside thinking is taken back and the delimiter and cue forced (or the trace
 ends, with ``answer_after_eos`` off); the cap forces the delimiter and cue. The
 answer round asks for ``max_answer_tokens`` and stops at EOS; when the forced cue
 opens braces, the answer is cut after the first token at which
-``rlcot.budget.answer_complete`` holds, where hf stops, so the traces agree (the
+``rlcot.generation.budget.answer_complete`` holds, where hf stops, so the traces agree (the
 tokens vLLM sampled after it are wasted work, at most ``max_answer_tokens``). All
 active sequences of a round, thinking or answering, go in one ``generate`` call.
 No round samples past ``SamplingConfig.max_tokens``; forced tokens that would pass
@@ -66,7 +66,8 @@ from typing import Sequence
 
 from ..thinking import ThinkingProtocol
 from .base import GenerationRequest, ProgressCallback, SamplingConfig, Trace
-from .forcing import ForcingRules, SequenceState, check_request
+from .forcing import ForcingRules, SequenceState, check_request, eos_ids
+from .sweep import sweep_by_probing
 
 INSTALL_HINT = "pip install 'rlcot[vllm]'"
 LOGPROBS_MODE = "processed_logprobs"  # temperature-scaled, like hf's (module docstring)
@@ -87,7 +88,7 @@ class VLLMGenerator:
         self.protocol = protocol or ThinkingProtocol()
         self.llm = llm if llm is not None else build_llm(self.vllm, self.model, llm_options)
         self.tokenizer = tokenizer if tokenizer is not None else self.llm.get_tokenizer()
-        self.eos_ids = _eos_ids(self.tokenizer, self.model)
+        self.eos_ids = eos_ids(self.tokenizer, _generation_config(self.model))
         self.rules = ForcingRules(self.tokenizer, self.protocol, self.eos_ids)
         self.max_model_len = _max_model_len(self.llm)
 
@@ -111,6 +112,18 @@ class VLLMGenerator:
                 progress(len(active) - len(still))
             active = still
         return [self.rules.to_trace(row) for row in rows]
+
+    def sweep(
+        self,
+        requests: Sequence[GenerationRequest],
+        sampling: SamplingConfig,
+        budget,
+        budgets: Sequence[int],
+        progress: ProgressCallback | None = None,
+    ) -> dict[int, list[Trace]]:
+        """vLLM cannot fork a running request: one run at the top cap, then a probe per budget
+        (the truncated thinking is a cached prefix, so each probe prefills little)."""
+        return sweep_by_probing(self, requests, sampling, budget, budgets, progress)
 
     # --------------------------------------------------------------- rounds
 
@@ -200,17 +213,6 @@ def build_llm(vllm, model: str, options: dict):
         raise RuntimeError("vLLM needs a CUDA GPU and none is visible; use `--backend hf` on this machine")
     settings = {"enable_prefix_caching": True, "seed": 0, "logprobs_mode": LOGPROBS_MODE, **options}
     return vllm.LLM(model=model, **settings)
-
-
-def _eos_ids(tokenizer, model: str) -> list[int]:
-    """EOS ids from the model's generation config (when readable) and the tokenizer."""
-    eos = getattr(_generation_config(model), "eos_token_id", None)
-    ids = [eos] if isinstance(eos, int) else list(eos or [])
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    if not ids:
-        raise ValueError(f"model {model!r} and its tokenizer declare no EOS token; set tokenizer.eos_token")
-    return ids
 
 
 def _generation_config(model: str):

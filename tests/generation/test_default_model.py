@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlcot.budget import Budget, probe
+from rlcot.generation import Budget, probe
 from rlcot.generation.base import SamplingConfig
 from rlcot.generation.hf import HFGenerator
 from rlcot.tasks import get_task

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlcot.budget import Budget
+from rlcot.generation import Budget
 from rlcot.generation.base import SamplingConfig
 from rlcot.generation.hf import HFGenerator
 from tests.conftest import ScriptedLM, make_request, script

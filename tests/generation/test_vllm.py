@@ -18,7 +18,7 @@ import pytest
 import torch
 from transformers import PretrainedConfig
 
-from rlcot.budget import Budget, answer_complete
+from rlcot.generation.budget import Budget, answer_complete
 from rlcot.generation import get_generator
 from rlcot.generation.base import GenerationRequest, SamplingConfig
 from rlcot.generation.hf import HFGenerator

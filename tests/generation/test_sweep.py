@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rlcot.budget import Budget, answer_complete, probe, reusable_at, sweep
+from rlcot.generation.budget import Budget, answer_complete, reusable_at
+from rlcot.generation.sweep import probe, sweep
 from rlcot.generation.base import SamplingConfig
 from rlcot.generation.hf import HFGenerator
 from tests.conftest import make_request
