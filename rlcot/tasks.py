@@ -1,12 +1,24 @@
 """Tasks: a dataset builder, the verifier that scores it, and the answer cue for forcing.
 
 A task ties the pieces of one problem family together: rows (plain dicts with at
-least ``id`` and ``question``, and the fields its verifier reads), the verifier's
-registered name, the instruction the prompt carries, the cue budget forcing appends
-after a capped thought, and how long an answer may be.
+least ``id`` and ``question``, and the fields its verifier reads), the verifier it is
+scored by (a registered name and the options it needs: GSM8K's "what percent"
+questions have bare golds, so its math verifier is lenient about ``%``), the
+instruction the prompt carries, the cue budget forcing appends after a capped
+thought, and how long an answer may be.
 
 Every procedural item is seeded as ``seed + index`` (reasoning-gym's convention), so
 any row can be rebuilt alone and a dataset of n rows is a prefix of one of n + 1.
+Sampling seeds are separate: sample j of row i draws with
+``derive_seed(seed, row id, j)``, so a row's samples never depend on its position.
+
+A task whose rows may be unanswerable (``answerable: false``: arith with
+``unanswerable > 0``, or a user's file holding such rows) says so in the
+instruction: "If the problem cannot be answered, write \\boxed{IDK}". Without that
+hint a model could never learn to abstain on them.
+
+``Task.spec()`` is a plain dict that ``get_task(**spec)`` turns back into the same
+task; runs record it, so a file of traces can be rescored with its own task.
 
 Built-ins: ``arith`` (with unanswerable variants for abstention), ``gsm8k`` (a JSONL
 file, or the hub where one is reachable), ``sudoku``, ``crossword``, and
@@ -15,13 +27,14 @@ file, or the hub where one is reachable), ``sudoku``, ``crossword``, and
 
 from __future__ import annotations
 
-import json
+import functools
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Sequence
 
-from .generation.base import GenerationRequest
+from .generation.base import GenerationRequest, derive_seed
+from .jsonl import read_jsonl
 from .thinking import DEFAULT_INSTRUCTION, ThinkingProtocol
 
 MATH_CUE = "The final answer is \\boxed{"
@@ -36,9 +49,37 @@ class Task:
     answer_cue: str = MATH_CUE
     instruction: str = DEFAULT_INSTRUCTION
     max_answer_tokens: int = 64
+    # options for the verifier's constructor (e.g. {"lenient_percent": True})
+    verifier_options: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def rows(self, n: int, seed: int = 0) -> list[dict]:
-        raise NotImplementedError
+        raise NotImplementedError(f"task {self.name!r} has no rows of its own; it only scores rows given to it")
+
+    def build_verifier(self):
+        """The verifier this task is scored by, built with the task's options."""
+        from verifiers import get_verifier
+
+        return get_verifier(self.verifier, **self.verifier_options)
+
+    @property
+    def offers_abstention(self) -> bool:
+        """Whether some rows may be unanswerable, so the instruction offers ``\\boxed{IDK}``."""
+        return False
+
+    @property
+    def full_instruction(self) -> str:
+        return self.instruction + (ABSTAIN_HINT if self.offers_abstention else "")
+
+    def spec(self) -> dict:
+        """``get_task(**task.spec())`` rebuilds this task: its name, data file and changed options."""
+        base = TASKS.get(self.name, JsonlTask())
+        fixed = {"name", "description", "path", "id_prefix"}
+        options = {f.name: getattr(self, f.name) for f in fields(self)
+                   if f.name not in fixed and getattr(self, f.name) != getattr(base, f.name, None)}
+        path = getattr(self, "path", "")
+        if self.name == "jsonl":
+            return {"name": f"jsonl:{path}", "data": None, "options": options}
+        return {"name": self.name, "data": path or None, "options": options}
 
     def question(self, row: dict) -> str:
         return row["question"]
@@ -51,24 +92,30 @@ class Task:
         gold = answer.split("####")[-1].strip().replace(",", "") if "####" in answer else answer
         return f"The final answer is \\boxed{{{gold}}}."
 
-    def requests(
-        self, rows: Sequence[dict], tokenizer, protocol: ThinkingProtocol, seed: int = 0
-    ) -> list[GenerationRequest]:
-        """One request per row; request i samples with seed ``seed + i``."""
+    def prompt(self, row: dict, tokenizer, protocol: ThinkingProtocol) -> str:
+        """The prompt text for ``row`` (chat template, instruction, pre-filled ``<think>``), untokenised.
+
+        The protocol's instruction, left at its default, becomes this task's.
+        """
         if protocol.instruct and protocol.instruction == DEFAULT_INSTRUCTION:
-            protocol = replace(protocol, instruction=self.instruction)
+            protocol = replace(protocol, instruction=self.full_instruction)
+        return protocol.build_prompt(tokenizer, self.question(row))
+
+    def requests(
+        self, rows: Sequence[dict], tokenizer, protocol: ThinkingProtocol, seed: int = 0, samples: int = 1
+    ) -> list[GenerationRequest]:
+        """``samples`` requests per row, row-major; sample j of a row draws with ``derive_seed(seed, id, j)``."""
+        if samples < 1:
+            raise ValueError(f"samples={samples} must be >= 1")
         requests = []
-        for index, row in enumerate(rows):
-            prompt = protocol.build_prompt(tokenizer, self.question(row))
-            requests.append(
-                GenerationRequest(
-                    prompt=prompt,
-                    prompt_ids=tokenizer.encode(prompt, add_special_tokens=False),
-                    answer_cue=self.answer_cue,
-                    seed=seed + index,
-                    request_id=row["id"],
-                )
-            )
+        for row in rows:
+            prompt = self.prompt(row, tokenizer, protocol)
+            prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+            for sample in range(samples):
+                requests.append(GenerationRequest(
+                    prompt=prompt, prompt_ids=prompt_ids, answer_cue=self.answer_cue,
+                    seed=derive_seed(seed, row["id"], sample), request_id=row["id"], sample=sample,
+                ))
         return requests
 
 
@@ -139,8 +186,10 @@ class ArithTask(Task):
     def __post_init__(self):
         if not 0 <= self.unanswerable <= 1:
             raise ValueError(f"unanswerable={self.unanswerable} must be a fraction in [0, 1]")
-        if self.unanswerable and self.instruction == DEFAULT_INSTRUCTION:
-            object.__setattr__(self, "instruction", DEFAULT_INSTRUCTION + ABSTAIN_HINT)
+
+    @property
+    def offers_abstention(self) -> bool:
+        return self.unanswerable > 0
 
     def item(self, index: int, seed: int = 0) -> dict:
         rng = random.Random(seed + index)
@@ -160,27 +209,6 @@ class ArithTask(Task):
 # ---------------------------------------------------------------------- jsonl files
 
 
-def read_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[tuple[int, dict | None, str | None]]:
-    """Yield ``(line_number, row, error)`` for each non-blank line: a row, or why not."""
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                yield number, None, f"invalid JSON ({err.msg} at column {err.colno})"
-                continue
-            if not isinstance(row, dict):
-                yield number, None, f"expected a JSON object, got {type(row).__name__}"
-                continue
-            missing = [key for key in required if key not in row]
-            if missing:
-                yield number, None, f"missing field(s) {', '.join(missing)}"
-                continue
-            yield number, row, None
-
-
 @dataclass(frozen=True)
 class JsonlTask(Task):
     """A user's rows (``question`` and ``answer`` at least) scored by a named verifier."""
@@ -194,9 +222,7 @@ class JsonlTask(Task):
     def rows(self, n: int, seed: int = 0) -> list[dict]:
         """The first n rows in file order (``seed`` only seeds sampling)."""
         _check_n(n)
-        path = Path(self.path)
-        if not path.is_file():
-            raise ValueError(f"task file {str(path)!r} does not exist; pass the path of a JSONL file")
+        path = self._file()
         rows = []
         for number, row, error in read_jsonl(path, required=("question",)):
             if error:
@@ -205,6 +231,25 @@ class JsonlTask(Task):
             if len(rows) == n:
                 break
         return rows
+
+    @property
+    def offers_abstention(self) -> bool:
+        """True when any row of the file is ``answerable: false``."""
+        path = self._file()
+        stat = path.stat()
+        return _has_unanswerable_rows(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+    def _file(self) -> Path:
+        path = Path(self.path)
+        if not path.is_file():
+            raise ValueError(f"task file {str(path)!r} does not exist; pass the path of a JSONL file")
+        return path
+
+
+@functools.lru_cache(maxsize=32)
+def _has_unanswerable_rows(path: str, mtime_ns: int, size: int) -> bool:
+    """One pass over a task file (cached by its path, mtime and size: a rewrite is noticed)."""
+    return any(row is not None and row.get("answerable", True) is False for _, row, _ in read_jsonl(Path(path)))
 
 
 @dataclass(frozen=True)
@@ -217,6 +262,12 @@ class GSM8KTask(JsonlTask):
     path: str = ""
     hub_id: str = "openai/gsm8k"
     split: str = "test"
+    # "what percent" questions have bare golds ("25"): an answer "25%" is right
+    verifier_options: dict[str, Any] = field(default_factory=lambda: {"lenient_percent": True}, hash=False)
+
+    @property
+    def offers_abstention(self) -> bool:
+        return bool(self.path) and JsonlTask.offers_abstention.fget(self)
 
     def rows(self, n: int, seed: int = 0) -> list[dict]:
         if not self.path:
@@ -250,7 +301,19 @@ CROSSWORD_INSTRUCTION = (
 
 
 @dataclass(frozen=True)
-class SudokuTask(Task):
+class PuzzleTask(Task):
+    """A puzzle family whose verifier module also generates its items (``generate(n, seed=, ...)``)."""
+
+    def rows(self, n: int, seed: int = 0) -> list[dict]:
+        _check_n(n)
+        return [{**row, "question": self.question(row)} for row in self.generate(n, seed)]
+
+    def generate(self, n: int, seed: int) -> list[dict]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SudokuTask(PuzzleTask):
     name: str = "sudoku"
     description: str = "sudoku puzzles with unique solutions (4x4, 6x6, 9x9)"
     verifier: str = "sudoku"
@@ -260,12 +323,10 @@ class SudokuTask(Task):
     size: int = 4
     difficulty: str = "easy"
 
-    def rows(self, n: int, seed: int = 0) -> list[dict]:
+    def generate(self, n: int, seed: int) -> list[dict]:
         from verifiers.sudoku import generate
 
-        _check_n(n)
-        return [{**row, "question": self.question(row)} for row in
-                generate(n, size=self.size, seed=seed, difficulty=self.difficulty)]
+        return generate(n, size=self.size, seed=seed, difficulty=self.difficulty)
 
     def gold_answer(self, row: dict) -> str:
         size = int(len(row["solution"]) ** 0.5)
@@ -278,7 +339,7 @@ class SudokuTask(Task):
 
 
 @dataclass(frozen=True)
-class CrosswordTask(Task):
+class CrosswordTask(PuzzleTask):
     name: str = "crossword"
     description: str = "mini crosswords (3x3 to 5x5) with WordNet clues"
     verifier: str = "crossword"
@@ -287,11 +348,10 @@ class CrosswordTask(Task):
     max_answer_tokens: int = 120
     size: int = 4
 
-    def rows(self, n: int, seed: int = 0) -> list[dict]:
+    def generate(self, n: int, seed: int) -> list[dict]:
         from verifiers.crossword import generate
 
-        _check_n(n)
-        return [{**row, "question": self.question(row)} for row in generate(n, size=self.size, seed=seed)]
+        return generate(n, size=self.size, seed=seed)
 
     def gold_answer(self, row: dict) -> str:
         return "\n".join(row["solution"])
@@ -317,11 +377,15 @@ TASKS: dict[str, Task] = {
 }
 
 
-def get_task(name: str, data: str | None = None, verifier: str | None = None, **options) -> Task:
+def get_task(name: str, data: str | None = None, verifier: str | None = None, options: dict | None = None,
+             **more_options) -> Task:
     """A task by name; ``jsonl:PATH`` (or ``data=``) reads rows from a file.
 
-    ``options`` set task fields (``unanswerable=0.2``, ``size=9``, ...).
+    ``options`` (or keyword arguments) set task fields (``unanswerable=0.2``, ``size=9``,
+    ``verifier_options={...}``). A new ``verifier`` drops the task's verifier options,
+    which were meant for its own verifier. ``get_task(**task.spec())`` rebuilds a task.
     """
+    options = {**(options or {}), **more_options}
     if name.startswith("jsonl:"):
         task: Task = JsonlTask(path=name[len("jsonl:") :], verifier=verifier or "math")
     elif name in TASKS:
@@ -332,8 +396,8 @@ def get_task(name: str, data: str | None = None, verifier: str | None = None, **
             task = replace(task, path=data)
     else:
         raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)} or jsonl:PATH")
-    if verifier is not None:
-        task = replace(task, verifier=verifier)
+    if verifier is not None and verifier != task.verifier:
+        task = replace(task, verifier=verifier, verifier_options={})
     unknown = [key for key in options if key not in task.__dataclass_fields__]
     if unknown:
         raise ValueError(f"task {name!r} has no option(s) {', '.join(unknown)}")

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from rlcot.generation import derive_seed
 from rlcot.tasks import ArithTask, get_task
 from rlcot.thinking import ThinkingProtocol
+
+GSM8K_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
 
 
 def _solve(row: dict) -> int:
@@ -41,20 +44,78 @@ def test_arith_answers_are_the_right_nonnegative_integers():
         assert int(row["answer"]) == _solve(row) >= 0
 
 
-def test_requests_carry_seed_plus_index_and_the_cue(tokenizer):
+def test_requests_carry_the_cue_and_the_prompt_task_prompt_gives(tokenizer):
     task = get_task("arith")
-    requests = task.requests(task.rows(3), tokenizer, ThinkingProtocol(), seed=10)
-    assert [r.seed for r in requests] == [10, 11, 12]
+    rows = task.rows(3)
+    requests = task.requests(rows, tokenizer, ThinkingProtocol(), seed=10)
     assert all(r.answer_cue == "The final answer is \\boxed{" for r in requests)
+    assert requests[0].prompt == task.prompt(rows[0], tokenizer, ThinkingProtocol())
     assert requests[0].prompt_ids == tokenizer.encode(requests[0].prompt, add_special_tokens=False)
+    assert rows[0]["question"] in requests[0].prompt and requests[0].prompt.endswith("<think>\n")
+
+
+def test_sample_j_of_row_i_draws_the_same_seed_whatever_else_is_in_the_run(tokenizer):
+    task = get_task("arith")
+    rows = task.rows(4, seed=0)
+    protocol = ThinkingProtocol()
+    full = task.requests(rows, tokenizer, protocol, seed=10, samples=3)
+    assert [(r.request_id, r.sample) for r in full[:4]] == [("arith-0", 0), ("arith-0", 1), ("arith-0", 2),
+                                                             ("arith-1", 0)]
+    assert all(r.seed == derive_seed(10, r.request_id, r.sample) for r in full)
+    assert len({r.seed for r in full}) == 12  # every (row, sample) its own stream
+    # row 2 alone, with fewer samples: same seeds for the samples both runs have
+    alone = task.requests(rows[2:3], tokenizer, protocol, seed=10, samples=2)
+    assert [r.seed for r in alone] == [r.seed for r in full if r.request_id == "arith-2"][:2]
+    assert task.requests(rows[:1], tokenizer, protocol, seed=11)[0].seed != full[0].seed
+    with pytest.raises(ValueError, match="samples=0"):
+        task.requests(rows, tokenizer, protocol, samples=0)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("arith", {}),
+    ("arith", {"unanswerable": 0.2}),
+    ("sudoku", {"size": 6, "difficulty": "medium"}),
+    ("crossword", {"size": 3}),
+    ("gsm8k", {"data": str(GSM8K_TEST)}),
+])
+def test_a_task_spec_rebuilds_the_same_task(name, kwargs):
+    task = get_task(name, **kwargs)
+    assert get_task(**task.spec()) == task
+
+
+def test_a_jsonl_spec_and_a_new_verifier_round_trip(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"question": "1+1?", "answer": "2"}\n')
+    task = get_task(f"jsonl:{path}", verifier="sudoku")
+    assert get_task(**task.spec()) == task and task.spec()["name"] == f"jsonl:{path}"
+
+
+def test_gsm8k_builds_its_verifier_lenient_about_percent():
+    gsm8k = get_task("gsm8k", data=str(GSM8K_TEST))
+    row = {"id": "g", "answer": "Half of them.\n#### 25"}
+    assert gsm8k.build_verifier().verify("<think>x</think>\\boxed{25\\%}", row).outcome == "correct"
+    # the same verifier name without the task's options is strict
+    strict = get_task("jsonl:x", verifier="math").build_verifier()
+    assert strict.verify("<think>x</think>\\boxed{25\\%}", row).outcome == "wrong"
+    # another verifier drops options meant for math
+    assert get_task("gsm8k", data=str(GSM8K_TEST), verifier="sudoku").verifier_options == {}
+
+
+def test_a_users_file_with_unanswerable_rows_offers_idk(tmp_path, tokenizer):
+    protocol = ThinkingProtocol()
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"question": "Ann has some pens. How many?", "answer": null, "answerable": false}\n'
+                    '{"question": "1+1?", "answer": "2"}\n')
+    task = get_task(f"jsonl:{path}")
+    assert all("\\boxed{IDK}" in task.prompt(row, tokenizer, protocol) for row in task.rows(2))
+    path.write_text('{"question": "1+1?", "answer": "2"}\n')  # rewritten: no such rows any more
+    assert "IDK" not in task.prompt(task.rows(1)[0], tokenizer, protocol)
 
 
 def test_unknown_task_names_the_choices():
     with pytest.raises(ValueError, match="arith"):
         get_task("chess")
 
-
-GSM8K_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
 
 
 def test_unanswerable_arith_rows_lack_a_quantity_and_ask_for_idk():
@@ -67,7 +128,7 @@ def test_unanswerable_arith_rows_lack_a_quantity_and_ask_for_idk():
     for row in missing[:20]:
         twin = ArithTask().item(int(row["id"].split("-")[1]) - 3, seed=3)
         assert len(re.findall(r"\d+", row["question"])) < len(re.findall(r"\d+", twin["question"]))
-    assert "\\boxed{IDK}" in task.instruction
+    assert "\\boxed{IDK}" in task.full_instruction and "IDK" not in ArithTask().full_instruction
 
 
 def test_gsm8k_reads_a_local_file_with_its_gold_after_hashes():

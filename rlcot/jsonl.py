@@ -1,0 +1,45 @@
+"""JSON Lines in and out, where one bad line must never cost the good ones.
+
+``read_jsonl`` yields every non-blank line as a row or as the reason it is not one:
+invalid UTF-8, invalid JSON, JSON nested too deeply for the parser (Python's
+recursion limit; a line of 100,000 ``[`` is enough), not an object, or missing a
+required field. The file is read as bytes and decoded line by line, so a stray
+``\\xff`` rejects its own line and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator, Sequence
+
+
+def read_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[tuple[int, dict | None, str | None]]:
+    """Yield ``(line_number, row, error)`` for each non-blank line: a row, or why not."""
+    with Path(path).open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            row, error = parse_line(raw)
+            if error is None:
+                missing = [key for key in required if key not in row]
+                if missing:
+                    row, error = None, f"missing field(s) {', '.join(missing)}"
+            yield number, row, error
+
+
+def parse_line(raw: bytes) -> tuple[dict | None, str | None]:
+    """One line as a JSON object, or ``(None, reason)``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return None, f"invalid UTF-8 (byte {err.start}: {raw[err.start:err.start + 1]!r})"
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as err:
+        return None, f"invalid JSON ({err.msg} at column {err.colno})"
+    except RecursionError:
+        return None, "JSON nested too deeply to read"
+    if not isinstance(row, dict):
+        return None, f"expected a JSON object, got {type(row).__name__}"
+    return row, None
