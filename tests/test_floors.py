@@ -1,0 +1,102 @@
+"""The floors of the package: verifiers/ at the bottom, nothing imports upward, no import loops.
+
+Read from the source with ``ast`` (module-level imports only: an import inside a
+function is deferred on purpose and cannot form a loop at import time).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("verifiers", "rlcot", "evals")
+# lower floors first: a module may import its own floor and those below, never above
+FLOORS = ["verifiers", "rlcot.generation", "rlcot", "evals", "rlcot.cli"]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Modules of ours that ``path`` imports at module level (relative imports resolved)."""
+    tree = ast.parse(path.read_text())
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    found = set()
+    for node in tree.body:  # module level only
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.split(".")[0] in PACKAGES}
+
+
+def _graph() -> dict[str, set[str]]:
+    files = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py")]
+    modules = {_module_name(p): p for p in files}
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for dep in _imports(path):
+            # importing a.b.c runs a/__init__ and a/b/__init__ first, unless we are inside them already
+            parts = dep.split(".")
+            deps.update(".".join(parts[:k]) for k in range(1, len(parts) + 1)
+                        if not (name + ".").startswith(".".join(parts[:k]) + "."))
+        graph[name] = {m for m in deps if m in modules and m != name}
+    return graph
+
+
+def _floor(module: str) -> int:
+    return max(i for i, floor in enumerate(FLOORS) if module == floor or module.startswith(floor + "."))
+
+
+def test_verifiers_import_nothing_of_rlcot_anywhere():
+    for path in (ROOT / "verifiers").rglob("*.py"):
+        text = path.read_text()
+        assert "import rlcot" not in text and "from rlcot" not in text, path
+
+
+def test_no_module_imports_a_floor_above_its_own():
+    upward = [(a, b) for a, deps in _graph().items() for b in deps if _floor(b) > _floor(a)]
+    assert upward == []
+
+
+def test_there_are_no_import_loops():
+    graph, state, loops = _graph(), {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for dep in graph[node]:
+            if state.get(dep) == "open":
+                loops.append(stack[stack.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep, stack + [dep])
+        state[node] = "done"
+
+    for node in graph:
+        if node not in state:
+            visit(node, [node])
+    # a package's __init__ importing its own submodules is not a loop unless a submodule imports it back
+    assert loops == []
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("from rlcot.tasks import Task\n", {"rlcot.tasks", "rlcot.tasks.Task"}),
+    ("def f():\n    import rlcot.cli\n", set()),  # deferred: not a module-level edge
+])
+def test_the_import_reader_sees_module_level_imports_only(tmp_path, source, expected):
+    path = ROOT / "rlcot" / "_floor_probe.py"
+    try:
+        path.write_text(source)
+        assert _imports(path) == expected
+    finally:
+        path.unlink()
