@@ -11,6 +11,15 @@
    same generator, so none rides on parse caches another warmed; "agrees" is the
    share of math-verify's cases where our verdict is correct exactly when it says True.
 3. ``math`` worst latency over hostile answers, against the time bound.
+4. ``math`` under contention: 8 threads on 2 workers, 6 exponent towers and 2 easy
+   answers (that still need math-verify) at once, then the same with both workers
+   stopped (SIGSTOP); every call's latency against the bound (waiting for a busy worker
+   counts against it). Before the fix the easy calls took 4.8 s and 2.5 s.
+5. Oversized answer sections: 4 MB for ``sudoku`` and ``crossword`` (refused unread as
+   ``too_long``), 1 MB of brace soup for every verifier.
+
+Latency lives here, not in the tests: a test asserts a time only for the bound that is
+a feature (math's timeout), with a margin machine load cannot flip.
 
 Run: ``.venv/bin/python bench/verifiers.py`` (about a minute; ``--quick`` for less).
 """
@@ -19,9 +28,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import signal
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # Run as a script, this folder heads sys.path and this file's name would shadow the package.
@@ -55,6 +68,7 @@ HOSTILE = {  # name -> (answer section, gold)
     "200 nested fractions": ("\\boxed{" + "\\frac{" * 200 + "1" + "}{2}" * 200 + "}", "4"),
     "1,000 different boxes": ("".join(f"\\boxed{{{i}}}" for i in range(1000)), "4"),
     "1 MB of hedged text": ("I think maybe " * 75_000 + "\\boxed{4}", "4"),
+    "99 KB of brace soup (read)": ("}{\\boxed{" * 11_000, "4"),  # just under max_section_chars: in-process
 }
 
 
@@ -134,6 +148,63 @@ def bench_math(n: int) -> list[list[str]]:
     return rows
 
 
+def timed_in_threads(verifier, cases: list[tuple[str, dict]]) -> list[tuple[float, object]]:
+    """Each case verified in its own thread, all released at once: (seconds, verdict) in order."""
+    barrier = threading.Barrier(len(cases))
+
+    def call(case):
+        barrier.wait()
+        start = time.perf_counter()
+        verdict = verifier.verify(*case)
+        return time.perf_counter() - start, verdict
+
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        return list(pool.map(call, cases))
+
+
+def bench_contention() -> None:
+    """More threads than workers: every call's latency against the bound, towers and easy answers apart."""
+    from verifiers.math import MathVerifier
+
+    tower = ("<think>x</think>\\boxed{9^{9^{9^{9^{9}}}}}", {"answer": "4"})
+    easy = ("<think>x</think>\\boxed{\\frac{1}{2}}", {"answer": "0.5"})  # not a plain number: needs a worker
+    for stopped in (False, True):
+        with MathVerifier(timeout=2.0, workers=2).start() as verifier:
+            if stopped:
+                for pid in verifier.worker_pids():
+                    os.kill(pid, signal.SIGSTOP)
+            results = timed_in_threads(verifier, [tower] * 6 + [easy] * 2)
+        label = "both workers stopped" if stopped else "6 towers + 2 easy"
+        print(f"\nmath, 8 threads on 2 workers, {label} (bound {verifier.timeout:.1f} s):")
+        for name, part in (("towers", results[:6]), ("easy", results[6:])):
+            outcomes = sorted({f"{v.outcome}/{v.reason}" for _, v in part})
+            worst = max(seconds for seconds, _ in part)
+            over = "  OVER THE BOUND" if worst > verifier.timeout + 0.1 else ""
+            print(f"  {name:7s} worst {worst * 1000:8.1f} ms  {', '.join(outcomes)}{over}")
+
+
+def bench_oversized() -> None:
+    """Latency of answer sections no honest model writes: 4 MB for the puzzles, 1 MB of braces for all."""
+    from verifiers.crossword import generate as crosswords
+    from verifiers.sudoku import generate as sudokus
+
+    rows = {"math": {"answer": "4"}, "sudoku": sudokus(1, size=9, seed=0)[0], "crossword": crosswords(1, seed=0)[0]}
+    sections = {"sudoku": "5 3 4 6 7 8 9 1 2\n" * 230_000, "crossword": "CAT\nO#O\nBYE\n" * 350_000}
+    print("\noversized answer sections:")
+    for name, row in rows.items():
+        verifier = get_verifier(name)
+        cases = [("1 MB of brace soup", "}{\\boxed{" * 125_000)]
+        if name in sections:
+            cases.append(("4 MB of grid rows", sections[name]))
+        for label, section in cases:
+            start = time.perf_counter()
+            verdict = verifier.verify(f"<think>x</think>{section}", row)
+            seconds = time.perf_counter() - start
+            print(f"  {name:9s} {label:20s} {seconds * 1000:8.1f} ms  {verdict.outcome}/{verdict.reason}")
+        if hasattr(verifier, "close"):
+            verifier.close()
+
+
 def puzzle_completion(module, example: dict, rng: random.Random, right: bool) -> str | None:
     """A completion stating the example's solution, or with one square changed; None if we can't.
 
@@ -189,6 +260,8 @@ def main() -> None:
     args = parser.parse_args()
     n = 150 if args.quick else 400
     rows = bench_math(n)
+    bench_contention()
+    bench_oversized()
     for name in ("sudoku", "crossword"):
         rows += bench_puzzles(name, 40 if args.quick else 120)
     header = ["verifier (cases)", "n", "verify/s", "batch/s", "math-verify/s", "batch vs mv", "agrees with mv"]

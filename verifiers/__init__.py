@@ -4,7 +4,14 @@
 a plugin installed under the entry-point group ``rlcot.verifiers``, or
 ``module.path:attr`` naming a user's own verifier: a ``Verifier`` subclass or
 instance, or a plain function ``f(answer_section, example) -> Verdict | bool | None``
-(None: no answer found).
+(None: no answer found). Any other object with a ``verify(completion, example)``
+method is wrapped in ``DuckTypedVerifier``, so every verifier this returns also has
+``verify_answer`` and ``verify_answer_batch`` (``verifiers.base``).
+
+The package is the ground floor of the project: it imports nothing from ``rlcot``.
+``sections`` reads completions (thinking split, boxes), ``base`` holds the shared
+rules, ``hedging`` the lexicon and the score scheme, ``workers`` the bounded worker
+pool math runs in, and one module per domain (``math``, ``sudoku``, ``crossword``).
 """
 
 from __future__ import annotations
@@ -13,8 +20,9 @@ import importlib
 import inspect
 from importlib import metadata
 
-from .base import FunctionVerifier, Verdict, Verifier, answer_section, boxed_contents, last_boxed
+from .base import DuckTypedVerifier, FunctionVerifier, Verdict, Verifier
 from .hedging import BINARY, HedgeLexicon, HedgeScheme
+from .sections import answer_section, boxed_contents, last_boxed, split_completion
 
 ENTRY_POINT_GROUP = "rlcot.verifiers"
 
@@ -64,15 +72,20 @@ def _instantiate(target, name: str, options: dict) -> Verifier:
     if isinstance(target, Verifier):
         return target
     if inspect.isclass(target) and hasattr(target, "verify"):
-        return target(**options)
+        return _as_verifier(target(**options), name)
     if not inspect.isclass(target) and hasattr(target, "verify"):  # a duck-typed verifier object
-        return target
+        return _as_verifier(target, name)
     if callable(target) and not inspect.isclass(target):
         return FunctionVerifier(target, name=name)
     raise TypeError(f"verifier {name!r} is a {type(target).__name__}; give a Verifier, a class or a function")
 
 
+def _as_verifier(instance, name: str) -> Verifier:
+    return instance if isinstance(instance, Verifier) else DuckTypedVerifier(instance, name=name)
+
+
 __all__ = [
-    "BINARY", "ENTRY_POINT_GROUP", "FunctionVerifier", "HedgeLexicon", "HedgeScheme", "REGISTRY", "Verdict",
-    "Verifier", "answer_section", "available", "boxed_contents", "get_verifier", "last_boxed",
+    "BINARY", "ENTRY_POINT_GROUP", "DuckTypedVerifier", "FunctionVerifier", "HedgeLexicon", "HedgeScheme",
+    "REGISTRY", "Verdict", "Verifier", "answer_section", "available", "boxed_contents", "get_verifier",
+    "last_boxed", "split_completion",
 ]

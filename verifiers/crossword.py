@@ -42,7 +42,15 @@ lower-case letters ("Grid") is text. A run of >= 2 rows with a letter is a grid;
 echo of the empty puzzle (no letters) is ignored. Two different grids are ``wrong``
 (``multiple_answers``), as in ``verifiers.sudoku``: listing candidates never wins.
 Text is NFKC-folded first, so fullwidth ``ＣＡＴ`` is ``CAT``; accented letters stay
-themselves and never match ``A``-``Z`` (``É`` is not ``E``): ``wrong_letters``.
+themselves and never match ``A``-``Z`` (``É`` is not ``E``): ``wrong_letters``. An
+answer section over ``CHARS_PER_SQUARE`` characters per square of the grid (at least
+``MIN_ANSWER_LIMIT``) is ``unparsed`` (``too_long``) unread: parsing costs about a
+second per MB, outside any time bound, and no honest answer to a mini is that long.
+
+Examples are checked on every call (``check_example``): a missing solution, rows of
+different lengths, a solution with no white square (``["", ""]``), characters other
+than ``A``-``Z`` and ``#``, or a ``grid`` whose black squares disagree with it is a
+ValueError naming the value and the fix.
 
 Generation (``generate``/``generate_item``). Item i is seeded ``seed + i``. The
 black-square patterns of a ``size`` x ``size`` grid (3 to 5) are every pattern that is
@@ -80,8 +88,9 @@ from functools import cache, lru_cache
 from importlib import resources
 from types import MappingProxyType
 
-from .base import Verdict, Verifier, last_boxed
+from .base import Verdict, Verifier
 from .hedging import DEFAULT_LEXICON, HedgeLexicon
+from .sections import last_boxed
 
 BLACK, BLANK = "#", "."
 DIRECTIONS = {"A": "across", "D": "down"}
@@ -92,6 +101,10 @@ BLACKS = {3: (0, 1), 4: (0, 4), 5: (2, 6)}
 FILL_BUDGET = 3000  # search nodes per fill attempt before trying a pattern with more blacks
 MAX_ATTEMPTS = 50
 WORDS_FILE = "crossword_words.tsv"
+# Answer sections longer than this many characters per square (at least MIN_ANSWER_LIMIT) are
+# `too_long`, unread: a 5x5 written as entries is ~150 characters, and reading costs ~1.5 s per MB.
+CHARS_PER_SQUARE = 200
+MIN_ANSWER_LIMIT = 4000
 
 
 # ---------------------------------------------------------------------- grids and numbering
@@ -143,6 +156,8 @@ def _rows(value, field: str) -> list[str]:
     rows = [row.strip().upper() for row in value]
     if len({len(row) for row in rows}) != 1:
         raise ValueError(f"crossword {field} rows have different lengths {[len(r) for r in rows]}; make it a rectangle")
+    if not rows[0] or all(ch == BLACK for row in rows for ch in row):
+        raise ValueError(f"crossword {field} {value!r} has no white square; give the rows, '#' for black squares")
     return rows
 
 
@@ -206,12 +221,6 @@ def _row_cells(line: str) -> list[str] | None:
     if letters != letters.upper() and letters != letters.lower():
         return None  # "Grid", "Here": a word, not a row
     return [BLANK if ch in _BLANK_MARKS else _upper(ch) for ch in squares]
-
-
-def read_grid(text: str) -> list[list[str]] | None:
-    """The last run of >= 2 grid rows holding a letter, or None (rules in the module doc)."""
-    runs = read_grids(text)
-    return runs[-1] if runs else None
 
 
 def read_grids(text: str) -> list[list[list[str]]]:
@@ -345,6 +354,13 @@ class CrosswordVerifier(Verifier):
     def __init__(self, partial_credit: bool = False, lexicon: HedgeLexicon = DEFAULT_LEXICON):
         super().__init__(lexicon)
         self.partial_credit = partial_credit
+
+    def check_example(self, example: Mapping) -> None:
+        _solution(example)
+
+    def answer_section_limit(self, example: Mapping) -> int:
+        squares = sum(len(row) for row in _solution(example))
+        return max(MIN_ANSWER_LIMIT, CHARS_PER_SQUARE * squares)
 
     def judge(self, answer: str, example: Mapping) -> Verdict:
         solution = _solution(example)

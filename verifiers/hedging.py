@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .sections import last_boxed, strip_text_commands
+
 ABSTAIN_PHRASES = (
     "i don't know",
     "i do not know",
@@ -72,6 +74,11 @@ def _normalise(text: str) -> str:
     return " ".join(text.translate(_APOSTROPHES).lower().split())
 
 
+def _bare(text: str) -> str:
+    """``text`` as a candidate abstain token: no LaTeX text wrappers, no surrounding punctuation."""
+    return _normalise(strip_text_commands(text)).strip(" .!*_`$\"'")
+
+
 @dataclass(frozen=True)
 class HedgeLexicon:
     abstain_phrases: tuple[str, ...] = ABSTAIN_PHRASES
@@ -79,10 +86,12 @@ class HedgeLexicon:
     hedge_phrases: tuple[str, ...] = HEDGE_PHRASES
     _abstain: re.Pattern = field(init=False, repr=False, compare=False)
     _hedge: re.Pattern = field(init=False, repr=False, compare=False)
+    _tokens: frozenset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "_abstain", _pattern([_normalise(p) for p in self.abstain_phrases]))
         object.__setattr__(self, "_hedge", _pattern([_normalise(p) for p in self.hedge_phrases]))
+        object.__setattr__(self, "_tokens", frozenset(_bare(t) for t in self.abstain_tokens))
 
     def abstains(self, answer: str) -> bool:
         return bool(self._abstain.search(_normalise(answer)))
@@ -91,12 +100,11 @@ class HedgeLexicon:
         return bool(self._hedge.search(_normalise(answer)))
 
     def abstain_token(self, answer: str) -> bool:
-        """``\\boxed{IDK}`` (or another abstain token) as the boxed answer."""
-        from .base import last_boxed
-
+        """An abstain token as the final answer: the last box's content (``\\boxed{\\textbf{IDK}}``),
+        or, with no box, the whole answer section (``IDK.``). Text wrappers, case, spacing
+        and surrounding punctuation or Markdown emphasis do not matter."""
         boxed = last_boxed(answer)
-        tokens = {_normalise(t) for t in self.abstain_tokens}
-        return boxed is not None and _normalise(boxed.replace("\\text{", "").rstrip("}")) in tokens
+        return _bare(answer if boxed is None else boxed) in self._tokens
 
 
 DEFAULT_LEXICON = HedgeLexicon()

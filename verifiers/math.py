@@ -1,19 +1,31 @@
 """Math answers: strict extraction here, equivalence by math-verify in worker processes.
 
 Extraction is ours and strict. The answer is the last ``\\boxed{...}`` of the answer
-section (nested braces; ``base.boxed_contents``). Without a box, a task may declare a
+section (nested braces; ``sections.boxed_contents``). Without a box, a task may declare a
 format: ``answer_pattern``, a regex with one group (or a preset name from
 ``ANSWER_PATTERNS``: ``"gsm8k"`` for ``#### 42``, ``"answer_is"`` for "The answer is
-42"), given to the constructor or per example as ``example["answer_pattern"]``. There
-is no fallback to "the last number in the text": no box and no declared format is
-``unparsed`` (``no_answer``); an empty box is ``unparsed`` (``empty_answer``). Two final
-answers that are not equivalent (``\\boxed{3} ... \\boxed{4}``) are ``wrong``
+42"), given to the constructor or per example as ``example["answer_pattern"]``; a
+pattern that does not compile is a ValueError naming it. There is no fallback to "the
+last number in the text": no box and no declared format is ``unparsed``
+(``no_answer``); an empty box is ``unparsed`` (``empty_answer``). Two final answers
+that are not equivalent (``\\boxed{3} ... \\boxed{4}``) are ``wrong``
 (``multiple_answers``) even if one of them matches the gold: a policy must not be paid
 for spreading bets. The same value boxed twice is fine.
 
-The gold is ``example["answer"]``: a plain value (``42``, ``3/4``, ``\\frac{1}{2}``),
-a GSM8K solution (what follows the last ``####``, commas stripped) or a MATH solution
-(its last box). ``details["gold"]`` carries the normalised gold.
+The gold is ``example["answer"]``, a str or a number (anything else, ``None`` or a
+bool included, is a ValueError: a row with no answer says ``answerable: False``): a
+plain value (``42``, ``3/4``, ``\\frac{1}{2}``), a GSM8K solution (what follows the last
+``####``, commas stripped) or a MATH solution (its boxes). A solution that boxes
+several values that are not equal (``\\boxed{1}`` and ``\\boxed{2}``) has a multi-part
+answer: the gold is their tuple, ``1, 2``, so ``\\boxed{1, 2}`` is correct (a model
+writes one box; two boxes in an answer stay ``multiple_answers``). Boxes with one
+value spelled twice (``\\frac{\\sqrt{3}}{2}``, ``\\frac{\\sqrt3}{2}``) are one gold:
+the worker compares the parts first. ``details["gold"]`` carries the normalised gold.
+
+Normalisation, on answers and gold alike: Unicode decimal digits fold to ASCII
+(fullwidth ``４２`` and Arabic-Indic ``٤٢`` are ``42``, as in sudoku and crossword),
+Unicode minus, times and percent signs to their LaTeX, and percent words (``28
+percent``, ``28 pct``, ``50 \\text{ percent}``, ``\\percent``) to ``\\%``.
 
 Equivalence of LaTeX answers is math-verify's (Kydlíček et al., Hugging Face,
 https://github.com/huggingface/Math-Verify): it parses LaTeX and plain expressions
@@ -38,61 +50,59 @@ write our own LaTeX-to-sympy layer. Around it, our exactness rules:
   answer and the gold, the reason is ``percent_mismatch``: a user sees what the option
   would change. GSM8K's "what percent" questions have bare golds (``25``): turn it on.
 
-**Why worker processes.** math-verify bounds its work with ``signal.alarm``, which
-only works in the main thread of the main interpreter; TRL calls reward functions
-from wherever it likes, and a sympy ``simplify`` or a ``9^{9^{9^{9}}}`` can run for
-minutes. So math-verify runs in a small pool of persistent worker processes
-(``python -c``, not ``multiprocessing``: no re-import of the user's ``__main__``),
-spoken to over pipes with one JSON line per request. The bound holds in any thread:
-
-- the caller waits on the pipe with ``select`` until its deadline (``timeout``,
-  default 2 s, counted from the start of the call);
-- inside the worker (its main thread) an interval timer raises at 80% of what is
-  left, which stops Python-level sympy work and keeps the worker alive;
-- a worker that does not answer by the deadline (stuck in C code, where no signal
-  handler runs) is killed and replaced in the background. Either way: ``unparsed``,
-  reason ``timeout``. A worker that dies mid-request gives ``unparsed``, ``error``.
-
-In practice the timer catches every hostile case we tried (exponent towers,
-``(x+1)^{2000}`` expansions, deep nesting): sympy works at Python level. The kill is
-the backstop, tested by stopping a worker with SIGSTOP.
-
-Starting a worker (importing sympy, about a second) is not part of any call's bound;
-``start()`` pays it up front, otherwise the first call that needs a worker does. By
+**The time bound.** math-verify runs in a ``workers.WorkerPool`` (why processes, and
+how a worker is stopped, in that module), each worker running ``make_comparer``. A
+call's deadline is ``timeout`` (default 2 s) after judging starts (the shared rules
+before it read at most ``max_section_chars``); in-process work and any wait for a busy
+worker count against it, so with more threads than workers a call queued behind
+exponent towers still returns on time (``unparsed``, ``timeout``). Only the pool's
+first start (importing sympy, about a second) is not counted:
+``start()`` pays it up front, otherwise the first calls that need a worker do. By
 default the pool keeps two workers or more, so one killed worker leaves another
-ready. ``verify_batch`` runs ``verify`` from as many threads as workers, each taking
-the next item: same verdicts, in order. One request per answer: a round trip costs
-~0.1 ms against math-verify's 1-30 ms, so chunks would buy little and complicate kills.
+ready. ``verify_answer_batch`` (and so ``verify_batch``) runs ``verify_answer`` from
+as many threads as workers, each taking the next item: same verdicts, in order. One
+request per answer: a round trip costs ~0.1 ms against math-verify's 1-30 ms, so
+chunks would buy little and complicate kills.
 
 Hostile input is rejected before it reaches sympy: an answer over
 ``max_answer_chars`` (default 4,000) that is not a plain number is ``unparsed``
 (``too_long``); at most 16 distinct boxes are compared (more is ``multiple_answers``).
+An answer section over ``max_section_chars`` (default 100,000) is ``too_long`` unread:
+reading boxes and hedges runs in the caller's process at up to ~1 s per MB of brace
+soup, work no worker's bound covers, and no honest answer section is that long.
 """
 
 from __future__ import annotations
 
-import json
+import numbers
 import os
 import re
-import select
-import subprocess
-import sys
 import threading
 import time
-import weakref
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping, Sequence
 
-from .base import Verdict, Verifier, boxed_contents
+from .base import Verdict, Verifier, _check_lengths
 from .hedging import DEFAULT_LEXICON, HedgeLexicon
+from .sections import boxed_contents
+from .workers import WorkerPool
 
 ANSWER_PATTERNS = {
     "gsm8k": r"####\s*([^\n]*)",
     "answer_is": r"(?i)\banswer is\s*:?\s*(\$[^$\n]+\$|[^\s$]+)",
 }
 MAX_DISTINCT_ANSWERS = 16
+COMPARER = "verifiers.math:make_comparer"  # what each worker runs
 _UNICODE_MATH = str.maketrans({"\u2212": "-", "\uff0d": "-", "\u00d7": "\\times ", "\u00f7": "\\div ",
-                               "\u22c5": "\\cdot ", "\u00b7": "\\cdot "})
+                               "\u22c5": "\\cdot ", "\u00b7": "\\cdot ", "\uff05": "\\%", "\u066a": "\\%"})
+_NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")  # \d on str is any Unicode decimal digit
+_PERCENT_WORD = re.compile(
+    r"\\(?:text|textrm|mathrm|mbox|textnormal|operatorname)\s*\{\s*(?:percent|per\s?cent|pct\.?)\s*\}"
+    r"|\\percent(?![A-Za-z])"
+    r"|(?<![A-Za-z\\])(?:percent|per\s?cent|pct\.?)(?![A-Za-z])",
+    re.IGNORECASE,
+)
 _PLAIN_NUMBER = re.compile(
     r"(?P<sign>[+-]?)\s*(?:\\?\$)?\s*"
     r"(?P<int>\d{1,3}(?:,\d{3})+|\d*)(?:\.(?P<frac>\d+))?\s*(?P<percent>\\?%)?"
@@ -107,35 +117,48 @@ class MathVerifier(Verifier):
     group, or a name in ``ANSWER_PATTERNS``, used when the answer has no box.
     ``lenient_percent``: ``x%`` also matches ``x`` and ``x/100``. ``workers``: pool size
     (default: CPU count, between 2 and 4). ``max_answer_chars``: longer non-numeric
-    answers are ``too_long``. ``startup_timeout``: seconds a new worker may take to start.
+    answers are ``too_long``. ``max_section_chars``: longer answer sections are
+    ``too_long``, unread. ``startup_timeout``: seconds a new worker may take to start.
     """
 
     name = "math"
 
     def __init__(self, timeout: float = 2.0, answer_pattern: str | None = None, lenient_percent: bool = False,
-                 workers: int | None = None, max_answer_chars: int = 4000, startup_timeout: float = 60.0,
-                 lexicon: HedgeLexicon = DEFAULT_LEXICON):
+                 workers: int | None = None, max_answer_chars: int = 4000, max_section_chars: int = 100_000,
+                 startup_timeout: float = 60.0, lexicon: HedgeLexicon = DEFAULT_LEXICON):
         super().__init__(lexicon)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
             raise ValueError(f"timeout={timeout!r} must be a positive number of seconds, e.g. 2.0")
         if workers is not None and (not isinstance(workers, int) or workers < 1):
             raise ValueError(f"workers={workers!r} must be a positive int, or None for the default")
-        if not isinstance(max_answer_chars, int) or max_answer_chars < 1:
-            raise ValueError(f"max_answer_chars={max_answer_chars!r} must be a positive int, e.g. 4000")
+        for option, value, example in (("max_answer_chars", max_answer_chars, 4000),
+                                        ("max_section_chars", max_section_chars, 100_000)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{option}={value!r} must be a positive int, e.g. {example}")
         self.timeout = float(timeout)
         self.answer_pattern = compile_answer_pattern(answer_pattern) if answer_pattern is not None else None
         self.lenient_percent = lenient_percent
         self.workers = workers or min(4, max(2, os.cpu_count() or 1))
         self.max_answer_chars = max_answer_chars
+        self.max_section_chars = max_section_chars
         self.startup_timeout = startup_timeout
-        self._pool: _Pool | None = None
+        self._pool: WorkerPool | None = None
         self._pool_lock = threading.Lock()
 
     # -- the domain rule -------------------------------------------------------------
 
+    def answer_section_limit(self, example: Mapping) -> int:
+        return self.max_section_chars
+
+    def check_example(self, example: Mapping) -> None:
+        gold_parts(example)
+        if example.get("answer_pattern") is not None:
+            compile_answer_pattern(example["answer_pattern"])
+
     def judge(self, answer: str, example: Mapping) -> Verdict:
         started = time.monotonic()
-        gold = gold_answer(example)
+        golds = gold_parts(example)
+        gold = ", ".join(golds)
         details = {"gold": gold}
         answers = self.extract_answers(answer, example)
         if not answers:
@@ -148,12 +171,12 @@ class MathVerifier(Verifier):
         if len(distinct) > MAX_DISTINCT_ANSWERS:
             return Verdict("wrong", answer=final, reason="multiple_answers", details=details)
         veto = not self.lenient_percent and _has_percent(final) != _has_percent(gold)
-        exact = self._compare_plain(gold, distinct)
+        exact = self._compare_plain(golds, distinct)
         if exact is not None:
             return _verdict(*exact, veto, final, {**details, "engine": "exact"})
         if any(len(a) > self.max_answer_chars for a in distinct):
             return Verdict("unparsed", reason="too_long", details={**details, "chars": max(map(len, distinct))})
-        return self._compare_in_worker(gold, distinct, veto, started, details)
+        return self._compare_in_worker(golds, distinct, veto, started, details)
 
     def extract_answers(self, answer: str, example: Mapping) -> list[str]:
         """Every final answer the section states, in order, normalised (empty strings kept)."""
@@ -167,33 +190,29 @@ class MathVerifier(Verifier):
             boxes = [_clean_pattern_match(m.group(1)) for m in pattern.finditer(answer)]
         return [_normalise(b) for b in boxes]
 
-    def _compare_plain(self, gold: str, answers: list[str]) -> tuple[bool, bool] | None:
-        """(consistent, correct) when the gold and every answer are plain numbers, else None.
+    def _compare_plain(self, golds: list[str], answers: list[str]) -> tuple[bool, bool] | None:
+        """(consistent, correct) when the gold is one plain number and so is every answer, else None.
 
         Percent is lenient here, like math-verify; ``_verdict`` vetoes a percent mismatch.
         """
-        gold_number = plain_number(gold)
-        numbers = [plain_number(a) for a in answers]
-        if gold_number is None or any(n is None for n in numbers):
+        if len(golds) != 1:
             return None
-        final = numbers[-1]
-        consistent = all(numbers_equal(n, final, lenient_percent=True) for n in numbers[:-1])
+        gold_number = plain_number(golds[0])
+        answer_numbers = [plain_number(a) for a in answers]
+        if gold_number is None or any(n is None for n in answer_numbers):
+            return None
+        final = answer_numbers[-1]
+        consistent = all(numbers_equal(n, final, lenient_percent=True) for n in answer_numbers[:-1])
         return consistent, numbers_equal(final, gold_number, lenient_percent=True)
 
-    def _compare_in_worker(self, gold: str, answers: list[str], veto: bool, started: float, details: dict) -> Verdict:
-        spent = time.monotonic() - started
+    def _compare_in_worker(self, golds: list[str], answers: list[str], veto: bool, started: float,
+                           details: dict) -> Verdict:
         pool = self._get_pool()
-        worker = pool.acquire()  # waiting for a worker to start is not part of the bound
-        deadline = time.monotonic() + self.timeout - spent
-        healthy = False
-        try:
-            reply = worker.request({"gold": gold, "answers": answers}, deadline)
-            healthy = reply is not None and reply.get("status") != "died"
-        finally:
-            pool.release(worker, healthy)
+        first_start = pool.wait_started()  # the pool's first start is not part of any call's bound
+        reply = pool.call({"gold": golds, "answers": answers}, started + first_start + self.timeout)
         final = answers[-1]
         details = {**details, "engine": "math-verify"}
-        if reply is None or reply["status"] == "timeout":
+        if reply["status"] == "timeout":
             return Verdict("unparsed", answer=final, reason="timeout", details=details)
         if reply["status"] != "ok":
             return Verdict("unparsed", answer=final, reason="error", details={**details, "error": reply.get("error")})
@@ -201,18 +220,17 @@ class MathVerifier(Verifier):
 
     # -- throughput and lifecycle -------------------------------------------------------
 
-    def verify_batch(self, completions: Sequence[str], examples: Sequence[Mapping]) -> list[Verdict]:
-        """``verify`` on each pair, fanned out over the worker pool; results in order."""
-        if len(completions) != len(examples):
-            raise ValueError(f"{len(completions)} completions but {len(examples)} examples; pass one example each")
-        results: list[Verdict | None] = [None] * len(completions)
-        pending = iter(range(len(completions)))  # shared: each thread takes the next index (atomic in CPython)
+    def verify_answer_batch(self, sections: Sequence[str | None], examples: Sequence[Mapping]) -> list[Verdict]:
+        """``verify_answer`` on each pair, fanned out over the worker pool; results in order."""
+        _check_lengths(sections, examples, "answer sections")
+        results: list[Verdict | None] = [None] * len(sections)
+        pending = iter(range(len(sections)))  # shared: each thread takes the next index (atomic in CPython)
 
         def drain() -> None:
             for i in pending:
-                results[i] = self.verify(completions[i], examples[i])
+                results[i] = self.verify_answer(sections[i], examples[i])
 
-        threads = min(self.workers, len(completions))
+        threads = min(self.workers, len(sections))
         if threads <= 1:
             drain()
             return results
@@ -252,39 +270,74 @@ class MathVerifier(Verifier):
         self.__dict__.update(state)
         self._pool_lock = threading.Lock()
 
-    def _get_pool(self) -> _Pool:
+    def _get_pool(self) -> WorkerPool:
         with self._pool_lock:
             # After a fork the inherited pool's pipes belong to the parent: leave them alone.
             if self._pool is None or self._pool.owner_pid != os.getpid():
-                self._pool = _Pool(self.workers, self.startup_timeout)
+                self._pool = WorkerPool(COMPARER, self.workers, self.startup_timeout)
             return self._pool
 
 
 # -- gold, extraction and plain numbers (pure functions) -----------------------------------
 
 
-def gold_answer(example: Mapping) -> str:
-    """The normalised gold of an example: a plain value, GSM8K's ``#### x`` or MATH's last box."""
+def gold_parts(example: Mapping) -> list[str]:
+    """The normalised gold of an example, as its parts: one, or several for a multi-part answer.
+
+    A plain value, GSM8K's ``#### x``, or a MATH solution's boxes, distinct ones in
+    order (plain numbers compared by value here; other spellings of one value are
+    merged by the worker). ValueError for a missing, non-str/number or empty gold.
+    """
     if "answer" not in example:
         raise ValueError(f"math example has no 'answer' field (keys: {sorted(example)}); put the gold answer there")
-    gold = str(example["answer"])
-    if "####" in gold:
-        gold = gold.rsplit("####", 1)[1].replace(",", "")
+    text = _gold_text(example["answer"])
+    if "####" in text:
+        parts = [text.rsplit("####", 1)[1].replace(",", "")]
     else:
-        boxes = boxed_contents(gold)
-        if boxes:
-            gold = boxes[-1]
-    gold = _normalise(gold)
-    if not gold:
-        raise ValueError(f"math example's answer {str(example['answer'])[:80]!r} gives an empty gold; fix the data")
-    return gold
+        parts = boxed_contents(text) or [text]
+    parts = _distinct_values([_normalise(p) for p in parts])
+    if not all(parts):
+        raise ValueError(f"math example's answer {text[:80]!r} gives an empty gold; fix the data")
+    return parts
+
+
+def gold_answer(example: Mapping) -> str:
+    """The normalised gold as one string (parts joined by ", "), as ``details["gold"]`` shows it."""
+    return ", ".join(gold_parts(example))
+
+
+def _gold_text(value) -> str:
+    """``example["answer"]`` as text: a str, or a finite number other than a bool."""
+    if isinstance(value, str):
+        return value
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if is_number and value == value and abs(value) != float("inf"):  # NaN and infinities are no gold
+        return str(value)
+    raise ValueError(f"math example's answer is {value!r} ({type(value).__name__}); give the gold as a str or a "
+                     f"number, or set answerable: False for a row with no answer")
+
+
+def _distinct_values(parts: list[str]) -> list[str]:
+    """Parts in order of first appearance without repeats; plain numbers repeat when equal in value."""
+    kept, seen = [], set()
+    for part in parts:
+        number = plain_number(part)
+        key = part if number is None else number
+        if key not in seen:
+            seen.add(key)
+            kept.append(part)
+    return kept
 
 
 def compile_answer_pattern(pattern: str) -> re.Pattern:
     """A task's answer format: a name in ``ANSWER_PATTERNS`` or a regex with exactly one group."""
     if not isinstance(pattern, str):
         raise TypeError(f"answer_pattern must be a str (a regex or one of {sorted(ANSWER_PATTERNS)})")
-    compiled = re.compile(ANSWER_PATTERNS.get(pattern, pattern))
+    try:
+        compiled = re.compile(ANSWER_PATTERNS.get(pattern, pattern))
+    except re.error as err:
+        raise ValueError(f"answer_pattern {pattern!r} is not a valid regex ({err}); fix it, e.g. r'####\\s*(.+)', "
+                         f"or use one of {sorted(ANSWER_PATTERNS)}") from None
     if compiled.groups != 1:
         raise ValueError(f"answer_pattern {pattern!r} has {compiled.groups} groups; give exactly one, "
                          f"capturing the answer, e.g. r'####\\s*(.+)', or one of {sorted(ANSWER_PATTERNS)}")
@@ -329,7 +382,10 @@ def _shift_point(number: tuple[str, str, str], places: int) -> tuple[str, str, s
 
 
 def _normalise(text: str) -> str:
-    return " ".join(text.translate(_UNICODE_MATH).split())
+    """Unicode digits and signs to ASCII/LaTeX, percent words to ``\\%``, runs of white space to one."""
+    if not text.isascii():
+        text = _NON_ASCII_DIGIT.sub(lambda m: str(unicodedata.decimal(m.group())), text.translate(_UNICODE_MATH))
+    return " ".join(_PERCENT_WORD.sub(lambda m: "\\%", text).split())
 
 
 def _clean_pattern_match(text: str) -> str:
@@ -348,7 +404,7 @@ def _distinct(answers: list[str]) -> list[str]:
 
 
 def _has_percent(text: str) -> bool:
-    return "%" in text or "\\percent" in text
+    return "%" in text  # percent words and signs are "\\%" after _normalise
 
 
 def _verdict(consistent: bool, correct: bool, percent_veto: bool, final: str, details: dict) -> Verdict:
@@ -360,202 +416,11 @@ def _verdict(consistent: bool, correct: bool, percent_veto: bool, final: str, de
     return Verdict("correct" if correct else "wrong", answer=final, details=details)
 
 
-# -- the worker pool (caller side) ----------------------------------------------------------
+# -- what each worker runs (``workers.serve`` calls it once, then answers with the result) ---------
 
 
-class _Worker:
-    """One worker process: a JSON line in, a JSON line out."""
-
-    def __init__(self):
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from verifiers.math import _worker_main; _worker_main()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=root,  # cwd: no shadowing `verifiers`
-            start_new_session=True,  # the terminal's Ctrl-C goes to the caller, not the workers
-        )
-        self._buffer = b""
-
-    def wait_ready(self, timeout: float) -> bool:
-        line = self._read_line(time.monotonic() + timeout)
-        return line is not None and json.loads(line).get("status") == "ready"
-
-    def request(self, payload: dict, deadline: float) -> dict | None:
-        """The worker's reply; None when it did not come by the deadline; status 'died' if the worker died."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:  # the call's time went before the worker was asked: nothing to kill
-            return {"status": "timeout"}
-        payload = {**payload, "soft": 0.8 * remaining}
-        try:
-            self.process.stdin.write(json.dumps(payload).encode() + b"\n")
-            self.process.stdin.flush()
-            line = self._read_line(deadline)
-            return None if line is None else json.loads(line)
-        except (EOFError, OSError, ValueError):  # BrokenPipeError is an OSError; a garbled line a ValueError
-            return {"status": "died"}
-
-    def _read_line(self, deadline: float) -> bytes | None:
-        fd = self.process.stdout.fileno()
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                return None
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                raise EOFError("math worker exited")
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
-
-
-class _Pool:
-    """Persistent workers; a killed or dead one is replaced in the background."""
-
-    def __init__(self, size: int, startup_timeout: float):
-        self.size, self.startup_timeout = size, startup_timeout
-        self.owner_pid = os.getpid()
-        self._ready = threading.Condition()
-        self._idle: list[_Worker] = []
-        self._live: set[_Worker] = set()  # idle, busy and starting
-        self._starting = 0
-        self._failure: str | None = None
-        self._closed = False
-        self._finalizer = weakref.finalize(self, _kill_all, self._live, self.owner_pid)
-        for _ in range(size):
-            self._spawn()
-
-    def _spawn(self) -> None:
-        with self._ready:
-            self._starting += 1
-        threading.Thread(target=self._start_one, name="math-verify-start", daemon=True).start()
-
-    def _start_one(self) -> None:
-        worker, error = None, None
-        try:
-            worker = _Worker()
-            with self._ready:
-                self._live.add(worker)
-            if not worker.wait_ready(self.startup_timeout):
-                error = f"a math-verify worker did not start within {self.startup_timeout:.0f} s"
-        except (OSError, EOFError, ValueError) as err:
-            error = f"a math-verify worker failed to start ({err}); check that `math-verify` is installed"
-        with self._ready:
-            self._starting -= 1
-            if error is None and not self._closed:
-                self._idle.append(worker)
-                self._failure = None
-            else:
-                self._failure = error or self._failure
-                if worker is not None:
-                    self._live.discard(worker)
-                    worker.kill()
-            self._ready.notify_all()
-
-    def acquire(self) -> _Worker:
-        with self._ready:
-            while not self._idle:
-                if self._closed:
-                    raise RuntimeError("the math verifier was closed; make a new MathVerifier")
-                if not self._starting and len(self._live) < self.size:
-                    if self._failure:
-                        raise RuntimeError(self._failure)
-                    self._spawn()  # the condition's lock is an RLock: re-entering it is fine
-                    continue
-                self._ready.wait(self.startup_timeout)
-            return self._idle.pop()
-
-    def release(self, worker: _Worker, healthy: bool) -> None:
-        if healthy:
-            with self._ready:
-                self._idle.append(worker)
-                self._ready.notify()
-            return
-        with self._ready:
-            self._live.discard(worker)
-        worker.kill()
-        if not self._closed:
-            self._spawn()
-
-    def wait_ready(self) -> None:
-        with self._ready:
-            ok = self._ready.wait_for(lambda: len(self._idle) >= self.size or self._failure, self.startup_timeout)
-            if self._failure or not ok:
-                raise RuntimeError(self._failure or f"math-verify workers did not start in {self.startup_timeout} s")
-
-    def pids(self) -> list[int]:
-        with self._ready:
-            return sorted(worker.process.pid for worker in self._live)
-
-    def close(self) -> None:
-        with self._ready:
-            self._closed = True
-            self._idle.clear()
-            self._ready.notify_all()
-        self._finalizer()
-
-
-def _kill_all(workers: set, owner_pid: int) -> None:
-    if os.getpid() != owner_pid:  # a forked child must not kill its parent's workers
-        return
-    for worker in list(workers):
-        worker.kill()
-    workers.clear()
-
-
-# -- the worker process ------------------------------------------------------------------------
-
-
-class _SoftTimeout(BaseException):
-    """Raised by the worker's interval timer; a BaseException so math-verify's ``except Exception`` can't eat it."""
-
-
-def _worker_main() -> None:
-    """Entry point of a worker process: read requests from stdin, answer on the original stdout."""
-    import logging
-    import signal
-    import warnings
-
-    replies = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # stray prints from sympy go to stderr, not into the protocol
-    warnings.simplefilter("ignore")
-    logging.disable(logging.CRITICAL)
-    _limit_memory(4 << 30)
-
-    def on_alarm(signum, frame):
-        raise _SoftTimeout
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    compare = _worker_compare()
-    replies.write('{"status": "ready"}\n')
-    replies.flush()
-    for line in sys.stdin.buffer:
-        request = json.loads(line)
-        try:
-            signal.setitimer(signal.ITIMER_REAL, max(request["soft"], 1e-3))
-            try:
-                reply = compare(request["gold"], request["answers"])
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        except _SoftTimeout:
-            reply = {"status": "timeout"}
-        except Exception as err:  # noqa: BLE001 - reported to the caller as reason 'error'
-            reply = {"status": "error", "error": f"{type(err).__name__}: {err}"[:300]}
-        replies.write(json.dumps(reply) + "\n")
-        replies.flush()
-
-
-def _worker_compare():
-    """math-verify with its own (signal) timeouts off: the worker's timer and the caller's kill bound it."""
+def make_comparer():
+    """math-verify's comparison, its own (signal) timeouts off: the worker's timer and the caller's kill bound it."""
     from functools import lru_cache
 
     import math_verify
@@ -564,31 +429,28 @@ def _worker_compare():
     math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
     configs = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
 
-    @lru_cache(maxsize=4096)
-    def parse_gold(text: str):
-        return parse_answer(text)
-
     def parse_answer(text: str):
         return parse("\\boxed{" + text + "}", extraction_config=configs, parsing_timeout=None)
 
-    def compare(gold: str, answers: list[str]) -> dict:
+    def equal(a, b) -> bool:
+        return verify(a, b, timeout_seconds=None)
+
+    @lru_cache(maxsize=4096)
+    def parse_gold(parts: tuple[str, ...]):
+        """One part; or several, spellings of one value merged, read as the tuple of the rest."""
+        kept = []
+        for text in parts:
+            parsed = parse_answer(text)
+            if not any(equal(other, parsed) for _, other in kept):
+                kept.append((text, parsed))
+        return kept[0][1] if len(kept) == 1 else parse_answer(", ".join(text for text, _ in kept))
+
+    def compare(gold: list[str], answers: list[str]) -> dict:
         parsed = [parse_answer(a) for a in answers]
         final = parsed[-1]
-        consistent = all(verify(final, p, timeout_seconds=None) for p in parsed[:-1])
-        correct = verify(parse_gold(gold), final, timeout_seconds=None)
+        consistent = all(equal(final, p) for p in parsed[:-1])
+        correct = equal(parse_gold(tuple(gold)), final)
         return {"status": "ok", "consistent": bool(consistent), "correct": bool(correct)}
 
-    compare("1", ["\\frac{1}{2}", "x^2"])  # warm the LaTeX parser and sympy's caches before "ready"
+    compare(["1"], ["\\frac{1}{2}", "x^2"])  # warm the LaTeX parser and sympy's caches before "ready"
     return compare
-
-
-def _limit_memory(limit_bytes: int) -> None:
-    """Cap the worker's address space, so an exponent tower fails with MemoryError rather than swapping."""
-    try:
-        import resource
-
-        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-        if hard == resource.RLIM_INFINITY or hard > limit_bytes:
-            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, hard))
-    except (ImportError, ValueError, OSError):
-        pass

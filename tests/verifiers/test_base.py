@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from verifiers import FunctionVerifier, Verdict, Verifier, boxed_contents, get_verifier, last_boxed
+from verifiers import DuckTypedVerifier, FunctionVerifier, Verdict, Verifier, get_verifier, last_boxed
+from verifiers.sections import split_completion
 
 
 def exact(answer: str, example) -> bool | None:
@@ -23,6 +24,21 @@ class Exact(Verifier):
         return Verdict("correct" if boxed == example["answer"] else "wrong", answer=boxed)
 
 
+class OnlyVerify:
+    """A user's verifier that is no Verifier: only ``verify(completion, example)``; it records what it saw."""
+
+    def __init__(self):
+        self.seen = []
+
+    def verify(self, completion, example):
+        self.seen.append(completion)
+        section = split_completion(completion).answer
+        if section is None:
+            return Verdict("unparsed", reason="no_answer")
+        return Verdict("correct" if last_boxed(section) == example["answer"] else "wrong", answer=section)
+
+
+ONLY_VERIFY = OnlyVerify()
 EXAMPLE = {"answer": "4"}
 
 
@@ -47,11 +63,113 @@ def test_shared_rules_apply_to_every_verifier(completion, outcome, hedged, reaso
         assert (verdict.outcome, verdict.hedged) == (outcome, hedged)
         if reason:
             assert verdict.reason == reason
+        # verify is verify_answer on the default split: the same verdict from the section alone
+        assert verifier.verify_answer(split_completion(completion).answer, EXAMPLE) == verdict
 
 
-def test_boxed_contents_handles_nesting_and_ignores_unclosed_boxes():
-    assert boxed_contents("\\boxed{\\frac{1}{2}} and \\fbox{3} then \\boxed{4") == ["\\frac{1}{2}", "3"]
-    assert boxed_contents("{" * 1_000_000) == []
+@pytest.mark.parametrize(
+    "section, outcome, reason",
+    [
+        (None, "unparsed", "no_answer"),  # the caller's split found the thinking never closed
+        ("", "unparsed", "no_answer"),  # an empty section
+        ("\\boxed{4} <think>", "correct", None),  # tags in a split section are text, not split again
+        ("\\boxed{\\textbf{IDK}}", "abstain", "abstained"),  # formatting around the abstain token
+        ("IDK", "abstain", "abstained"),  # a bare abstain token as the whole answer
+        ("idk.", "abstain", "abstained"),  # ... in any case, with a full stop
+        ("\\boxed{IDK} then \\boxed{4}", "correct", None),  # only the final box counts as the token
+    ],
+)
+def test_verify_answer_applies_the_shared_rules_to_a_section_split_by_the_caller(section, outcome, reason):
+    verdict = Exact().verify_answer(section, EXAMPLE)
+    assert (verdict.outcome, verdict.reason) == (outcome, reason)
+
+
+def test_batches_give_the_one_by_one_verdicts_in_order():
+    completions = ["<think>x</think>\\boxed{4}", "<think>x", "\\boxed{5}", "<think>x</think>IDK"]
+    sections = [split_completion(c).answer for c in completions]
+    examples = [EXAMPLE] * len(completions)
+    for verifier in (Exact(), FunctionVerifier(exact), get_verifier("tests.verifiers.test_base:OnlyVerify")):
+        one_by_one = [verifier.verify(c, e) for c, e in zip(completions, examples)]
+        assert verifier.verify_batch(completions, examples) == one_by_one
+        assert verifier.verify_answer_batch(sections, examples) == one_by_one
+        with pytest.raises(ValueError, match="3 answer sections but 4 examples"):
+            verifier.verify_answer_batch(sections[:3], examples)
+
+
+@pytest.mark.parametrize("spec", ["tests.verifiers.test_base:ONLY_VERIFY", "tests.verifiers.test_base:OnlyVerify"])
+def test_a_duck_typed_verifier_gets_the_answer_section_api(spec):
+    verifier = get_verifier(spec)
+    assert isinstance(verifier, DuckTypedVerifier) and isinstance(verifier, Verifier)
+    target = verifier.target
+    target.seen.clear()
+    assert verifier.verify_answer(None, EXAMPLE) == Verdict("unparsed", reason="no_answer")
+    assert target.seen == []  # a section that does not exist is not shown to the user's code
+    section = "a <think> inside the answer, then \\boxed{4}"  # "</think>" + this would split wrongly
+    verdict = verifier.verify_answer(section, EXAMPLE)
+    assert (verdict.outcome, verdict.answer) == ("correct", section)  # read back as exactly this section
+    completion = "<think>hm</think>\\boxed{4}"
+    assert verifier.verify(completion, EXAMPLE).outcome == "correct"
+    assert target.seen[-1] == completion  # verify goes to the object unchanged
+
+
+def test_a_duck_typed_verifier_with_its_own_verify_answer_keeps_it():
+    class OwnRules(OnlyVerify):
+        def verify_answer(self, section, example):
+            return Verdict("abstain", reason="own rules")
+
+    assert DuckTypedVerifier(OwnRules()).verify_answer("\\boxed{4}", EXAMPLE).reason == "own rules"
+
+
+class Checked(Exact):
+    """A domain that checks its rows and bounds what it reads."""
+
+    def check_example(self, example):
+        if not isinstance(example.get("answer"), str):
+            raise ValueError(f"answer {example.get('answer')!r} is not a str; fix the row")
+
+    def answer_section_limit(self, example):
+        return 10
+
+
+@pytest.mark.parametrize("completion", ["<think>x</think>\\boxed{4}", "<think>x", "", "IDK"])
+def test_a_broken_row_fails_on_every_call_whatever_the_model_wrote(completion):
+    with pytest.raises(ValueError, match="answer None is not a str"):
+        Checked().verify(completion, {"answer": None})
+
+
+def test_an_unanswerable_row_is_not_checked_by_the_domain_and_gets_the_base_limit():
+    unanswerable = {"answer": None, "answerable": False}
+    assert Checked().verify("<think>x</think>I think \\boxed{4}", unanswerable).reason == "unanswerable"
+    huge = "<think>x</think>" + "\\boxed{4}" * 20_000  # 180 KB: no domain limit, the base's own
+    assert Exact().verify(huge, unanswerable).reason == "too_long"
+
+
+def test_a_section_over_the_domains_limit_is_too_long_and_unread():
+    verdict = Checked().verify("<think>x</think>I think \\boxed{4}", EXAMPLE)
+    assert (verdict.outcome, verdict.reason, verdict.hedged) == ("unparsed", "too_long", False)
+    assert verdict.details == {"chars": 17, "limit": 10}
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda v: v.verify(b"\\boxed{4}", EXAMPLE), TypeError, "completion must be a str"),  # bytes, not text
+        (lambda v: v.verify_answer(4, EXAMPLE), TypeError, "answer_section must be a str or None"),  # a number
+        (lambda v: v.verify("\\boxed{4}", [("answer", "4")]), TypeError, "example must be a mapping"),  # pairs
+        (lambda v: v.verify("\\boxed{4}", {"answer": "4", "answerable": "no"}), ValueError,
+         "answerable='no'; set it to True or False"),  # a string is not a flag: "no" would read as true
+        (lambda v: v.verify_batch(["\\boxed{4}"], []), ValueError, "1 completions but 0 examples"),  # zip would drop
+        (lambda v: v.verify_batch([None], [EXAMPLE]), TypeError, "completions must be str"),  # a missing completion
+    ],
+)
+def test_bad_arguments_say_what_is_wrong(call, error, message):
+    with pytest.raises(error, match=message):
+        call(Exact())
+
+
+def test_answerable_none_is_an_ordinary_row():
+    # datasets fills a column other rows carry with None: that row is answerable.
+    assert Exact().verify("\\boxed{4}", {"answer": "4", "answerable": None}).outcome == "correct"
 
 
 def test_a_verdict_refuses_an_unknown_outcome():
@@ -96,12 +214,15 @@ def test_entry_point_plugins_register_by_name(monkeypatch):
     assert "exact-plugin" in verifiers.available()
 
 
-def test_verifiers_import_no_torch():
+def test_verifiers_import_neither_torch_nor_rlcot():
     import subprocess
     import sys
 
-    code = "import sys, verifiers, verifiers.base, verifiers.hedging; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    code = ("import sys, verifiers, verifiers.base, verifiers.hedging, verifiers.sections, verifiers.workers, "
+            "verifiers.math, verifiers.sudoku, verifiers.crossword; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'rlcot'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(

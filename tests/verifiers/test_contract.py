@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,7 @@ from rlcot.tasks import TASKS, get_task
 from verifiers import REGISTRY, get_verifier
 
 GSM8K_TEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k" / "test.jsonl"
-JUNK = "}{\\boxed{" * 125_000  # 1 MB of brace soup
-BOUND_S = 2.0 + 1.0  # the default time bound, plus slack for a loaded CI machine
+JUNK = "}{\\boxed{" * 125_000  # 1 MB of brace soup; its latency per verifier is in bench/verifiers.py
 
 
 def _task(name):
@@ -36,16 +34,17 @@ def test_gold_answers_of_generated_items_are_correct(name):
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_empty_answers_are_unparsed_and_junk_returns_within_the_bound(name):
+def test_empty_answers_are_unparsed_and_junk_is_never_correct(name):
     task = next(t for t in TASKS.values() if t.verifier == name)
     row = _task(task.name).rows(1, seed=2)[0]
     verifier = get_verifier(name)
     assert verifier.verify("<think>hm</think>", row).outcome == "unparsed"
     assert verifier.verify("", row).outcome == "unparsed"
-    start = time.perf_counter()
+    assert verifier.verify_answer(None, row).outcome == "unparsed"
     verdict = verifier.verify(f"<think>x</think>{JUNK}", row)
-    assert time.perf_counter() - start < BOUND_S
     assert verdict.outcome in ("unparsed", "wrong")
+    if verifier.answer_section_limit(row) is not None:  # a puzzle verifier does not even read it
+        assert verdict.reason == "too_long"
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

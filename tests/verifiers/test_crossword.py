@@ -127,11 +127,25 @@ def test_the_registry_builds_the_crossword_verifier_with_options():
         ({"solution": ["CAT", "OX"]}, "different lengths"),
         ({"solution": ["C4T", "O#O", "BYE"]}, "characters '4'"),
         ({"solution": ["CAT", "O#O", "BYE"], "grid": ["...", "...", "..."]}, "disagree on the black squares"),
+        ({"solution": ["", ""]}, "solution \\['', ''\\] has no white square"),  # empty rows: was scored, not refused
+        ({"solution": ""}, "non-empty list of row strings"),  # an empty string: no rows at all
+        ({"solution": ["##", "##"]}, "has no white square"),  # only black squares: nothing to fill
+        ({"solution": ["CAT", "O#O", "BYE"], "grid": ["", "", ""]}, "grid .* has no white square"),  # an empty grid
+        ({"solution": None}, "non-empty list of row strings"),  # a missing value
     ],
 )
-def test_a_malformed_example_says_what_to_fix(verifier, example, message):
-    with pytest.raises(ValueError, match=message):
-        verifier.verify(f"<think>x</think>{GRID}", example)
+def test_a_malformed_example_says_what_to_fix_whatever_the_answer(verifier, example, message):
+    for completion in (f"<think>x</think>{GRID}", "<think>x</think>", "<think>x</think>IDK"):
+        with pytest.raises(ValueError, match=message):
+            verifier.verify(completion, example)
+
+
+def test_a_huge_answer_section_is_too_long_and_left_unread(verifier):
+    # 4 MB of grid rows took ~5 s to parse, outside any time bound; no honest answer to a mini is that long.
+    verdict = verifier.verify("<think>x</think>" + f"{GRID}\n" * 350_000, EXAMPLE)
+    assert (verdict.outcome, verdict.reason) == ("unparsed", "too_long")
+    assert verdict.details["limit"] == 4000  # 9 squares: the floor of the limit
+    assert verifier.verify("<think>x</think>" + " " * 3000 + GRID, EXAMPLE).outcome == "correct"  # under it: read
 
 
 def test_numbering_is_standard():

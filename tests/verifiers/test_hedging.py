@@ -46,6 +46,33 @@ def test_boxed_idk_is_an_abstain_token(box):
     assert LEX.abstain_token(f"So {box}.")
 
 
+@pytest.mark.parametrize(
+    "answer, token",
+    [
+        ("\\boxed{\\textbf{IDK}}", True),  # bold was read as an answer "IDK}" and scored wrong (-4)
+        ("\\boxed{\\mathrm{IDK}}", True),  # any text wrapper
+        ("\\boxed{\\text{\\textit{unknown}}}", True),  # nested wrappers
+        ("\\boxed{ \\mbox{ I  don\u2019t know } }", True),  # spaces and a typographic apostrophe
+        ("IDK", True),  # a bare token as the whole answer was unparsed while \\boxed{IDK} abstained
+        ("idk.", True),  # ... in any case, with a full stop
+        ("  **Unknown**  ", True),  # ... in Markdown bold
+        ("$\\text{IDK}$", True),  # ... in inline math
+        ("IDK, but maybe 4", False),  # a token beside other words is text (the phrase rules judge it)
+        ("\\boxed{IDK} no, \\boxed{4}", False),  # only the final box counts
+        ("\\boxed{\\textbf{4}}", False),  # formatting alone is no abstention
+        ("\\textbf{" * 50_000 + "IDK" + "}" * 50_000, True),  # deep wrappers: one linear pass
+    ],
+)
+def test_an_abstain_token_is_read_through_formatting_boxed_or_bare(answer, token):
+    assert LEX.abstain_token(answer) is token
+
+
+def test_custom_abstain_tokens_are_read_the_same_way():
+    lexicon = HedgeLexicon(abstain_tokens=("Je ne sais pas",))
+    assert lexicon.abstain_token("\\boxed{\\textbf{je ne sais pas}}") and lexicon.abstain_token("Je ne sais pas.")
+    assert not lexicon.abstain_token("IDK")
+
+
 def test_a_custom_lexicon_replaces_the_defaults():
     lexicon = HedgeLexicon(hedge_phrases=("peut-être",), abstain_phrases=("je ne sais pas",))
     assert lexicon.hedges("peut-être 4") and not lexicon.hedges("probably 4")

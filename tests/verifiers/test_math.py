@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import given, settings
@@ -16,14 +18,18 @@ from hypothesis import strategies as st
 
 from verifiers import get_verifier
 from verifiers.base import OUTCOMES
-from verifiers.math import MathVerifier, compile_answer_pattern, gold_answer, plain_number
+from verifiers.math import MathVerifier, compile_answer_pattern, gold_answer, gold_parts, plain_number
 
 TIMEOUT = 1.0  # shorter than the default 2 s: the hostile cases below wait it out
-SLACK = 0.5  # killing a stuck worker and answering; generous for a loaded 2-core machine
+# The time bound is a feature, so tests check it, with a margin no machine load flips: a bounded
+# call returns ~10 ms after its deadline, an unbounded one after minutes, a queued one after
+# several timeouts. Latency itself is measured in bench/verifiers.py, never asserted here.
+BOUND_S = TIMEOUT + 1.5
 
 GSM8K_GOLD = "He pays 10 * 100 = <<10*100=1000>>1000 dollars.\nThen 1000 + 200 = 1,200.\n#### 1,200"
 MATH_GOLD = "We have $\\sin 60^\\circ = \\boxed{\\frac{\\sqrt{3}}{2}}$, so the answer is $\\boxed{\\frac{\\sqrt3}{2}}$."
 TOWER = "<think>x</think>\\boxed{9^{9^{9^{9}}}}"
+EASY = "<think>x</think>\\boxed{\\frac{1}{2}}"  # needs math-verify: not a plain number
 TEN_THOUSAND_DIGITS = "9" * 10_000
 
 
@@ -72,15 +78,36 @@ def math_verifier():
         ("<think>x</think>\\boxed{" + TEN_THOUSAND_DIGITS + "}", TEN_THOUSAND_DIGITS, "correct", None),  # no int limit
         ("<think>x</think>\\boxed{" + TEN_THOUSAND_DIGITS + "}", "\\frac12", "unparsed", "too_long"),  # not for sympy
         ("<think>x</think>\\boxed{" + "{" * 500_000 + "}" * 500_000 + "}", "4", "unparsed", "too_long"),  # 1 MB braces
-        ("<think>x</think>\\boxed{" + "{" * 1_000_000, "4", "unparsed", "no_answer"),  # 1 MB, never closed
+        ("<think>x</think>\\boxed{" + "{" * 1_000_000, "4", "unparsed", "too_long"),  # 1 MB section: unread
+        ("<think>x</think>\\boxed{" + "{" * 90_000, "4", "unparsed", "no_answer"),  # 90 KB: read, never closed
+        ("<think>x</think>\\boxed{\uff14\uff12}", "42", "correct", None),  # fullwidth digits fold to ASCII
+        ("<think>x</think>\\boxed{\u0664\u0662}", "42", "correct", None),  # Arabic-Indic digits too
+        ("<think>x</think>\\boxed{\u0664\u0663}", "42", "wrong", None),  # ... and keep their value (43)
+        ("<think>x</think>\\boxed{\\frac{\uff11}{\uff12}}", "0.5", "correct", None),  # inside LaTeX as well
+        ("<think>x</think>\\boxed{42}", "\uff14\uff12", "correct", None),  # a gold written in fullwidth
+        ("<think>x</think>\\boxed{28 percent}", "28\\%", "correct", None),  # a percent word is the sign
+        ("<think>x</think>\\boxed{28 pct}", "28\\%", "correct", None),  # ... abbreviated
+        ("<think>x</think>\\boxed{50 \\text{ percent}}", "50\\%", "correct", None),  # ... in \text
+        ("<think>x</think>\\boxed{28 Per Cent}", "28\\%", "correct", None),  # ... in two words, any case
+        ("<think>x</think>\\boxed{28\uff05}", "28\\%", "correct", None),  # ... or a fullwidth sign
+        ("<think>x</think>\\boxed{28 percent}", "28", "wrong", "percent_mismatch"),  # still strict by default
+        ("<think>x</think>\\boxed{28 percent}", "29\\%", "wrong", None),  # and still compared by value
+        ("<think>x</think>\\boxed{1,2}", "\\boxed{1}\\boxed{2}", "correct", None),  # a multi-part gold: a tuple
+        ("<think>x</think>\\boxed{1, 2}", "Parts: $\\boxed{1}$ and $\\boxed{2}$.", "correct", None),  # in prose
+        ("<think>x</think>\\boxed{2}", "\\boxed{1}\\boxed{2}", "wrong", None),  # the last part alone is wrong
+        ("<think>x</think>\\boxed{1}\\boxed{2}", "\\boxed{1}\\boxed{2}", "wrong", "multiple_answers"),  # 1 box
+        ("<think>x</think>\\boxed{3}", "\\boxed{3} = \\boxed{3.0}", "correct", None),  # one value twice: no tuple
+        ("<think>x</think>\\boxed{\\textbf{IDK}}", "4", "abstain", "abstained"),  # formatting around IDK
+        ("<think>x</think>\\boxed{\\text{\\textit{I don't know}}}", "4", "abstain", "abstained"),  # nested
+        ("<think>x</think>IDK", "4", "abstain", "abstained"),  # the bare token as the whole answer
+        ("<think>x</think>idk.", "4", "abstain", "abstained"),  # ... in any case, with a full stop
+        ("<think>x</think>**IDK**", "4", "abstain", "abstained"),  # ... in Markdown bold
+        ("<think>x</think>IDK, but \\boxed{4}", "4", "correct", None),  # a bare token beside an answer is text
     ],
 )
 def test_adversarial_table(math_verifier, completion, gold, outcome, reason):
-    start = time.monotonic()
     verdict = math_verifier.verify(completion, {"answer": gold})
-    elapsed = time.monotonic() - start
     assert (verdict.outcome, verdict.reason) == (outcome, reason)
-    assert elapsed < TIMEOUT + SLACK
 
 
 @pytest.mark.parametrize(
@@ -96,15 +123,12 @@ def test_adversarial_table(math_verifier, completion, gold, outcome, reason):
 def test_hostile_answers_end_unparsed_or_wrong_within_the_bound(math_verifier, answer):
     start = time.monotonic()
     verdict = math_verifier.verify(f"<think>x</think>\\boxed{{{answer}}}", {"answer": "4"})
-    assert time.monotonic() - start < TIMEOUT + SLACK
+    assert time.monotonic() - start < BOUND_S
     assert verdict.outcome in ("unparsed", "wrong")
 
 
-def test_nested_unclosed_boxes_stay_within_the_bound(math_verifier):
-    start = time.monotonic()
-    verdict = math_verifier.verify("<think>x</think>" + "\\boxed{" * 1500, {"answer": "4"})
-    assert time.monotonic() - start < TIMEOUT + SLACK
-    assert verdict.outcome == "unparsed"
+def test_nested_unclosed_boxes_are_unparsed(math_verifier):
+    assert math_verifier.verify("<think>x</think>" + "\\boxed{" * 1500, {"answer": "4"}).outcome == "unparsed"
 
 
 def test_the_verifier_keeps_working_after_a_timeout(math_verifier):
@@ -118,10 +142,11 @@ def test_a_worker_that_never_answers_is_killed_at_the_deadline_and_replaced():
         (stuck,) = verifier.worker_pids()
         os.kill(stuck, signal.SIGSTOP)
         start = time.monotonic()
-        verdict = verifier.verify("<think>x</think>\\boxed{\\frac{1}{2}}", {"answer": "0.5"})
-        assert time.monotonic() - start < TIMEOUT + SLACK
+        verdict = verifier.verify(EASY, {"answer": "0.5"})
+        assert time.monotonic() - start < BOUND_S
         assert (verdict.outcome, verdict.reason) == ("unparsed", "timeout")
-        assert verifier.verify("<think>x</think>\\boxed{\\frac{1}{2}}", {"answer": "0.5"}).outcome == "correct"
+        verifier.start()  # waiting for the replacement would count against a call's bound: wait here
+        assert verifier.verify(EASY, {"answer": "0.5"}).outcome == "correct"
         assert stuck not in verifier.worker_pids()
 
 
@@ -129,9 +154,54 @@ def test_a_worker_that_dies_gives_unparsed_error_and_is_replaced():
     with MathVerifier(timeout=TIMEOUT, workers=1).start() as verifier:
         (dead,) = verifier.worker_pids()
         os.kill(dead, signal.SIGKILL)
-        verdict = verifier.verify("<think>x</think>\\boxed{\\frac{1}{2}}", {"answer": "0.5"})
+        verdict = verifier.verify(EASY, {"answer": "0.5"})
         assert (verdict.outcome, verdict.reason) == ("unparsed", "error")
-        assert verifier.verify("<think>x</think>\\boxed{\\frac{1}{2}}", {"answer": "0.5"}).outcome == "correct"
+        verifier.start()
+        assert verifier.verify(EASY, {"answer": "0.5"}).outcome == "correct"
+
+
+def _timed_calls(verifier, completions: list[str], gold: str) -> list[tuple[object, float]]:
+    """Each completion verified in its own thread, all released at once: (verdict, seconds) in order."""
+    barrier = threading.Barrier(len(completions))
+
+    def call(completion):
+        barrier.wait()
+        start = time.monotonic()
+        return verifier.verify(completion, {"answer": gold}), time.monotonic() - start
+
+    with ThreadPoolExecutor(max_workers=len(completions)) as pool:
+        return list(pool.map(call, completions))
+
+
+def test_the_bound_holds_per_call_when_more_threads_than_workers_call_in():
+    # 12 threads, 2 workers: ten towers hold each worker for a whole timeout. Waiting for a busy
+    # worker counts against the call's deadline, so every call returns on time; before, a call
+    # queued behind five rounds of towers took 5 timeouts.
+    with MathVerifier(timeout=TIMEOUT, workers=2).start() as verifier:
+        results = _timed_calls(verifier, [TOWER] * 10 + [EASY] * 2, "0.5")
+    assert all(seconds < BOUND_S for _, seconds in results), [round(s, 2) for _, s in results]
+    assert all(verdict.outcome in ("unparsed", "wrong") for verdict, _ in results[:10])
+    # An easy answer is judged if a worker came free in time, else it timed out: never wrong.
+    assert all((v.outcome, v.reason) in (("correct", None), ("unparsed", "timeout")) for v, _ in results[10:])
+
+
+def test_calls_waiting_on_stuck_workers_time_out_together_instead_of_queueing():
+    # Both workers stopped: the two calls that hold them wait out their deadline and kill them;
+    # the six that found no free worker time out at the same deadline, never waiting for a
+    # replacement to start (before: they got the replacements and answered, late).
+    with MathVerifier(timeout=TIMEOUT, workers=2).start() as verifier:
+        for pid in verifier.worker_pids():
+            os.kill(pid, signal.SIGSTOP)
+        results = _timed_calls(verifier, [EASY] * 8, "0.5")
+    assert all(seconds < BOUND_S for _, seconds in results), [round(s, 2) for _, s in results]
+    assert {(verdict.outcome, verdict.reason) for verdict, _ in results} == {("unparsed", "timeout")}
+
+
+def test_the_first_start_of_the_pool_is_not_counted_against_a_call():
+    # No start(): the first call waits for the workers to import sympy (about a second, longer
+    # than this timeout on a loaded machine) and still gets its whole bound for the comparison.
+    with MathVerifier(timeout=0.3, workers=2) as verifier:
+        assert verifier.verify(EASY, {"answer": "0.5"}).outcome == "correct"
 
 
 def test_the_time_bound_holds_in_a_thread_that_is_not_main(math_verifier):
@@ -148,7 +218,7 @@ def test_the_time_bound_holds_in_a_thread_that_is_not_main(math_verifier):
     thread.start()
     thread.join(timeout=30)
     (tower, elapsed), (after, _) = results
-    assert tower.outcome in ("unparsed", "wrong") and elapsed < TIMEOUT + SLACK
+    assert tower.outcome in ("unparsed", "wrong") and elapsed < BOUND_S
     assert after.outcome == "correct"
 
 
@@ -196,7 +266,32 @@ def test_gold_is_read_from_plain_gsm8k_and_math_answers():
     assert gold_answer({"answer": 42}) == "42"
     assert gold_answer({"answer": " \\frac{1}{2} "}) == "\\frac{1}{2}"
     assert gold_answer({"answer": GSM8K_GOLD}) == "1200"
-    assert gold_answer({"answer": MATH_GOLD}) == "\\frac{\\sqrt3}{2}"
+    assert gold_answer({"answer": "\\boxed{1}, so \\boxed{2}"}) == "1, 2"  # several boxes: the parts
+    assert gold_parts({"answer": "\\boxed{1} = \\boxed{1.0} = \\boxed{1}"}) == ["1"]  # one value, one part
+    # Two spellings of one value stay two parts here; the worker merges them (the table above).
+    assert gold_parts({"answer": MATH_GOLD}) == ["\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt3}{2}"]
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (None, "answer is None"),  # a missing gold would become the string "None"
+        ([4], "answer is \\[4\\]"),  # a list would become "[4]", or its box
+        (True, "answer is True"),  # a bool is not a number here
+        (float("nan"), "answer is nan"),  # nor is NaN
+        ("", "empty gold"),  # nothing to compare with
+        ("\\boxed{}", "empty gold"),  # an empty box
+    ],
+)
+def test_a_gold_that_is_not_a_str_or_number_is_refused_whatever_the_answer(math_verifier, answer, message):
+    for completion in ("<think>x</think>\\boxed{None}", "<think>x</think>\\boxed{4}", "<think>x</think>", "IDK"):
+        with pytest.raises(ValueError, match=message):
+            math_verifier.verify(completion, {"answer": answer})
+
+
+def test_a_row_without_gold_is_fine_when_marked_unanswerable(math_verifier):
+    verdict = math_verifier.verify("<think>x</think>\\boxed{None}", {"answer": None, "answerable": False})
+    assert (verdict.outcome, verdict.reason) == ("wrong", "unanswerable")
 
 
 def test_bad_configuration_is_a_value_error_that_says_what_to_do():
@@ -208,6 +303,19 @@ def test_bad_configuration_is_a_value_error_that_says_what_to_do():
         compile_answer_pattern(r"(\d+)-(\d+)")
     with pytest.raises(ValueError, match="positive number of seconds"):
         MathVerifier(timeout=0)
+    with pytest.raises(ValueError, match="max_section_chars=0 must be a positive int"):
+        MathVerifier(max_section_chars=0)
+
+
+@pytest.mark.parametrize("pattern", ["(", "(?P<x", "[0-9"])
+def test_a_pattern_that_does_not_compile_is_a_value_error_naming_it(pattern):
+    # Before: re.error escaped the API, from the constructor and from every call of a bad row.
+    with pytest.raises(ValueError, match=f"answer_pattern {re.escape(repr(pattern))} is not a valid regex"):
+        MathVerifier(answer_pattern=pattern)
+    with pytest.raises(ValueError, match="is not a valid regex"):
+        MathVerifier().verify("<think>x</think>#### 4", {"answer": "4", "answer_pattern": pattern})
+    with pytest.raises(ValueError, match="is not a valid regex"):  # a bad row fails even when the answer is boxed
+        MathVerifier().verify("<think>x</think>\\boxed{4}", {"answer": "4", "answer_pattern": pattern})
 
 
 def test_plain_numbers_are_canonical_and_exact():
@@ -215,6 +323,15 @@ def test_plain_numbers_are_canonical_and_exact():
     assert plain_number("0012.3400") == ("", "12", "34", False)
     assert plain_number("1,2") is None  # a tuple, for math-verify
     assert plain_number("1e5") is None  # not plain: math-verify reads it
+
+
+def test_verify_answer_takes_a_section_split_with_other_tags(math_verifier):
+    # A protocol with its own tags splits first; the shared rules still apply to what it hands over.
+    completion = "[reason]\\boxed{3}[/reason] so \\boxed{4}"
+    section = completion.split("[/reason]", 1)[1]
+    assert math_verifier.verify_answer(section, {"answer": "4"}).outcome == "correct"
+    assert math_verifier.verify_answer(None, {"answer": "4"}).reason == "no_answer"  # thinking never closed
+    assert math_verifier.verify_answer("\\boxed{IDK}", {"answer": "4"}).outcome == "abstain"
 
 
 def test_batch_matches_one_by_one(math_verifier):
@@ -227,9 +344,12 @@ def test_batch_matches_one_by_one(math_verifier):
         "<think>x</think>\\boxed{IDK}",
     ] * 3
     examples = [{"answer": "4"}] * len(completions)
-    assert math_verifier.verify_batch(completions, examples) == [
-        math_verifier.verify(c, e) for c, e in zip(completions, examples)
-    ]
+    one_by_one = [math_verifier.verify(c, e) for c, e in zip(completions, examples)]
+    assert math_verifier.verify_batch(completions, examples) == one_by_one
+    sections = [c.split("</think>", 1)[1] if "</think>" in c else None for c in completions]
+    assert math_verifier.verify_answer_batch(sections, examples) == one_by_one
+    with pytest.raises(ValueError, match="2 answer sections but 1 examples"):
+        math_verifier.verify_answer_batch(sections[:2], examples[:1])
 
 
 def test_the_registry_gives_a_math_verifier_that_survives_pickling():
@@ -258,7 +378,7 @@ texts = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=4)), max
 def test_never_raises_is_deterministic_and_bounded(math_verifier, completion, gold):
     start = time.monotonic()
     first = math_verifier.verify(completion, {"answer": gold})
-    assert time.monotonic() - start < TIMEOUT + SLACK
+    assert time.monotonic() - start < BOUND_S
     assert first.outcome in OUTCOMES
     if first.reason != "timeout":  # a timeout may depend on the machine's load
         assert math_verifier.verify(completion, {"answer": gold}) == first

@@ -43,6 +43,12 @@ def ruled(grid: str) -> str:
     return "\n".join(rows[:2] + ["----+----"] + rows[2:])
 
 
+def table(grid: str, labels: str = "") -> str:
+    """Markdown table rows ``| 1 | 2 | 3 | 4 |``, each led by its label cell when ``labels`` are given."""
+    rows = [grid[r * 4 : (r + 1) * 4] for r in range(len(grid) // 4)]
+    return "\n".join("| " + " | ".join(list(labels[r : r + 1]) + list(row)) + " |" for r, row in enumerate(rows))
+
+
 def answer(text: str) -> str:
     return f"<think>working it out</think>{text}"
 
@@ -119,6 +125,18 @@ LATEX = (
         LATEX,  # a LaTeX array inside \boxed{}
         "+---+---+\n" + ruled(SOLUTION).replace("----+----", "+---+---+") + "\n+---+---+",  # an ASCII frame
         f"The completed grid:\n{lines(SOLUTION)}\nEvery row, column and box holds 1-4.",  # prose around it
+        "\n".join(f"{r + 1}. {row}" for r, row in enumerate(lines(SOLUTION).splitlines())),  # numbered rows
+        # ... were read as 20 cells (wrong_size): "1." is a 1 and a blank unless every row is numbered
+        "\n".join(f"{'ABCD'[r]} | {row}" for r, row in enumerate(lines(SOLUTION).splitlines())),  # letter labels
+        # ... were text (a letter), so no grid at all (unparsed)
+        "| 1 | 2 | 3 | 4 |\n|---|---|---|---|\n" + table(SOLUTION),  # a header row of column numbers
+        # ... was read as a first row of cells: 20 cells, wrong_size
+        "| " + " | ".join(SOLUTION[:4]) + " |\n|:-:|:-:|:-:|:-:|\n" + table(SOLUTION[4:]),  # the first row as header
+        # ... a table needs a header, so models put the grid's first row there: one row short without it
+        "|   | 1 | 2 | 3 | 4 |\n|---|---|---|---|---|\n" + table(SOLUTION, labels="1234"),  # numbered label column
+        "|   | 1 | 2 | 3 | 4 |\n|---|---|---|---|---|\n" + table(SOLUTION, labels="ABCD"),  # lettered label column
+        "| 1 2 | 3 4 |\n| 3 4 | 1 2 |\n|-----|-----|\n| 2 1 | 4 3 |\n| 4 3 | 2 1 |",  # a band rule like |---|:
+        # ... the row above it is no header (a whole grid needs it) and keeps its place
     ],
 )
 def test_common_renderings_of_the_grid_are_read(rendering):
@@ -151,14 +169,42 @@ def test_a_9x9_grid_with_box_rules_is_read():
     [
         ({}, "no 'puzzle' field"),
         ({"puzzle": "123"}, "16, 36 or 81 cells"),
+        ({"puzzle": ""}, "puzzle has 16, 36 or 81 cells .*, got 0"),  # an empty puzzle
         ({"puzzle": "x" * 16}, "characters 'x'"),
+        ({"puzzle": "11" + "." * 14}, "repeats a given \\(row_conflict\\)"),  # givens that clash: nothing solves it
         ({"puzzle": PUZZLE, "solution": SOLUTION[:-1] + "5"}, "characters '5'"),
+        ({"puzzle": PUZZLE, "solution": ""}, "solution has 16, 36 or 81 cells .*, got 0"),  # was only skipped
+        ({"puzzle": PUZZLE, "solution": "." * 16}, "does not solve the puzzle \\(incomplete\\)"),  # all blanks
+        ({"puzzle": PUZZLE, "solution": "2143" "4321" "1234" "3412"}, "givens_changed"),  # another puzzle's solution
+        ({"puzzle": PUZZLE, "solution": NINE}, "solution has 81 cells but the puzzle 16"),  # another size
         ({"puzzle": 1234}, "must be a string"),
     ],
 )
-def test_bad_examples_say_what_is_wrong(example, message):
-    with pytest.raises(ValueError, match=message):
-        VERIFIER.verify(answer(lines(SOLUTION)), example)
+def test_bad_examples_say_what_is_wrong_whatever_the_answer(example, message):
+    for completion in (answer(lines(SOLUTION)), answer(""), answer("IDK"), "<think>never closed"):
+        with pytest.raises(ValueError, match=message):
+            VERIFIER.verify(completion, example)
+
+
+def test_a_label_is_only_dropped_where_it_cannot_be_a_cell():
+    # "3." on its own is a 3 and a blank (a restated puzzle grouped by box), not a row number.
+    assert extract_grid("12 34\n34 12\n3. .1\n43 21", 4) == "123434123..14321"
+    assert extract_grid("1. .4\n34 12\n21 43\n43 21", 4) == "1..4341221434321"
+    # A header that is a grid row (the body alone is one row short) stays a row.
+    assert extract_grid("| 1 | 2 | 3 | 4 |\n|---|---|---|---|\n" + table(SOLUTION[4:]), 4) == SOLUTION
+
+
+def test_numbered_9x9_rows_as_in_the_issue_are_read():
+    rows = lines(NINE).splitlines()
+    assert VERIFIER.verify(answer("\n".join(f"{r + 1}. {row}" for r, row in enumerate(rows))),
+                           {"puzzle": NINE_PUZZLE}).outcome == "correct"
+
+
+def test_a_huge_answer_section_is_too_long_and_left_unread():
+    # 4 MB of grid-like rows took seconds to read, outside any time bound.
+    verdict = VERIFIER.verify(answer(lines(SOLUTION) + "\n1 2 3 4" * 500_000), EXAMPLE)
+    assert (verdict.outcome, verdict.reason) == ("unparsed", "too_long")
+    assert VERIFIER.verify(answer("x" * 4000), EXAMPLE).reason == "no_answer"  # 4,000 characters: still read
 
 
 def test_the_registry_name_builds_this_verifier():
