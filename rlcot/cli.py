@@ -1,4 +1,4 @@
-"""The ``rlcot`` command line."""
+"""rlcot: budget-forced reasoning traces, programmatic verifiers and their scores."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+from .jsonl import parse_line, read_jsonl
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -51,29 +53,34 @@ def models() -> None:
 
 @app.command()
 def generate(
-    out: Path = typer.Option(..., help="JSONL file of traces; an existing one is resumed"),
+    out: Path = typer.Option(..., help="JSONL file of completion rows; an existing one is resumed"),
     model: str = typer.Option("smollm2-135m", help="built-in name, local directory or hub id"),
     task: str = typer.Option("arith", help="arith, gsm8k, sudoku, crossword, or jsonl:PATH"),
     data: Optional[str] = typer.Option(None, help="JSONL file for file-backed tasks (gsm8k)"),
     task_arg: list[str] = typer.Option([], help="task option KEY=VALUE, repeatable: unanswerable=0.2, size=9, "
                                                 "difficulty=hard"),
     n: int = typer.Option(4, help="number of task rows"),
+    samples: int = typer.Option(1, help="samples per row; sample j of row i draws with a seed from (seed, id, j)"),
     budget: Optional[int] = typer.Option(None, help="thinking-token cap (none: think until done)"),
     min_thinking: int = typer.Option(0, help="force 'Wait' while thinking is shorter than this"),
     max_answer_tokens: Optional[int] = typer.Option(None, help="bound on the answer (default: the task's)"),
     temperature: float = typer.Option(0.0, help="0 is greedy"),
     top_p: float = typer.Option(1.0),
-    seed: int = typer.Option(0, help="task rows and sampling: row i uses seed + i"),
+    seed: int = typer.Option(0, help="task rows (row i is built from seed + i) and sampling"),
     backend: str = typer.Option("hf", help="hf or vllm"),
+    dtype: str = typer.Option("auto", help="auto (bf16 where the device runs it fast, else fp32), fp32, bf16, fp16"),
     batch_size: int = typer.Option(64),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
     overwrite: bool = typer.Option(False, help="start afresh instead of resuming --out"),
 ) -> None:
     """Generate budget-forced reasoning traces for a task and write them as JSONL."""
-    from .generation import Budget
-    from .generation import BACKENDS
+    from dataclasses import asdict
+
+    from .generation import BACKENDS, Budget
     from .generation.base import SamplingConfig
+    from .models import default_device, resolve_dtype
     from .tasks import get_task
+    from .thinking import ThinkingProtocol
 
     try:
         chosen = get_task(task, data=data, **_task_options(task_arg))
@@ -82,28 +89,37 @@ def generate(
         sampling = SamplingConfig(temperature=temperature, top_p=top_p)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if samples < 1:
+            raise ValueError(f"--samples {samples} must be >= 1")
+        if samples > 1 and sampling.greedy:
+            raise ValueError(f"--samples {samples} with greedy decoding gives {samples} copies of one trace; "
+                             "set --temperature above 0")
+        device = device or default_device()
+        choice = resolve_dtype(dtype, device) if backend == "hf" else None
+        protocol = ThinkingProtocol()
+        config = dict(model=model, task=chosen.spec(), seed=seed, budget=asdict(forcing), sampling=asdict(sampling),
+                      protocol=asdict(protocol), backend=backend, dtype=str(choice.dtype) if choice else dtype)
+        config_id = _config_id(config)
+        done = _resume(out, overwrite, config, config_id)
         rows = chosen.rows(n, seed=seed)
     except ValueError as err:
         _fail(str(err))
-    done = _resume(out, overwrite)
-    todo = [row for row in rows if row["id"] not in done]
-    if not todo:
-        console.print(f"{out}: all {len(rows)} rows already done")
+    pending = [(row, j) for row in rows for j in range(samples) if (str(row["id"]), j) not in done]
+    if not pending:
+        console.print(f"{out}: all {len(rows) * samples} traces already done")
         return
-    generator, tokenizer, protocol = _load_generator(backend, model, device, batch_size)
-    requests = chosen.requests(rows, tokenizer, protocol, seed=seed)
-    pending = [(row, req) for row, req in zip(rows, requests) if row["id"] not in done]
-    _write_run_info(out, dict(command="generate", model=model, task=task, data=data, task_args=task_arg, n=n,
-                              budget=forcing.__dict__, sampling=sampling.__dict__, seed=seed, backend=backend))
+    generator, tokenizer = _load_generator(backend, model, device, batch_size, protocol, choice)
+    requests = {(r.request_id, r.sample): r for r in chosen.requests(rows, tokenizer, protocol, seed, samples)}
+    _write_run_info(out, config, config_id=config_id, dtype_reason=choice.reason if choice else None)
     with _progress() as bar, out.open("a") as sink:
         job = bar.add_task(f"generating ({len(done)} resumed)", total=len(pending))
         # Chunks are appended as they finish: an interrupted run loses at most one chunk.
         for start in range(0, len(pending), batch_size):
             chunk = pending[start : start + batch_size]
-            traces = generator.generate([req for _, req in chunk], sampling, forcing,
+            traces = generator.generate([requests[row["id"], j] for row, j in chunk], sampling, forcing,
                                         progress=lambda k: bar.advance(job, k))
             for (row, _), trace in zip(chunk, traces):
-                sink.write(json.dumps({"row": row, **trace.to_dict()}) + "\n")
+                sink.write(json.dumps({"row": row, "config": config_id, **trace.to_dict()}) + "\n")
             sink.flush()
     console.print(f"wrote {len(pending)} traces to {out}")
 
@@ -118,6 +134,7 @@ def demo(
     from .generation import Budget, sweep
     from .generation.base import SamplingConfig
     from .tasks import get_task
+    from .thinking import ThinkingProtocol
 
     try:
         caps = sorted({int(b) for b in budgets.split(",")})
@@ -127,8 +144,9 @@ def demo(
         _fail(f"--budgets {budgets!r} has a negative budget; budgets count thinking tokens, 0 or more")
     task = get_task("arith")
     rows = task.rows(n, seed=0)
+    protocol = ThinkingProtocol()
     with console.status(f"loading {model}"):
-        generator, tokenizer, protocol = _load_generator("hf", model, "cpu", 64)
+        generator, tokenizer = _load_generator("hf", model, "cpu", 64, protocol)
     requests = task.requests(rows, tokenizer, protocol)
     with _progress() as bar:
         job = bar.add_task(f"thinking up to {caps[-1]} tokens, forking at {caps[:-1]}", total=len(requests) * len(caps))
@@ -149,84 +167,110 @@ def demo(
 
 @app.command()
 def score(
-    input: Path = typer.Option(..., "--input", help="JSONL: rows with 'completion' and the example's fields, "
-                                                    "or traces from `rlcot generate`"),
-    out: Path = typer.Option(..., help="JSONL: each row with its verdict and score"),
-    verifier: str = typer.Option(..., help="math, sudoku, crossword, a plugin name, or module.path:attr"),
+    input: Path = typer.Option(..., "--input", help="JSONL of completion rows: 'row' (the task row) and "
+                                                    "'completion', as `rlcot generate` writes them"),
+    out: Path = typer.Option(..., help="JSONL: each row with its verdict, score and scheme"),
+    task: Optional[str] = typer.Option(None, help="the task the rows come from (default: the one INPUT.run.json "
+                                                  "names); it picks the verifier and its options"),
+    data: Optional[str] = typer.Option(None, help="data file of a file-backed --task"),
+    task_arg: list[str] = typer.Option([], help="task option KEY=VALUE, repeatable"),
+    verifier: Optional[str] = typer.Option(None, help="math, sudoku, crossword, a plugin name, or module.path:attr; "
+                                                      "overrides the task's"),
     scheme: str = typer.Option("default", help="default (hedge/abstain), binary, or a YAML file of HedgeScheme"),
 ) -> None:
     """Score completions with a verifier; bad rows go to OUT.rejects.jsonl with their line numbers."""
-    from verifiers import get_verifier
+    from dataclasses import asdict
 
-    from .tasks import read_jsonl
+    from .records import CompletionRow, Scorer
 
+    if not input.is_file():
+        _fail(f"--input {str(input)!r} does not exist; pass a JSONL file of completion rows")
     try:
-        judge = get_verifier(verifier)
-        rewards = _load_scheme(scheme)
+        chosen, protocol = _scoring_task(input, task, data, task_arg, verifier)
+        scorer = Scorer(chosen, scheme, protocol)
     except (ValueError, TypeError) as err:
         _fail(str(err))
-    if not input.is_file():
-        _fail(f"--input {str(input)!r} does not exist; pass a JSONL file of completions")
+    _write_run_info(out, dict(command="score", input=str(input), task=chosen.spec(), verifier=chosen.verifier,
+                              scheme=scorer.scheme_name, scheme_values=asdict(scorer.scheme),
+                              protocol=asdict(protocol)))
     rejects_path = out.with_name(out.name + ".rejects.jsonl")
-    counts: dict[str, int] = {}
-    hedged = total = rejected = 0
-    score_sum = 0.0
+    summary = _ScoreSummary()
     with out.open("w") as sink, rejects_path.open("w") as rejects:
-        for number, row, error in read_jsonl(input, required=("completion",)):
-            verdict = None
+        for number, line, error in read_jsonl(input):
+            record = None
             if error is None:
-                example = row.get("row", row)  # traces from `rlcot generate` nest the task row
                 try:
-                    verdict = judge.verify(row["completion"], example)
+                    record = scorer.score_many([CompletionRow.from_dict(line)])[0]
                 except (ValueError, TypeError, KeyError) as err:
-                    error = f"{err.__class__.__name__}: {err}"
-            if verdict is None:
-                rejected += 1
-                errors.print(f"{input}:{number}: {error}; written to {rejects_path.name}")
+                    error = f"{err.__class__.__name__}: {err}" if not isinstance(err, ValueError) else str(err)
+            if record is None:
+                summary.rejected += 1
+                errors.print(f"{input}:{number}: {error}; written to {rejects_path.name}", highlight=False)
                 rejects.write(json.dumps({"line": number, "error": error}) + "\n")
                 continue
-            points = rewards.score(verdict)
-            sink.write(json.dumps({**row, "verdict": verdict.to_dict(), "score": points}) + "\n")
-            counts[verdict.outcome] = counts.get(verdict.outcome, 0) + 1
-            hedged += verdict.hedged
-            total += 1
-            score_sum += points
-    _print_score_summary(counts, total, hedged, score_sum, rejected, out)
+            sink.write(json.dumps({**line, "verdict": record.verdict.to_dict(), "score": record.score,
+                                   "scheme": record.scheme}) + "\n")
+            summary.add(record)
+    summary.print(out)
 
 
-def _load_scheme(scheme: str):
-    from verifiers import BINARY, HedgeScheme
+def _scoring_task(input: Path, task: Optional[str], data: Optional[str], task_arg: list[str],
+                  verifier: Optional[str]):
+    """The task (and protocol) to score ``input`` with: --task, else the run info's, else --verifier alone."""
+    from .tasks import Task, get_task
+    from .thinking import ThinkingProtocol
 
-    if scheme == "default":
-        return HedgeScheme()
-    if scheme == "binary":
-        return BINARY
-    path = Path(scheme)
-    if not path.is_file():
-        raise ValueError(f"--scheme {scheme!r} is not default, binary or an existing YAML file")
-    import yaml
-
-    values = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(values) - set(HedgeScheme.__dataclass_fields__))
-    if unknown:
-        raise ValueError(f"{path}: unknown scheme field(s) {', '.join(unknown)}; "
-                         f"use {', '.join(HedgeScheme.__dataclass_fields__)}")
-    return HedgeScheme(**values)
+    recorded = _read_run_config(input)
+    protocol = ThinkingProtocol(**recorded["protocol"]) if "protocol" in recorded else ThinkingProtocol()
+    if task is not None:
+        return get_task(task, data=data, verifier=verifier, **_task_options(task_arg)), protocol
+    if task_arg or data:
+        raise ValueError("--data and --task-arg describe a --task; pass --task too")
+    if "task" in recorded:
+        return get_task(**recorded["task"], verifier=verifier), protocol
+    if verifier is None:
+        raise ValueError(f"{input} has no run info naming its task; pass --task (e.g. arith) or --verifier "
+                         "(e.g. math, or module.path:function)")
+    return Task(name="rows", description="completion rows scored by a named verifier", verifier=verifier), protocol
 
 
-def _print_score_summary(counts: dict, total: int, hedged: int, score_sum: float, rejected: int, out: Path) -> None:
-    table = Table(title=f"scored {total} rows -> {out}")
-    table.add_column("outcome")
-    table.add_column("count", justify="right")
-    table.add_column("share", justify="right")
-    for outcome in ("correct", "wrong", "abstain", "unparsed"):
-        count = counts.get(outcome, 0)
-        table.add_row(outcome, str(count), f"{count / total:.1%}" if total else "-")
-    console.print(table)
-    if total:
-        console.print(f"hedge rate {hedged / total:.1%} | mean score {score_sum / total:+.3f}")
-    if rejected:
-        console.print(f"[yellow]{rejected} rejected row(s)[/yellow] in {out.name}.rejects.jsonl")
+def _read_run_config(path: Path) -> dict:
+    """The config recorded next to ``path`` by the command that wrote it (empty if none)."""
+    info = path.with_name(path.name + ".run.json")
+    if not info.is_file():
+        return {}
+    try:
+        config = json.loads(info.read_text()).get("config", {})
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise ValueError(f"{info} is not a run-info JSON object; delete it or pass --task") from None
+    return config if isinstance(config, dict) else {}
+
+
+class _ScoreSummary:
+    def __init__(self):
+        self.counts: dict[str, int] = {}
+        self.total = self.hedged = self.rejected = 0
+        self.score_sum = 0.0
+
+    def add(self, record) -> None:
+        self.counts[record.verdict.outcome] = self.counts.get(record.verdict.outcome, 0) + 1
+        self.hedged += record.verdict.hedged
+        self.total += 1
+        self.score_sum += record.score
+
+    def print(self, out: Path) -> None:
+        table = Table(title=f"scored {self.total} rows -> {out}")
+        table.add_column("outcome")
+        table.add_column("count", justify="right")
+        table.add_column("share", justify="right")
+        for outcome in ("correct", "wrong", "abstain", "unparsed"):
+            count = self.counts.get(outcome, 0)
+            table.add_row(outcome, str(count), f"{count / self.total:.1%}" if self.total else "-")
+        console.print(table)
+        if self.total:
+            console.print(f"hedge rate {self.hedged / self.total:.1%} | mean score {self.score_sum / self.total:+.3f}")
+        if self.rejected:
+            console.print(f"[yellow]{self.rejected} rejected row(s)[/yellow] in {out.name}.rejects.jsonl")
 
 
 def _task_options(pairs: list[str]) -> dict:
@@ -248,44 +292,69 @@ def _answer_cell(trace) -> str:
     return f"{answer[-16:]} [dim]({trace.thinking_tokens}, {trace.finish_reason})[/dim]"
 
 
-def _load_generator(backend: str, model: str, device: Optional[str], batch_size: int):
+def _load_generator(backend: str, model: str, device: Optional[str], batch_size: int, protocol, dtype_choice=None):
     from .generation import get_generator
-    from .thinking import ThinkingProtocol
 
-    protocol = ThinkingProtocol()
     try:
         if backend == "vllm":
             generator = get_generator("vllm", model, protocol=protocol)
-            return generator, generator.tokenizer, protocol
+            return generator, generator.tokenizer
         from .models import load_policy
 
-        policy, tokenizer = load_policy(model, device=device)
-        return get_generator("hf", policy, tokenizer, protocol, batch_size=batch_size), tokenizer, protocol
+        dtype = dtype_choice.dtype if dtype_choice is not None else "auto"
+        policy, tokenizer = load_policy(model, device=device, dtype=dtype)
+        return get_generator("hf", policy, tokenizer, protocol, batch_size=batch_size), tokenizer
     except (ValueError, ImportError, RuntimeError) as err:
         _fail(str(err))
 
 
-def _resume(out: Path, overwrite: bool) -> set:
-    """Row ids already in ``out``; a torn last line (killed mid-write) is dropped."""
+def _config_id(config: dict) -> str:
+    """A short content hash of what decides a run's traces (not how many rows it has)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _resume(out: Path, overwrite: bool, config: dict, config_id: str) -> set[tuple[str, int]]:
+    """(row id, sample) pairs already in ``out``; a torn last line (killed mid-write) is dropped.
+
+    Lines written under another configuration (model, task, budget, sampling, seed,
+    protocol, backend, dtype) are refused with the settings that differ: mixing them
+    would silently average two experiments.
+    """
     if overwrite or not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("")
         return set()
     done, kept = set(), []
-    for number, line in enumerate(out.read_text().splitlines(), 1):
+    lines = out.read_bytes().split(b"\n")
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        line, error = parse_line(raw)
+        if error is None and line.get("config") != config_id:
+            recorded = _read_run_config(out)
+            changed = sorted(k for k in set(config) | set(recorded) if config.get(k) != recorded.get(k)) or ["config"]
+            raise ValueError(f"{out} holds traces made with other settings ({', '.join(changed)} differ); "
+                             "pass another --out, or --overwrite to start afresh")
         try:
-            done.add(json.loads(line)["row"]["id"])
-            kept.append(line)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            errors.print(f"{out}:{number}: not a trace line; dropped (use --overwrite to start afresh)")
-    out.write_text("".join(line + "\n" for line in kept))
+            done.add((str(line["row"]["id"]), int(line.get("sample", 0))))
+            kept.append(raw)
+        except (TypeError, KeyError, ValueError):
+            if number < len(lines) - 1:  # not the last line: a damaged file, not an interrupted write
+                raise ValueError(f"{out}:{number}: not a completion row ({error or 'no row id'}); "
+                                 "repair the file or pass --overwrite") from None
+            errors.print(f"{out}:{number}: torn last line (an interrupted write); dropped and redone")
+    out.write_bytes(b"".join(raw + b"\n" for raw in kept))
     return done
 
 
-def _write_run_info(out: Path, config: dict) -> None:
+def _write_run_info(out: Path, config: dict, **extra) -> None:
     from .runinfo import run_info
 
-    out.with_name(out.name + ".run.json").write_text(json.dumps(run_info(config, argv=sys.argv), indent=2) + "\n")
+    info = {**run_info(config, argv=sys.argv), **{k: v for k, v in extra.items() if v is not None}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_name(out.name + ".run.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 if __name__ == "__main__":

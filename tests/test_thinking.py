@@ -1,29 +1,24 @@
-"""The thinking protocol: prompt building and the documented split rules."""
+"""The thinking protocol: prompt building, its tags and its pre-filled opening."""
 
 from __future__ import annotations
 
 import pytest
 
-from rlcot.thinking import ThinkingProtocol, split_completion
+from rlcot.thinking import ThinkingProtocol
 
 
-@pytest.mark.parametrize(
-    "text, thinking, answer",
-    [
-        ("The answer is 4.", "", "The answer is 4."),  # no tags: all answer
-        ("<think>2+2=4</think>\\boxed{4}", "2+2=4", "\\boxed{4}"),
-        ("<think>2+2=4, so \\boxed{4}", "2+2=4, so \\boxed{4}", None),  # never closed: no answer section
-        ("2+2=4</think> 4", "2+2=4", " 4"),  # thinking opened in the prompt
-        ("Sure. <think>a</think>b", "a", "b"),  # a preamble belongs to neither section
-        ("<think>a</think>b</think>c", "a", "b</think>c"),  # the first close after the open ends thinking
-        ("<think></think>", "", ""),  # closed at once, empty answer
-        ("</think><think>x", "x", None),  # a close before the open does not count
-    ],
-)
-def test_split_completion_follows_the_documented_rules(text, thinking, answer):
-    sections = split_completion(text)
-    assert (sections.thinking, sections.answer) == (thinking, answer)
-    assert sections.closed is (answer is not None)
+def test_the_protocol_splits_with_its_own_tags():
+    # the rules themselves are tested where they live: tests/verifiers/test_sections.py
+    protocol = ThinkingProtocol(open_tag="<reason>", close_tag="</reason>")
+    sections = protocol.split("<reason>a <think> b</reason>c")
+    assert (sections.thinking, sections.answer) == ("a <think> b", "c")
+    assert protocol.split("<reason>never closed").answer is None
+
+
+def test_the_prefilled_opening_is_the_prompts_tail_from_the_tag(tokenizer):
+    protocol = ThinkingProtocol()
+    assert protocol.prefilled_opening(protocol.build_prompt(tokenizer, "Q?")) == "<think>\n"
+    assert protocol.prefilled_opening("User: Q?\nAssistant: ") == ""
 
 
 def test_prompt_prefills_think_and_carries_the_instruction(tokenizer):
