@@ -9,11 +9,12 @@ from rlcot.generation.base import SamplingConfig
 from rlcot.generation.hf import HFGenerator
 from rlcot.tasks import get_task
 from rlcot.thinking import ThinkingProtocol
+from tests.noise import assert_same_up_to_ties
 
 pytestmark = pytest.mark.default_model
 
 
-def test_probe_equals_fresh_capped_runs_on_the_default_model(default_policy):
+def test_probe_equals_fresh_capped_runs_on_the_default_model_up_to_float_ties(default_policy):
     model, tokenizer = default_policy
     protocol = ThinkingProtocol()
     generator = HFGenerator(model, tokenizer, protocol)
@@ -24,7 +25,8 @@ def test_probe_equals_fresh_capped_runs_on_the_default_model(default_policy):
     sweep = probe(generator, request, base, [0, 6, 12], SamplingConfig(), top)
     for cap in (0, 6, 12):
         fresh = generator.generate(request, SamplingConfig(), Budget(max_thinking_tokens=cap, max_answer_tokens=12))
-        assert sweep[cap][0].completion_ids == fresh[0].completion_ids
+        # the probe prefills what the fresh run decodes step by step: equal up to a greedy near-tie
+        assert_same_up_to_ties(model, tokenizer, request[0], sweep[cap][0], fresh[0], SamplingConfig())
         assert sweep[cap][0].thinking_tokens == cap
         assert sweep[cap][0].answer.startswith("\n\nThe final answer is \\boxed{")
 

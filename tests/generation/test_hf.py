@@ -8,6 +8,7 @@ from rlcot.generation import Budget
 from rlcot.generation.base import SamplingConfig
 from rlcot.generation.hf import HFGenerator
 from tests.conftest import ScriptedLM, make_request, script
+from tests.noise import assert_same_up_to_ties
 
 GREEDY = SamplingConfig()
 SAMPLED = SamplingConfig(temperature=1.0, top_p=0.9)
@@ -36,13 +37,15 @@ def test_cap_is_respected_exactly_and_forced_tokens_are_marked(tiny_model, token
         assert trace.answer_tokens == sum(not f for f in trace.forced[trace.thinking_end :])
 
 
-def test_greedy_batch_equals_greedy_single(tiny_model, tokenizer, protocol):
+def test_greedy_in_a_batch_is_greedy_alone_up_to_float_ties(tiny_model, tokenizer, protocol):
     generator = HFGenerator(tiny_model, tokenizer, protocol)
     requests = _requests(tokenizer, protocol)
     budget = Budget(max_thinking_tokens=24, max_answer_tokens=6)
     batched = generator.generate(requests, GREEDY, budget)
-    single = [generator.generate([r], GREEDY, budget)[0] for r in requests]
-    assert [t.completion_ids for t in batched] == [t.completion_ids for t in single]
+    for request, trace in zip(requests, batched):
+        alone = generator.generate([request], GREEDY, budget)[0]
+        # other batch shapes, other float rounding: equal up to a near-tie of the top two logits
+        assert_same_up_to_ties(tiny_model, tokenizer, request, trace, alone, GREEDY)
 
 
 def test_sampling_is_reproducible_by_seed_and_independent_of_batch(tiny_model, tokenizer, protocol):
@@ -51,9 +54,11 @@ def test_sampling_is_reproducible_by_seed_and_independent_of_batch(tiny_model, t
     budget = Budget(max_thinking_tokens=16, max_answer_tokens=4)
     first = generator.generate(requests, SAMPLED, budget)
     again = generator.generate(requests, SAMPLED, budget)
-    alone = generator.generate(requests[1:2], SAMPLED, budget)[0]
-    assert [t.completion_ids for t in first] == [t.completion_ids for t in again]
-    assert alone.completion_ids == first[1].completion_ids
+    assert [t.completion_ids for t in first] == [t.completion_ids for t in again]  # same call, same shapes: exact
+    for request, trace in zip(requests, first):
+        alone = generator.generate([request], SAMPLED, budget)[0]
+        # top-p on this near-uniform model: noise can move a token across the nucleus edge
+        assert_same_up_to_ties(tiny_model, tokenizer, request, trace, alone, SAMPLED)
     # same prompt, other seed: other tokens
     reseeded = generator.generate([make_request(tokenizer, protocol, seed=99)], SAMPLED, budget)[0]
     assert reseeded.completion_ids != first[0].completion_ids
@@ -166,7 +171,9 @@ def test_a_resumed_request_continues_from_its_thinking(tiny_model, tokenizer, pr
 
     resumed = replace(request, resume_ids=full.completion_ids[:5], resume_logprobs=full.logprobs[:5])
     again = generator.generate([resumed], GREEDY, Budget(max_thinking_tokens=12, max_answer_tokens=3))[0]
-    assert again.completion_ids == full.completion_ids and again.thinking_tokens == 12
+    assert again.completion_ids[:5] == full.completion_ids[:5] and again.thinking_tokens == 12
+    # the resumed tokens are prefilled, not decoded one by one: equal up to float ties
+    assert_same_up_to_ties(tiny_model, tokenizer, request, again, full, GREEDY)
 
 
 @pytest.mark.parametrize(

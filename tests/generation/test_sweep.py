@@ -9,6 +9,7 @@ from rlcot.generation.sweep import probe, sweep
 from rlcot.generation.base import SamplingConfig
 from rlcot.generation.hf import HFGenerator
 from tests.conftest import make_request
+from tests.noise import assert_same_up_to_ties
 
 CUE = "The final answer is \\boxed{"
 
@@ -35,7 +36,7 @@ def test_a_cue_without_braces_never_completes_an_answer():
 
 @pytest.mark.parametrize("cap", [1, 3, 6, 11])
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_probe_equals_a_fresh_capped_run(tiny_model, tokenizer, protocol, cap, temperature):
+def test_probe_equals_a_fresh_capped_run_up_to_float_ties(tiny_model, tokenizer, protocol, cap, temperature):
     generator = HFGenerator(tiny_model, tokenizer, protocol)
     sampling = SamplingConfig(temperature=temperature)
     request = make_request(tokenizer, protocol, seed=3)
@@ -43,9 +44,11 @@ def test_probe_equals_a_fresh_capped_run(tiny_model, tokenizer, protocol, cap, t
     base = generator.generate([request], sampling, top)
     probed = probe(generator, [request], base, [cap], sampling, top)[cap][0]
     fresh = generator.generate([request], sampling, Budget(max_thinking_tokens=cap, max_answer_tokens=4))[0]
-    assert probed.completion_ids == fresh.completion_ids
-    assert probed.forced == fresh.forced and probed.thinking_tokens == fresh.thinking_tokens == cap
-    assert probed.budget == cap and probed.finish_reason == fresh.finish_reason
+    # the probe prefills what the fresh run decodes step by step: equal up to float ties
+    # (and when equal, forced flags, finish reason and counts are too)
+    assert_same_up_to_ties(tiny_model, tokenizer, request, probed, fresh, sampling)
+    assert probed.completion_ids[:cap] == base[0].completion_ids[:cap]  # the probe keeps the base's thinking
+    assert probed.thinking_tokens == fresh.thinking_tokens == cap and probed.budget == cap
 
 
 def test_probe_reuses_traces_that_finished_thinking_within_the_budget(scripted, tokenizer, protocol):
@@ -88,7 +91,9 @@ def test_probe_refuses_what_it_cannot_answer_exactly(tiny_model, tokenizer, prot
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_sweep_by_forking_equals_fresh_capped_runs_and_probing(tiny_model, tokenizer, protocol, temperature):
+def test_sweep_by_forking_equals_fresh_capped_runs_and_probing_up_to_float_ties(
+    tiny_model, tokenizer, protocol, temperature
+):
     generator = HFGenerator(tiny_model, tokenizer, protocol)
     sampling = SamplingConfig(temperature=temperature)
     requests = [make_request(tokenizer, protocol, q, seed=i, rid=i)
@@ -101,10 +106,13 @@ def test_sweep_by_forking_equals_fresh_capped_runs_and_probing(tiny_model, token
     for cap in budgets:
         fresh = [generator.generate([r], sampling, Budget(max_thinking_tokens=cap, max_answer_tokens=4))[0]
                  for r in requests]
-        assert [t.completion_ids for t in swept[cap]] == [t.completion_ids for t in fresh]
+        # forked rows share a batch, fresh ones run alone, probes prefill: equal up to float ties
+        for request, forked, alone in zip(requests, swept[cap], fresh):
+            assert_same_up_to_ties(tiny_model, tokenizer, request, forked, alone, sampling)
         assert all(t.budget == cap and t.thinking_tokens == cap for t in swept[cap])
         if cap < 9:
-            assert [t.completion_ids for t in probed[cap]] == [t.completion_ids for t in fresh]
+            for request, probed_trace, alone in zip(requests, probed[cap], fresh):
+                assert_same_up_to_ties(tiny_model, tokenizer, request, probed_trace, alone, sampling)
 
 
 def test_sweep_reuses_a_trace_that_closed_before_a_budget(scripted, tokenizer, protocol):
