@@ -1,53 +1,290 @@
-"""Generation speed on the default model, measured against the peer doing the same work.
+"""Generation speed on the default model, against the machine's own roof and the peer doing the same work.
 
-1. Tokens/s of our ``hf`` backend vs ``model.generate``: the same thinking prompts,
-   sampling at temperature 1 until EOS or 128 new tokens, at batch 1, 16 and 64.
-   Tokens counted are the ones each actually generated (no padding after EOS).
-   End-to-end includes the prefill of ~90-token prompts, which at batch 64 is as
-   much compute as ~70 decode steps; decode-only subtracts a 1-token run's time.
-   The roof fraction is decode tokens/s over 170 tokens/s (DESIGN.md's roof).
-2. A 5-budget sweep (16, 32, 64, 128, 256) on 64 prompts: ``sweep`` (one run at 256
-   that forks at each smaller budget), vs the run at 256 plus a post-hoc ``probe``,
-   vs five separate capped runs, each against the one run at 256 alone.
+The CPUs these runs land on differ by an order of magnitude (DESIGN.md: fp32 matmul
+47-346 GFLOP/s, bf16 1-2,280), so no figure here is compared with a constant. Every
+part is measured in the same run as the roof it is divided by:
 
-Run: ``make bench`` (or ``.venv/bin/python bench/generation.py --quick``).
+1. **Roof.** GFLOP/s of one decode step's matmuls: every ``nn.Linear`` of the model
+   (the LM head included), in order, through the model's own weights, on 64 rows,
+   fp32 and bf16. A generated token costs 2 x the linear weights in FLOPs (~0.27
+   GFLOP for SmolLM2-135M; 2 x all parameters is printed beside it as a check), so
+   roof tokens/s = GFLOP/s / GFLOP per token: what batch-64 decoding would reach if
+   it did nothing but those matmuls. Each weight is read once, as a step reads it;
+   the same shapes timed alone with the weight kept in cache ("hot") are printed too.
+2. **Throughput**: our ``hf`` backend vs ``model.generate`` on the same thinking
+   prompts, sampling at T=1 until EOS or 128 new tokens, at batch 1, 16 and 64.
+   Tokens counted are the ones each generated (up to its EOS, not padding). Each
+   figure is the median of ``--reps`` alternating runs (ours, theirs, ours, ...), so
+   a burst of load hits both sides, not one; a pair taken under load is run again. A forward hook times every forward
+   pass of the same runs: *end-to-end* includes the prefill of ~90-token prompts (at
+   batch 64 as much compute as ~70 decode steps); *decode* starts when the prefill
+   ends and counts the tokens after each row's first; *full batch* is rows fed per
+   second over the first 16 decode steps that still fed every row, the figure to
+   hold against the roof (later steps run fewer rows, as rows finish).
+3. **dtype**: tokens/s in fp32 and bf16, and how far bf16 moves the answers: greedy
+   token agreement with fp32, the largest logprob difference on fp32's greedy tokens
+   teacher-forced through the bf16 model, accuracy on 64 arith rows. Where bf16 is
+   slow (emulated) it runs on a subset sized from the measured bf16 roof to take
+   ~45 s at that speed; the output says which.
+4. **Sweep**: a 4-budget sweep on 32 prompts: ``sweep`` (one run at the top budget
+   that forks at each smaller one), vs the run at the top plus a post-hoc ``probe``,
+   vs separate capped runs.
+
+Other processes on the machine make timings worthless (two cores: one busy
+neighbour halves us, and thread spinning can cost far more; one unchecked run once
+showed a false 12.75x). Every measurement reads ``/proc/stat`` to see how much of
+the machine's CPU went to other processes while it ran; figures taken under load
+are marked ``!`` and the run ends with a loud warning.
+
+Run: ``make bench`` (~15 minutes on the 2-core AMD), or
+``.venv/bin/python bench/generation.py --quick`` (a smoke run), ``--only PART``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import sys
 import time
+from dataclasses import dataclass, replace
 
-import torch
+# Run as a script, Python puts bench/ first on sys.path, where bench/verifiers.py would
+# shadow the verifiers package that rlcot imports.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-from rlcot.generation import Budget, probe, sweep
-from rlcot.generation.base import SamplingConfig
-from rlcot.generation.forcing import eos_ids
-from rlcot.generation.hf import HFGenerator
-from rlcot.models import load_policy
-from rlcot.tasks import get_task
-from rlcot.thinking import ThinkingProtocol
+import torch  # noqa: E402 - after the path fix above
+import torch.nn.functional as F  # noqa: E402
 
-ROOF_TOKENS_PER_S = 170.0  # 47 GFLOP/s fp32 on 2 cores / 0.27 GFLOP per token (DESIGN.md)
+from rlcot.generation import Budget, probe, sweep  # noqa: E402
+from rlcot.generation.base import SamplingConfig  # noqa: E402
+from rlcot.generation.forcing import eos_ids  # noqa: E402
+from rlcot.generation.hf import HFGenerator  # noqa: E402
+from rlcot.models import load_policy  # noqa: E402
+from rlcot.tasks import get_task  # noqa: E402
+from rlcot.thinking import ThinkingProtocol  # noqa: E402
+
+MODEL = "smollm2-135m"
+ROOF_ROWS = 64  # the roof is for decoding at batch 64
+BUSY = 0.10  # other processes using more than this share of the machine's CPU spoil a timing
+PARTS = ("throughput", "dtype", "sweep")
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+# ------------------------------------------------------------------ machine load
 
 
-def hf_generate(model, tokenizer, requests, new_tokens: int, seed: int) -> tuple[int, float]:
-    """``model.generate`` on the same prompts: (tokens it generated up to each EOS, seconds)."""
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes have run (user, nice, system, irq, softirq, steal), from /proc/stat."""
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Timing:
+    seconds: float
+    others: float  # share of the machine's CPU other processes used meanwhile (0..1)
+
+    @property
+    def loaded(self) -> bool:
+        return self.others > BUSY
+
+
+class LoadLog:
+    """Times calls and remembers which ran while other processes loaded the CPU."""
+
+    def __init__(self):
+        self.timings: list[tuple[str, Timing]] = []  # (what, how long and under how much load)
+
+    def time(self, label: str, fn):
+        busy, own, start = _machine_busy_seconds(), time.process_time(), time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
+        others = (_machine_busy_seconds() - busy) - (time.process_time() - own)
+        timing = Timing(seconds, max(0.0, others) / (seconds * (os.cpu_count() or 1)))
+        self.timings.append((label, timing))
+        return result, timing
+
+    def report(self) -> None:
+        loaded = [(label, t) for label, t in self.timings if t.loaded]
+        if not loaded:
+            print(f"\nLoad check: no other process used more than {BUSY:.0%} of the CPU during any of "
+                  f"{len(self.timings)} timed measurements.")
+            return
+        print("\n" + "!" * 78)
+        print(f"!! WARNING: other processes loaded the CPU during {len(loaded)} of {len(self.timings)} measurements;")
+        print("!! figures marked ! include such measurements and are not this code's speed; throughput pairs")
+        print("!! taken under load were run again and left out. Rerun on a quiet machine if any figure is marked.")
+        for label, t in loaded[:12]:
+            print(f"!!   {label}: others used {t.others:.0%} of the CPU")
+        print("!" * 78)
+
+
+def _flag(*timings: Timing) -> str:
+    return "!" if any(t.loaded for t in timings) else " "
+
+
+def warn_if_busy_now() -> None:
+    """Sample the machine for a second before starting (the load average lags by minutes)."""
+    _, timing = LoadLog().time("idle", lambda: time.sleep(1.0))
+    if timing.loaded:
+        print(f"!! WARNING: other processes use {timing.others:.0%} of the CPU right now; timings may be unreliable")
+
+
+# ------------------------------------------------------------------ roof
+
+
+def _linears(model) -> list[torch.nn.Linear]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def streamed_gflops(model, dtype, rows: int = ROOF_ROWS, budget_s: float = 4.0) -> float:
+    """GFLOP/s of one decode step's matmuls: every ``nn.Linear`` of the model, in order,
+    through its own weights (cast to ``dtype``), on ``rows`` rows; best of up to 3 passes.
+
+    Each weight is read once a pass, as in a real decode step, so this is the speed the
+    step's arithmetic can reach. (Timing one weight again and again keeps it in cache
+    and reads ~20-30% higher here: not a speed any decode step sees.)
+    """
+    weights = [m.weight.detach().to(dtype) for m in _linears(model)]
+    inputs = {w.shape[1]: torch.randn(rows, w.shape[1]).to(dtype) for w in weights}
+    flops = sum(2 * rows * w.numel() for w in weights)
+    for w in weights[:8]:  # warm-up: first-call kernel selection
+        F.linear(inputs[w.shape[1]], w)
+    best, spent = float("inf"), 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        for w in weights:
+            F.linear(inputs[w.shape[1]], w)
+        elapsed = time.perf_counter() - start
+        best, spent = min(best, elapsed), spent + elapsed
+        if spent > budget_s:  # an emulated dtype: one slow pass says enough
+            break
+    return flops / best / 1e9
+
+
+def hot_gflops(model, dtype, rows: int = ROOF_ROWS) -> float:
+    """The same matmuls with each shape timed alone, its weight reused (and so cached), for reference."""
+    shapes: dict[tuple[int, int], int] = {}
+    for m in _linears(model):
+        shapes[m.out_features, m.in_features] = shapes.get((m.out_features, m.in_features), 0) + 1
+    flops = sum(count * 2 * rows * o * i for (o, i), count in shapes.items())
+    return flops / sum(count * linear_seconds(*shape, dtype, rows) for shape, count in shapes.items()) / 1e9
+
+
+def linear_seconds(out_features: int, in_features: int, dtype, rows: int = ROOF_ROWS) -> float:
+    """Best time of one ``F.linear`` of ``rows`` rows through an (out, in) weight; an LM head
+    (more than 8,192 outputs) is timed on 8,192 of them and scaled."""
+    timed_out = min(out_features, 8192)
+    weight = torch.randn(timed_out, in_features).to(dtype)
+    x = torch.randn(rows, in_features).to(dtype)
+    F.linear(x, weight)  # warm-up
+    best, spent, calls = float("inf"), 0.0, 0
+    while calls < 2 or (spent < 0.1 and calls < 20):
+        start = time.perf_counter()
+        F.linear(x, weight)
+        elapsed = time.perf_counter() - start
+        best, spent, calls = min(best, elapsed), spent + elapsed, calls + 1
+    return best * out_features / timed_out
+
+
+@dataclass
+class Roof:
+    gflop_per_token: float
+    gflops: dict[torch.dtype, float]
+
+    def tokens_per_s(self, dtype=torch.float32) -> float:
+        return self.gflops[dtype] / self.gflop_per_token
+
+
+def measure_roof(model, log: LoadLog) -> Roof:
+    linears = _linears(model)
+    per_token = sum(2 * m.weight.numel() for m in linears) / 1e9
+    params = sum(p.numel() for p in model.parameters())
+    print(f"\n## Roof: one decode step's matmuls ({len(linears)} nn.Linear, the model's own weights, "
+          f"{ROOF_ROWS} rows, F.linear), measured now")
+    print(f"GFLOP per token: {per_token:.3f} (2 x linear weights; 2 x all {params / 1e6:.1f}M parameters: "
+          f"{2 * params / 1e9:.3f})")
+    print(f"{'dtype':>6} | {'GFLOP/s':>8} | {'roof tokens/s':>13} | {'hot GFLOP/s':>11}")
+    gflops = {}
+    for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        (streamed, hot), timing = log.time(f"roof {name}", lambda: (streamed_gflops(model, dtype),
+                                                                     hot_gflops(model, dtype)))
+        gflops[dtype] = streamed
+        print(f"{name:>6} | {streamed:>8.1f} | {streamed / per_token:>13.0f} | {hot:>11.1f} {_flag(timing)}")
+    print("(hot: each shape timed alone with its weight in cache, time-weighted; shown for reference, "
+          "a decode step streams every weight once)")
+    return Roof(per_token, gflops)
+
+
+# ------------------------------------------------------------------ throughput
+
+
+class ForwardLog:
+    """When each forward pass of a run ends, and how many rows it fed (a forward hook)."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def __enter__(self):
+        def hook(_module, args, kwargs, _output):
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            self.calls.append((time.perf_counter(), ids.shape[0]))
+
+        self.handle = self.model.register_forward_hook(hook, with_kwargs=True)
+        return self
+
+    def __exit__(self, *_):
+        self.handle.remove()
+
+    def full_batch_rate(self, rows: int, steps: int = 16) -> float:
+        """Rows fed per second over the first ``steps`` decode steps that still fed all ``rows``."""
+        spans = [(end - before, fed) for (before, _), (end, fed) in zip(self.calls, self.calls[1:]) if fed == rows]
+        spans = spans[:steps]
+        return sum(fed for _, fed in spans) / sum(span for span, _ in spans) if spans else float("nan")
+
+
+@dataclass
+class Run:
+    tokens: int
+    rows: int
+    timing: Timing
+    decode_s: float  # from the end of the prefill to the end
+    full_batch: float  # rows fed per second over the first decode steps that fed every row
+    roof: float = float("nan")  # fp32 roof tokens/s, measured just before this run's pair
+
+    @property
+    def e2e(self) -> float:
+        return self.tokens / self.timing.seconds
+
+    @property
+    def decode(self) -> float:
+        return (self.tokens - self.rows) / max(self.decode_s, 1e-9)
+
+
+def run_ours(generator, requests, new_tokens: int, log: LoadLog, label: str) -> Run:
+    sampling = SamplingConfig(temperature=1.0, max_tokens=new_tokens)
+    budget = Budget(max_thinking_tokens=None, answer_after_eos=False)  # plain sampling to EOS
+    with ForwardLog(generator.model) as forwards:
+        start = time.perf_counter()
+        traces, timing = log.time(label, lambda: generator.generate(requests, sampling, budget))
+    tokens = sum(len(t.completion_ids) for t in traces)
+    return Run(tokens, len(requests), timing, start + timing.seconds - forwards.calls[0][0],
+               forwards.full_batch_rate(len(requests)))
+
+
+def run_theirs(model, tokenizer, requests, new_tokens: int, log: LoadLog, label: str, seed: int = 0) -> Run:
+    """``model.generate`` on the same prompts, counting tokens up to each row's EOS."""
     tokenizer.padding_side = "left"
     batch = tokenizer([r.prompt for r in requests], return_tensors="pt", padding=True, add_special_tokens=False)
     torch.manual_seed(seed)
-    out, seconds = timed(
-        lambda: model.generate(
+    with ForwardLog(model) as forwards:
+        start = time.perf_counter()
+        out, timing = log.time(label, lambda: model.generate(
             **batch, do_sample=True, temperature=1.0, top_p=1.0, top_k=None,
             max_new_tokens=new_tokens, pad_token_id=tokenizer.pad_token_id,
-        )
-    )
+        ))
     eos = set(eos_ids(tokenizer, model.generation_config))
     count = 0
     for row in out[:, batch["input_ids"].shape[1]:].tolist():
@@ -55,80 +292,190 @@ def hf_generate(model, tokenizer, requests, new_tokens: int, seed: int) -> tuple
             count += 1
             if token in eos:
                 break
-    return count, seconds
+    return Run(count, len(requests), timing, start + timing.seconds - forwards.calls[0][0],
+               forwards.full_batch_rate(len(requests)))
 
 
-def ours_generate(generator, requests, new_tokens: int) -> tuple[int, float]:
-    sampling = SamplingConfig(temperature=1.0, max_tokens=new_tokens)
-    budget = Budget(max_thinking_tokens=None, answer_after_eos=False)  # plain sampling to EOS
-    traces, seconds = timed(lambda: generator.generate(requests, sampling, budget))
-    return sum(len(t.completion_ids) for t in traces), seconds
-
-
-def throughput(model, tokenizer, protocol, batch_sizes, new_tokens: int) -> None:
+def throughput(model, tokenizer, protocol, roof: Roof, batch_sizes, new_tokens: int, reps: int, log: LoadLog):
     task = get_task("arith")
-    print(f"\n## Throughput: sample (T=1) until EOS or {new_tokens} new tokens, thinking prompts; tokens/s")
-    print("end-to-end counts the prefill; decode subtracts a 1-token run (the prefill) from both sides")
-    print(f"{'batch':>5} | {'ours e2e':>8} | {'generate e2e':>12} | {'ratio':>5} | "
-          f"{'ours decode':>11} | {'generate decode':>15} | {'ratio':>5} | {'roof frac':>9}")
+    print(f"\n## Throughput: sample (T=1) until EOS or {new_tokens} new tokens, thinking prompts; tokens/s, "
+          f"median of {reps} alternating runs")
+    print("e2e: all tokens / wall time. decode: after the prefill. full b.: the first 16 decode steps that "
+          "still fed every row (rows fed / s).\n(x): fraction of the fp32 roof, re-measured before each pair of "
+          "runs (the machine's speed drifts by tens of percent), median over pairs")
+    print(f"{'batch':>5} | {'ours e2e':>13} | {'generate e2e':>13} | {'ratio':>5} | {'ours decode':>13} | "
+          f"{'gen. decode':>13} | {'ratio':>5} | {'ours full b.':>13} | {'gen. full b.':>13} | {'ratio':>5} | tokens")
+    roofs = []
     for batch in batch_sizes:
-        requests = task.requests(task.rows(batch, seed=1000), tokenizer, protocol, seed=0)
+        rows = task.rows(batch, seed=1000)
         generator = HFGenerator(model, tokenizer, protocol, batch_size=batch)
-        ours_generate(generator, requests[:1], 2)  # warm-up
-        _, ours_prefill = ours_generate(generator, requests, 1)
-        ours_tokens, ours_s = ours_generate(generator, requests, new_tokens)
-        _, theirs_prefill = hf_generate(model, tokenizer, requests, 1, seed=0)
-        theirs_tokens, theirs_s = hf_generate(model, tokenizer, requests, new_tokens, seed=0)
-        ours, theirs = ours_tokens / ours_s, theirs_tokens / theirs_s
-        ours_dec = (ours_tokens - batch) / max(ours_s - ours_prefill, 1e-9)
-        theirs_dec = (theirs_tokens - batch) / max(theirs_s - theirs_prefill, 1e-9)
-        print(f"{batch:>5} | {ours:>8.1f} | {theirs:>12.1f} | {ours / theirs:>5.2f} | "
-              f"{ours_dec:>11.1f} | {theirs_dec:>15.1f} | {ours_dec / theirs_dec:>5.2f} | "
-              f"{ours_dec / ROOF_TOKENS_PER_S:>9.2f}")
+        warm = task.requests(rows[:1], tokenizer, protocol)
+        run_ours(generator, warm, 2, LoadLog(), "warm-up")
+        run_theirs(model, tokenizer, warm, 2, LoadLog(), "warm-up")
+        pairs = []  # (ours, theirs, taken without load)
+        for attempt in range(2 * reps):  # a pair taken under load is run again, up to `reps` times
+            if sum(clean for *_, clean in pairs) == reps:
+                break
+            # Each pair samples afresh (both sides): the sides draw different tokens, so rows end
+            # at different steps, and one fixed seed would bias the comparison one way every time.
+            requests = task.requests(rows, tokenizer, protocol, seed=1000 * attempt)
+            now, roof_t = log.time(f"roof before batch {batch} pair {attempt}",
+                                   lambda: streamed_gflops(model, torch.float32) / roof.gflop_per_token)
+            roofs.append(now)
+            our_run = run_ours(generator, requests, new_tokens, log, f"ours batch {batch} pair {attempt}")
+            their_run = run_theirs(model, tokenizer, requests, new_tokens, log,
+                                   f"generate batch {batch} pair {attempt}", seed=attempt)
+            clean = not (roof_t.loaded or our_run.timing.loaded or their_run.timing.loaded)
+            pairs.append((replace(our_run, roof=now), replace(their_run, roof=now), clean))
+        if sum(clean for *_, clean in pairs) == reps:
+            pairs = [pair for pair in pairs if pair[2]]
+        ours, theirs = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+        cells = []
+        for figure in ("e2e", "decode", "full_batch"):
+            mine, peer = (statistics.median(getattr(r, figure) for r in side) for side in (ours, theirs))
+            share = [statistics.median(getattr(r, figure) / r.roof for r in side) for side in (ours, theirs)]
+            cells.append(f"{mine:>6.1f} ({share[0]:.2f}) | {peer:>6.1f} ({share[1]:.2f}) | {mine / peer:>5.2f}")
+        tokens = f"{statistics.median(r.tokens for r in ours):.0f}/{statistics.median(r.tokens for r in theirs):.0f}"
+        print(f"{batch:>5} | " + " | ".join(cells) + f" | {tokens} {_flag(*(r.timing for r in ours + theirs))}")
+    print(f"tokens: generated by ours/generate (median); each side samples its own. fp32 roof over these runs: "
+          f"{min(roofs):.0f}-{max(roofs):.0f} tokens/s. A pair taken under load is run again (up to {reps} times) "
+          "and left out of the medians.")
 
 
-def budget_sweep(model, tokenizer, protocol, prompts: int, budgets, temperature: float) -> None:
+# ------------------------------------------------------------------ dtype
+
+
+def _greedy(generator, requests, log: LoadLog, label: str):
+    budget = Budget(max_thinking_tokens=32)
+    return log.time(label, lambda: generator.generate(requests, SamplingConfig(), budget))
+
+
+def _accuracy(traces, rows, task) -> float:
+    from rlcot.records import Scorer
+
+    scorer = Scorer(task, scheme="binary")
+    return sum(scorer.score_trace(t, row).verdict.outcome == "correct" for t, row in zip(traces, rows)) / len(rows)
+
+
+@torch.inference_mode()
+def _teacher_forced_logprobs(model, trace) -> list[float]:
+    """Logprobs ``model`` gives the trace's own (non-forced) tokens, in one forward pass."""
+    ids = torch.tensor([trace.prompt_ids + trace.completion_ids])
+    logits = model(input_ids=ids).logits[0, len(trace.prompt_ids) - 1 : -1].float()
+    logp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(trace.completion_ids)[:, None])[:, 0]
+    return [lp for lp, forced in zip(logp.tolist(), trace.forced) if not forced]
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def _tokens_per_s(traces, timing: Timing) -> float:
+    return sum(len(t.completion_ids) for t in traces) / timing.seconds
+
+
+def dtype_effects(model, tokenizer, protocol, roof: Roof, rows_wanted: int, log: LoadLog) -> None:
+    task = get_task("arith")
+    rows = task.rows(rows_wanted, seed=3000)
+    requests = task.requests(rows, tokenizer, protocol)
+    fp32_gen = HFGenerator(model, tokenizer, protocol, batch_size=64)
+    fp32, fp32_t = _greedy(fp32_gen, requests, log, f"fp32 greedy, {len(rows)} rows")
+    # bf16 costs, per row, ~(prompt + completion) tokens twice (generation, teacher forcing):
+    # as many rows as fit in ~45 s at the bf16 roof, so a slow (emulated) bf16 stays affordable
+    per_row_gflop = 2 * (len(requests[0].prompt_ids) + 50) * roof.gflop_per_token
+    subset = max(2, min(len(rows), int(45 * roof.gflops[torch.bfloat16] / per_row_gflop)))
+    if subset < len(rows):  # fp32 again at the same batch, for a like-for-like speed
+        sub_fp32, sub_fp32_t = _greedy(fp32_gen, requests[:subset], log, f"fp32 greedy, {subset} rows")
+    else:
+        sub_fp32, sub_fp32_t = fp32, fp32_t
+    bf16_model, _ = load_policy(MODEL, device="cpu", dtype="bf16")
+    bf16, bf16_t = _greedy(HFGenerator(bf16_model, tokenizer, protocol, batch_size=64), requests[:subset], log,
+                           f"bf16 greedy, {subset} rows")
+    diffs = [abs(a - b) for trace in sub_fp32
+             for a, b in zip(_teacher_forced_logprobs(bf16_model, trace), [x for x in trace.logprobs if x is not None])]
+    same = sum(a.completion_ids == b.completion_ids for a, b in zip(sub_fp32, bf16))
+    prefix = statistics.mean(_common_prefix(a.completion_ids, b.completion_ids) / len(a.completion_ids)
+                             for a, b in zip(sub_fp32, bf16))
+    slower = roof.gflops[torch.float32] / roof.gflops[torch.bfloat16]
+    print(f"\n## dtype: greedy, thinking cap 32, arith rows (seed 3000); bf16 on {subset} of {len(rows)} rows"
+          + (f" (bf16 matmul is {slower:.1f}x slower than fp32 on this CPU: all rows would take too long)"
+             if subset < len(rows) else ""))
+    print(f"{'':>26} | {'fp32':>6} | {'bf16':>6}")
+    print(f"{f'tokens/s, batch {subset}':>26} | {_tokens_per_s(sub_fp32, sub_fp32_t):>6.1f} | "
+          f"{_tokens_per_s(bf16, bf16_t):>6.1f} {_flag(sub_fp32_t, bf16_t)}")
+    print(f"{f'accuracy, {subset} rows':>26} | {_accuracy(sub_fp32, rows[:subset], task):>6.3f} | "
+          f"{_accuracy(bf16, rows[:subset], task):>6.3f}")
+    if subset < len(rows):
+        print(f"{f'tokens/s, batch {len(rows)}':>26} | {_tokens_per_s(fp32, fp32_t):>6.1f} | {'-':>6} {_flag(fp32_t)}")
+        print(f"{f'accuracy, {len(rows)} rows':>26} | {_accuracy(fp32, rows, task):>6.3f} | {'-':>6}")
+    print(f"bf16 vs fp32 greedy: {same}/{subset} traces identical; on average the first "
+          f"{prefix:.0%} of fp32's tokens agree")
+    print(f"logprob of fp32's greedy tokens teacher-forced through bf16 ({len(diffs)} tokens): "
+          f"max |diff| {max(diffs):.3f}, mean {statistics.mean(diffs):.4f} nats")
+
+
+# ------------------------------------------------------------------ sweep
+
+
+def budget_sweep(model, tokenizer, protocol, prompts: int, budgets, log: LoadLog, temperature: float = 0.8) -> None:
     task = get_task("arith")
     requests = task.requests(task.rows(prompts, seed=2000), tokenizer, protocol, seed=0)
     generator = HFGenerator(model, tokenizer, protocol, batch_size=64)
     sampling = SamplingConfig(temperature=temperature)
     top, lower = max(budgets), [b for b in budgets if b < max(budgets)]
     capped = Budget(max_thinking_tokens=top)
-    print(f"\n## Budget sweep {list(budgets)} on {prompts} arith prompts, T={temperature}; wall seconds")
-    base, single_s = timed(lambda: generator.generate(requests, sampling, capped))
-    swept, sweep_s = timed(lambda: sweep(generator, requests, budgets, sampling))
-    _, probe_s = timed(lambda: probe(generator, requests, base, lower, sampling, capped))
-    separate, separate_s = timed(lambda: {b: generator.generate(requests, sampling, Budget(max_thinking_tokens=b))
-                                          for b in budgets})
-    same = sum(swept[b][i].completion_ids == separate[b][i].completion_ids
-               for b in budgets for i in range(prompts))
-    mean_thinking = sum(t.thinking_tokens for t in base) / len(base)
-    print(f"one run at {top}: {single_s:.1f} s (mean thinking {mean_thinking:.0f} tokens, "
-          f"{sum(t.capped for t in base)}/{len(base)} capped)")
-    print(f"sweep, forking at each budget: {sweep_s:.1f} s = {sweep_s / single_s:.2f}x the single run")
-    print(f"run at {top} + post-hoc probe (re-prefills): {single_s + probe_s:.1f} s = "
-          f"{(single_s + probe_s) / single_s:.2f}x")
-    print(f"five separate capped runs: {separate_s:.1f} s = {separate_s / single_s:.2f}x "
-          f"(sweep is {separate_s / sweep_s:.2f}x faster)")
+    print(f"\n## Budget sweep {list(budgets)} on {prompts} arith prompts, T={temperature}; wall seconds (one run each)")
+    base, single = log.time("sweep: one run", lambda: generator.generate(requests, sampling, capped))
+    swept, swept_t = log.time("sweep: forking", lambda: sweep(generator, requests, budgets, sampling))
+    _, probe_t = log.time("sweep: probe", lambda: probe(generator, requests, base, lower, sampling, capped))
+    separate, separate_t = log.time("sweep: separate runs", lambda: {
+        b: generator.generate(requests, sampling, replace(capped, max_thinking_tokens=b)) for b in budgets})
+    same = sum(swept[b][i].completion_ids == separate[b][i].completion_ids for b in budgets for i in range(prompts))
+    one = single.seconds
+    print(f"one run at {top}: {one:.1f} s (mean thinking {statistics.mean(t.thinking_tokens for t in base):.0f} "
+          f"tokens, {sum(t.capped for t in base)}/{len(base)} capped) {_flag(single)}")
+    print(f"sweep, forking at each budget: {swept_t.seconds:.1f} s = {swept_t.seconds / one:.2f}x the single run "
+          f"{_flag(single, swept_t)}")
+    print(f"run at {top} + post-hoc probe (re-prefills): {one + probe_t.seconds:.1f} s = "
+          f"{(one + probe_t.seconds) / one:.2f}x {_flag(single, probe_t)}")
+    print(f"{len(budgets)} separate capped runs: {separate_t.seconds:.1f} s = {separate_t.seconds / one:.2f}x "
+          f"(the sweep is {separate_t.seconds / swept_t.seconds:.2f}x faster) {_flag(single, separate_t)}")
     print(f"sweep traces identical to the separate runs' token for token: {same}/{prompts * len(budgets)} "
-          "(under sampling, batch shapes differ, so float noise can flip a near-tied draw)")
+          "(batch shapes differ, so float noise can flip a near-tied draw)")
+
+
+# ------------------------------------------------------------------ main
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller batches, for a smoke run")
-    parser.add_argument("--only", choices=["throughput", "sweep"], help="run one part")
+    parser.add_argument("--quick", action="store_true", help="small batches and few tokens: a smoke run")
+    parser.add_argument("--only", choices=PARTS, help="run one part (the roof is always measured)")
+    parser.add_argument("--reps", type=int, default=3, help="alternating repetitions per throughput figure")
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
-    model, tokenizer = load_policy("smollm2-135m", device="cpu")
+    if args.reps < 1:
+        parser.error(f"--reps {args.reps} must be >= 1; 3 or more gives a median that one burst of load cannot move")
+    warn_if_busy_now()
+    model, tokenizer = load_policy(MODEL, device="cpu", dtype="fp32")
     protocol = ThinkingProtocol()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 CPU")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} CPUs")
+    log = LoadLog()
+    roof = measure_roof(model, log)
+    parts = [args.only] if args.only else PARTS
     quick = args.quick
-    if args.only in (None, "throughput"):
-        throughput(model, tokenizer, protocol, [1, 4] if quick else [1, 16, 64], new_tokens=32 if quick else 128)
-    if args.only in (None, "sweep"):
-        budget_sweep(model, tokenizer, protocol, prompts=4 if quick else 64,
-                     budgets=[4, 8, 16] if quick else [16, 32, 64, 128, 256], temperature=0.8)
+    if "throughput" in parts:
+        throughput(model, tokenizer, protocol, roof, [1, 4] if quick else [1, 16, 64], 32 if quick else 128,
+                   args.reps, log)
+    if "dtype" in parts:
+        dtype_effects(model, tokenizer, protocol, roof, 4 if quick else 64, log)
+    if "sweep" in parts:
+        budget_sweep(model, tokenizer, protocol, 4 if quick else 32, [4, 8, 16] if quick else [8, 16, 32, 64], log)
+    again, timing = log.time("roof fp32, again at the end", lambda: streamed_gflops(model, torch.float32))
+    drift = again / roof.gflops[torch.float32] - 1
+    print(f"\nfp32 roof measured again at the end: {again:.1f} GFLOP/s ({drift:+.0%} from the start)"
+          + (" !! the machine's speed moved during the run" if abs(drift) > 0.15 else "") + f" {_flag(timing)}")
+    log.report()
 
 
 if __name__ == "__main__":
