@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) bench/generation.py
 	$(PY) bench/verifiers.py
 	$(PY) bench/sweep.py
+	$(PY) bench/train.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

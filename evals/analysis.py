@@ -220,6 +220,45 @@ def headline(rows: Sequence[dict], seed: int = 0) -> list[dict]:
     return table
 
 
+def before_after(rows: Sequence[dict], seed: int = 0) -> list[dict]:
+    """Per budget: the first curve (before training) against the last (after), on the same problems.
+
+    Accuracy of each, their difference with a paired bootstrap interval over problems
+    (``metrics.bootstrap_difference``: per-problem differences, so problem difficulty
+    cancels), and, where some rows are unanswerable, the abstain rate on answerable
+    and on unanswerable rows for each (what the hedge recipe is judged by).
+    """
+    curves = series_of(rows)
+    if len(curves) < 2:
+        return []
+    before, after = curves[0], curves[-1]
+    shared = sorted(set(before.problems) & set(after.problems))
+    table = []
+    for budget in sorted(set(before.budgets) & set(after.budgets)):
+        def correct(series):
+            at = [r for r in series.at(budget) if r["row_id"] in shared]
+            by = _by_problem(at)
+            return np.array([np.mean([is_correct(r) for r in by[p]]) for p in shared])
+
+        a, b = correct(before), correct(after)
+        change = metrics.bootstrap_difference(b, a, seed=seed)
+        line = {"budget": budget, "before": before.label, "after": after.label, "problems": len(shared),
+                "accuracy_before": float(a.mean()), "accuracy_after": float(b.mean()),
+                "change": float(change.mean), "change_lo": float(change.lo), "change_hi": float(change.hi),
+                "level": change.level}
+        def answerable(row: dict) -> bool:
+            return row.get("row", {}).get("answerable", True) is not False
+
+        if not all(answerable(r) for r in after.at(budget)):
+            for name, series in (("before", before), ("after", after)):
+                for kind, flag in (("answerable", True), ("unanswerable", False)):
+                    picked = [r for r in series.at(budget) if answerable(r) == flag]
+                    line[f"abstain_{kind}_{name}"] = float(np.mean(
+                        [r["verdict"]["outcome"] == "abstain" for r in picked])) if picked else None
+        table.append(line)
+    return table
+
+
 def calibration(series: Series) -> list[dict]:
     """Per budget: outcome rates, and with samples > 1 ECE, Brier score and AURC of agreement confidence."""
     out = []
@@ -372,8 +411,10 @@ def _trainer_state(run_dir) -> dict | None:
     """The run's ``trainer_state.json``: at its top level, else in its latest checkpoint."""
     import json
 
-    candidates = [run_dir / "trainer_state.json"] + sorted(
-        run_dir.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]), reverse=True)
+    from rlcot.runinfo import checkpoints
+
+    candidates = [run_dir / "trainer_state.json"] + [path / "trainer_state.json"
+                                                      for _, path in reversed(checkpoints(run_dir))]
     for path in candidates:
         if path.is_file():
             return json.loads(path.read_text())

@@ -42,8 +42,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from rlcot.runinfo import checkpoints
+
 ROWS_GLOB = "rows*.jsonl"
-CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 
 
 # ------------------------------------------------------------------ the spec
@@ -161,18 +162,15 @@ def expand_models(names: Iterable[str]) -> list[ModelRef]:
     refs = []
     for name in names:
         path = Path(name).expanduser()
-        checkpoints = sorted(
-            ((int(m.group(1)), child) for child in path.iterdir() if child.is_dir()
-             and (m := CHECKPOINT_DIR.match(child.name))), key=lambda item: item[0]
-        ) if path.is_dir() else []
-        if not checkpoints:
+        found = checkpoints(path)
+        if not found:
             refs.append(ModelRef(label=path.name if path.is_dir() else name, path=name))
             continue
-        for step, child in checkpoints:
+        for step, child in found:
             refs.append(ModelRef(label=f"{path.name}@{step}", path=str(child), step=step, run_dir=str(path)))
         if _is_model_dir(path):  # the run's final weights, saved at its top level
-            final = _final_step(path, checkpoints[-1][0])
-            if final != checkpoints[-1][0]:
+            final = _final_step(path, found[-1][0])
+            if final != found[-1][0]:
                 refs.append(ModelRef(label=f"{path.name}@{final}", path=str(path), step=final, run_dir=str(path)))
     return refs
 
@@ -273,26 +271,10 @@ class RowFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.touch()
             return 0
-        data = self.path.read_bytes()
-        lines = data.split(b"\n")
-        kept_bytes, kept = 0, 0
-        for number, raw in enumerate(lines, 1):
-            last = number == len(lines)
-            if not raw.strip():
-                kept_bytes += len(raw) + (not last)
-                continue
-            complete = not last  # a line counts only once its newline is written
-            if complete and _valid_row(raw):
-                kept_bytes += len(raw) + 1
-                kept += 1
-                continue
-            if number < len(lines) - 1:
-                raise ValueError(f"{self.path}:{number}: not a sweep row; repair or delete the file and rerun")
-            break  # the torn tail
-        if kept_bytes != len(data):
-            with self.path.open("r+b") as handle:
-                handle.truncate(kept_bytes)
-        return kept
+        from rlcot.jsonl import repair_tail
+
+        rows = repair_tail(self.path, _is_sweep_row, what="a sweep row", fix="repair or delete the file and rerun")
+        return len(rows)
 
     def append(self, rows: Sequence[dict]) -> None:
         """Whole lines in one write, then fsync: a kill leaves at most a torn tail, never a gap."""
@@ -308,14 +290,6 @@ class RowFile:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _valid_row(raw: bytes) -> bool:
-    try:
-        row = json.loads(raw)
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(row, dict) and isinstance(row.get("key"), str)
 
 
 def row_files(run_dir: Path) -> list[Path]:
@@ -356,10 +330,19 @@ def scorings(run_dir: Path) -> list[str]:
 
 
 def _read_rows(path: Path) -> Iterable[dict]:
+    """Every complete sweep row of ``path``; a torn tail (a writer in flight or killed) is skipped, not cut."""
+    from rlcot.jsonl import parse_line
+
     with path.open("rb") as handle:
         for raw in handle:
-            if raw.endswith(b"\n") and raw.strip() and _valid_row(raw):
-                yield json.loads(raw)
+            if raw.endswith(b"\n") and raw.strip():
+                row, error = parse_line(raw)
+                if error is None and _is_sweep_row(row):
+                    yield row
+
+
+def _is_sweep_row(row: dict) -> bool:
+    return isinstance(row.get("key"), str)
 
 
 def _read_scores(run_dir: Path, name: str) -> dict[str, dict]:

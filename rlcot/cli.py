@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .jsonl import parse_line, read_jsonl
+from .jsonl import read_jsonl, repair_tail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -364,9 +364,44 @@ def train(
         summary = run_training(chosen, out, resume=resume, device=device)
     except ValueError as err:
         _fail(str(err))
-    console.print_json(data={k: summary[k] for k in ("steps", "start", "end", "warnings")})
+    _print_training_summary(summary)
     console.print(f"run directory: {out or chosen.output_dir} (metrics.jsonl, traces.jsonl, checkpoints, "
                   f"summary.json; eval curves: rlcot plot {out or chosen.output_dir}/eval/<task>)")
+
+
+def _print_training_summary(summary: dict) -> None:
+    """The end of a training run as tables: step rates first vs last, each eval curve before vs after."""
+    window = summary.get("window", 1)
+    rates = Table(title=f"training: {summary['steps']} steps; mean of the first vs the last {window} step(s)")
+    for column in ("", "start", "end"):
+        rates.add_column(column, justify="right")
+    for key in summary["start"]:
+        start, end = summary["start"][key], summary["end"].get(key)
+        rates.add_row(key, *("-" if v is None else f"{v:.3f}" for v in (start, end)))
+    if summary["start"]:
+        console.print(rates)
+    for task, found in summary.get("eval", {}).items():
+        lines = found["before_after"]
+        if not lines:
+            continue
+        first = lines[0]
+        table = Table(title=f"eval {task}: {first['problems']} held-out problems, {first['before']} vs {first['after']}")
+        for column in ("budget", "accuracy before", "after", f"change [{first['level']:.0%} CI]"):
+            table.add_column(column, justify="right")
+        hedged = "abstain_unanswerable_after" in first
+        if hedged:
+            for column in ("abstain: unanswerable", "answerable"):
+                table.add_column(column + " (before -> after)", justify="right")
+        for line in lines:
+            cells = [str(line["budget"]), f"{line['accuracy_before']:.3f}", f"{line['accuracy_after']:.3f}",
+                     f"{line['change']:+.3f} [{line['change_lo']:+.2f}, {line['change_hi']:+.2f}]"]
+            if hedged:
+                cells += [f"{line[f'abstain_{kind}_before']:.2f} -> {line[f'abstain_{kind}_after']:.2f}"
+                          for kind in ("unanswerable", "answerable")]
+            table.add_row(*cells)
+        console.print(table)
+    for warning in summary.get("warnings", []):
+        errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 def _dry_run(chosen, config) -> None:
@@ -588,26 +623,22 @@ def _resume(out: Path, overwrite: bool, config: dict, config_id: str) -> set[tup
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("")
         return set()
-    done, kept = set(), []
-    lines = out.read_bytes().split(b"\n")
-    for number, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        line, error = parse_line(raw)
-        if error is None and line.get("config") != config_id:
+    before = out.stat().st_size
+
+    def is_completion(line: dict) -> bool:
+        return isinstance(line.get("row"), dict) and "id" in line["row"] and isinstance(line.get("sample", 0), int)
+
+    lines = repair_tail(out, is_completion, what="a completion row", fix="repair the file or pass --overwrite")
+    if out.stat().st_size != before:
+        errors.print(f"{out}: torn last line (an interrupted write); dropped and redone")
+    done = set()
+    for line in lines:
+        if line.get("config") != config_id:
             recorded = _read_run_config(out)
             changed = sorted(k for k in set(config) | set(recorded) if config.get(k) != recorded.get(k)) or ["config"]
             raise ValueError(f"{out} holds traces made with other settings ({', '.join(changed)} differ); "
                              "pass another --out, or --overwrite to start afresh")
-        try:
-            done.add((str(line["row"]["id"]), int(line.get("sample", 0))))
-            kept.append(raw)
-        except (TypeError, KeyError, ValueError):
-            if number < len(lines) - 1:  # not the last line: a damaged file, not an interrupted write
-                raise ValueError(f"{out}:{number}: not a completion row ({error or 'no row id'}); "
-                                 "repair the file or pass --overwrite") from None
-            errors.print(f"{out}:{number}: torn last line (an interrupted write); dropped and redone")
-    out.write_bytes(b"".join(raw + b"\n" for raw in kept))
+        done.add((str(line["row"]["id"]), int(line.get("sample", 0))))
     return done
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 
 def read_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[tuple[int, dict | None, str | None]]:
@@ -43,3 +43,34 @@ def parse_line(raw: bytes) -> tuple[dict | None, str | None]:
     if not isinstance(row, dict):
         return None, f"expected a JSON object, got {type(row).__name__}"
     return row, None
+
+
+def repair_tail(path: Path, valid: Callable[[dict], bool], what: str, fix: str) -> list[dict]:
+    """The rows of an append-only JSONL file, after cutting a torn tail off it.
+
+    A writer killed mid-``write`` leaves at most its last line partial (no newline yet,
+    or not a valid row); that line is truncated away so the work it held is redone. A
+    line that is not a valid row (``valid``; ``what`` names one) anywhere before the last one is damage,
+    not an interrupted write: ``ValueError`` naming the line, the reason and ``fix``; the file is untouched.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    rows, kept_bytes = [], 0
+    for number, raw in enumerate(lines, 1):
+        last = number == len(lines)  # the text after the final newline: never a complete line
+        if not raw.strip():
+            kept_bytes += len(raw) + (not last)
+            continue
+        row, error = parse_line(raw)
+        if not last and error is None and valid(row):
+            rows.append(row)
+            kept_bytes += len(raw) + 1
+            continue
+        if number < len(lines) - 1:
+            raise ValueError(f"{path}:{number}: not {what} ({error or 'fields missing'}); {fix}")
+        break  # the torn tail
+    if kept_bytes != len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(kept_bytes)
+    return rows

@@ -163,3 +163,17 @@ def test_task_options_are_checked():
         get_task("arith", data="x.jsonl")
     with pytest.raises(ValueError, match="fraction"):
         get_task("arith", unanswerable=2)
+
+
+def test_arith_worked_thoughts_end_in_the_answer_and_unanswerable_ones_say_why():
+    task = ArithTask(unanswerable=0.5)
+    rows = task.rows(60)
+    for row in rows:
+        thought = task.worked_thought(row)
+        if row["answerable"]:
+            assert thought.endswith(f"= {row['answer']}.")
+            assert str(_solve(row)) == row["answer"]
+        else:
+            assert "cannot be known" in thought and row["answer"] is None
+    assert {row["answerable"] for row in rows} == {True, False}
+    assert get_task("gsm8k").worked_thought({"question": "q", "answer": "1"}) is None  # no thought: a bare closing

@@ -118,3 +118,35 @@ def test_rlcot_plot_of_an_unknown_scoring_names_what_there_is(tmp_path, tokenize
     result = CliRunner().invoke(app, ["plot", str(tmp_path), "--scheme", "strict"])
     assert result.exit_code == 2
     assert "no scoring 'strict' (it has: default)" in result.output
+
+
+def test_before_after_pairs_the_first_curve_with_the_last_per_budget():
+    from evals.analysis import before_after
+
+    before = make_rows("step 0", lambda p, s, b: p == 0, budgets=(0, 64), samples=1)
+    middle = make_rows("step 5", lambda p, s, b: False, budgets=(0, 64), samples=1)
+    after = make_rows("step 10", lambda p, s, b: b == 64 and p < 4, budgets=(0, 64), samples=1)
+    lines = {line["budget"]: line for line in before_after(before + middle + after)}
+    assert (lines[64]["before"], lines[64]["after"]) == ("step 0", "step 10")  # the middle curve is skipped
+    assert lines[64]["accuracy_before"] == pytest.approx(1 / 6) and lines[64]["accuracy_after"] == pytest.approx(4 / 6)
+    assert lines[64]["change"] == pytest.approx(3 / 6) and lines[64]["change_lo"] > 0  # 3 up, none down
+    assert lines[0]["change"] == pytest.approx(-1 / 6) and lines[0]["change_lo"] < 0 < lines[0]["change_hi"] + 1e-9
+    assert "abstain_unanswerable_after" not in lines[64]  # every row answerable: no abstain columns
+    assert before_after(before) == []  # one curve: nothing to compare
+
+
+def test_before_after_reports_abstaining_on_answerable_and_unanswerable_rows_apart():
+    from evals.analysis import before_after
+
+    rows = []
+    for model, abstains in (("step 0", lambda p: False), ("step 9", lambda p: p >= 3)):
+        made = make_rows(model, lambda p, s, b: False, budgets=(64,), samples=1)
+        for row in made:
+            p = int(row["row_id"][1:])
+            row["row"] = {"id": row["row_id"], "answerable": p < 4}  # q4, q5 cannot be answered
+            if abstains(p):
+                row["verdict"] = {**row["verdict"], "outcome": "abstain"}
+        rows += made
+    (line,) = before_after(rows)
+    assert line["abstain_unanswerable_before"] == 0 and line["abstain_unanswerable_after"] == 1
+    assert line["abstain_answerable_before"] == 0 and line["abstain_answerable_after"] == pytest.approx(1 / 4)

@@ -78,8 +78,11 @@ def test_resume_continues_at_the_next_step(tmp_path, tiny_dir):
     assert state["global_step"] == 3
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["eval"]) == {"arith"}
-    curves = {line["model"] for line in summary["eval"]["arith"]}
+    curves = {line["model"] for line in summary["eval"]["arith"]["curves"]}
     assert curves == {"step 0", "step 2", "step 3"}
+    change = summary["eval"]["arith"]["before_after"]
+    assert {(line["before"], line["after"]) for line in change} == {("step 0", "step 3")}
+    assert all(line["change"] == pytest.approx(line["accuracy_after"] - line["accuracy_before"]) for line in change)
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, tiny_dir):
@@ -130,3 +133,20 @@ def test_an_sft_warm_up_teaches_the_answer_format_before_grpo(tmp_path, tiny_dir
     after = weights(tuned)
     assert set(after) == set(before)  # a plain model again (a LoRA warm-up is merged)
     assert any(not torch.equal(before[name], after[name]) for name in before)
+
+
+def test_sft_examples_write_the_worked_thought_then_the_gold_answer(tiny_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from rlcot.train.trainer import sft_examples
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    protocol = ThinkingProtocol()
+    data = build_data(recipe_for(tiny_dir, tmp_path), tok, protocol)
+    examples = sft_examples(data, tok, protocol)
+    assert len(examples) == len(data.train_rows)
+    for example, line in zip(examples, data.train_rows):
+        row = json.loads(line["row"])
+        thought, rest = example["completion"].split(protocol.close_tag)
+        assert thought.strip() == row["thought"] and thought.strip().endswith(f"= {row['answer']}.")
+        assert rest == f"\n\nThe final answer is \\boxed{{{row['answer']}}}." + tok.eos_token
