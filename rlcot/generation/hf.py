@@ -179,6 +179,11 @@ class HFGenerator:
         self.rules.maybe_cap(child)
         return child
 
+    def _fork_at(self, r: int, row: _Row) -> list[tuple[int, _Row]]:
+        """The sweep fork of cache row ``r`` (capped where it stands) and its gold twin, as (source row, new row)."""
+        child = self._fork(row)
+        return [(r, child)] + [(r, twin) for twin in self._gold_twins(child)]
+
     def _gold_twins(self, row: _Row) -> list[_Row]:
         """A gold twin of a row whose thinking just ended: its thinking, the cue, then the gold, all forced."""
         gold = row.request.gold_ids
@@ -238,8 +243,7 @@ class HFGenerator:
                     yield row
                 elif row.fork_due:
                     row.fork_due = False
-                    child = self._fork(row)
-                    forks += [(r, child)] + [(r, twin) for twin in self._gold_twins(child)]
+                    forks += self._fork_at(r, row)
             if progress and gone:
                 finished = sum(not rows[r].is_twin for r in gone)
                 if finished:
@@ -263,8 +267,7 @@ class HFGenerator:
         for r in range(len(rows) - len(group), len(rows)):
             forks += [(r, twin) for twin in self._gold_twins(rows[r])]
             if _forks_here(rows[r], fork_at):
-                child = self._fork(rows[r])
-                forks += [(r, child)] + [(r, twin) for twin in self._gold_twins(child)]
+                forks += self._fork_at(r, rows[r])
         if forks:
             index = list(range(len(rows))) + [r for r, _ in forks]
             cache.reorder(index)

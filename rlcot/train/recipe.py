@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import types
 import typing
@@ -29,8 +30,15 @@ from typing import Any, Sequence
 
 import yaml
 
-CPU_DEFAULTS = {"bf16": False, "use_cpu": True}  # TRL's bf16=True default fails on CPU
-RUN_DEFAULTS = {"report_to": "none", "logging_steps": 1, "save_strategy": "steps", "save_steps": 10}
+CPU_DEFAULTS = {"use_cpu": True}  # without it TRL's bf16=True default fails on CPU; bf16 is chosen by measuring
+BF16_MIN_SPEEDUP = 2.0  # train under bf16 autocast on CPU only where its matmuls are at least this much faster
+RUN_DEFAULTS = {"report_to": "none", "logging_steps": 1, "save_strategy": "steps"}
+# Checkpoints: a LoRA checkpoint (adapter + its optimizer state) is tens of MB and saves in
+# well under a second, so LoRA runs save every step and a kill loses at most the step in
+# flight; the last 3 are kept (the in-run eval curves already cover the run). A full
+# fine-tune's checkpoint is ~3x the model (weights + Adam moments): every 10 steps, all kept.
+LORA_CHECKPOINTS = {"save_steps": 1, "save_total_limit": 3}
+FULL_CHECKPOINTS = {"save_steps": 10}
 COMPLETION_MARGIN = 32  # tokens for the closing think tag, the answer cue and EOS beyond the two caps
 
 
@@ -368,15 +376,45 @@ def grpo_config(recipe: Recipe, device: str = "cpu", output_dir: str | None = No
         raise ValueError(f"{where}: trl.GRPOConfig rejects it: {err}") from None
 
 
+@functools.cache
+def cpu_matmul_speed(seconds: float = 0.15) -> tuple[float, float]:
+    """(fp32, bf16) GFLOP/s of this CPU on a decode-sized matmul of a small model (128x576 by 576x1536).
+
+    CPUs differ by an order of magnitude here (DESIGN.md): AMX runs bf16 ~6x fp32, an
+    EPYC without bf16 units ~0.2x. Measured once per process, ~0.3 s; both dtypes see
+    the same load, so the ratio holds up where the absolute figures would not.
+    """
+    import time
+
+    import torch
+
+    rates = []
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(128, 576, dtype=dtype), torch.randn(576, 1536, dtype=dtype)
+        torch.mm(a, b)  # warm-up: kernel selection, allocation
+        reps, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds or reps < 3:
+            torch.mm(a, b)
+            reps += 1
+        rates.append(2 * 128 * 576 * 1536 * reps / elapsed / 1e9)
+    return rates[0], rates[1]
+
+
 def _trl_defaults(recipe: Recipe, device: str) -> tuple[dict, list[str]]:
     chosen: dict[str, Any] = {}
     notes: list[str] = []
     if str(device).startswith("cpu"):
         cpu = {key: value for key, value in CPU_DEFAULTS.items() if key not in recipe.grpo}
-        if cpu:
-            chosen.update(cpu)
-            notes.append(f"{', '.join(f'{k}={v}' for k, v in cpu.items())}: training on CPU, where TRL's "
-                         "bf16=True default fails (set grpo.bf16: true to use bf16 on an AMX CPU)")
+        if "bf16" not in recipe.grpo:
+            fp32, bf16 = cpu_matmul_speed()
+            cpu["bf16"] = bf16 >= BF16_MIN_SPEEDUP * fp32
+            why = ("fast bf16 units (AMX): TRL trains under bf16 autocast, weights kept in fp32" if cpu["bf16"] else
+                   f"bf16 is not {BF16_MIN_SPEEDUP:g}x faster here, so fp32 (set grpo.bf16 to choose)")
+            notes.append(f"bf16={cpu['bf16']}: measured on this CPU, bf16 matmul {bf16:.0f} GFLOP/s vs fp32 "
+                         f"{fp32:.0f} ({bf16 / fp32:.2f}x); {why}")
+        if "use_cpu" in cpu:
+            notes.append("use_cpu=True: training on CPU, where TRL's bf16=True default would fail without it")
+        chosen.update(cpu)
     if "max_completion_length" not in recipe.grpo:
         chosen["max_completion_length"] = max_completion_tokens(recipe)
         thinking = recipe.thinking.max_thinking_tokens
@@ -387,7 +425,15 @@ def _trl_defaults(recipe: Recipe, device: str) -> tuple[dict, list[str]]:
     if run:
         chosen.update(run)
         notes.append(f"{', '.join(f'{k}={v}' for k, v in run.items())}: log every step locally, "
-                     "checkpoint every few steps so a run can resume")
+                     "checkpoint by steps so a run can resume")
+    saving = {key: value for key, value in (LORA_CHECKPOINTS if recipe.peft else FULL_CHECKPOINTS).items()
+              if key not in recipe.grpo}
+    if saving:
+        chosen.update(saving)
+        why = ("a LoRA checkpoint is small: a kill loses at most the step in flight" if recipe.peft else
+               "a full fine-tune's checkpoint is ~3x the model: a kill loses up to 9 steps (grpo.save_steps=1 "
+               "loses at most one)")
+        notes.append(f"{', '.join(f'{k}={v}' for k, v in saving.items())}: {why}")
     return chosen, notes
 
 

@@ -23,7 +23,7 @@ def write_recipe(path: Path, model_dir: Path, out: Path, **grpo) -> Path:
               "rewards": [{"verifier": "tests.train.plugins:even_length"}],
               "thinking": {"max_thinking_tokens": 6, "max_answer_tokens": 4},
               "grpo": {"num_generations": 4, "per_device_train_batch_size": 4, "learning_rate": 5e-3,
-                       "save_steps": 1, "logging_steps": 1, "report_to": "none", **grpo}}
+                       "save_steps": 1, "logging_steps": 1, "report_to": "none", "bf16": False, **grpo}}
     path.write_text(yaml.safe_dump(recipe))
     return path
 

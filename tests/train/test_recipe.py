@@ -195,11 +195,41 @@ def test_seed_and_output_dir_belong_at_the_top_level():
 
 def test_cpu_defaults_are_applied_and_noted():
     config, notes = grpo_config(load_recipe(None), device="cpu", output_dir="elsewhere")
-    assert config.bf16 is False and config.use_cpu is True
-    assert any("bf16=False" in note and "use_cpu=True" in note for note in notes)
+    assert config.bf16 is False and config.use_cpu is True  # the conftest's CPU: bf16 at 0.2x fp32
+    assert any("bf16=False" in note and "0.20x" in note for note in notes)
+    assert any("use_cpu=True" in note for note in notes)
     assert config.output_dir == "elsewhere"
     assert config.max_completion_length == 128 + 64 + 32  # thinking cap + arith's answer cap + margin
-    assert config.logging_steps == 1 and config.save_steps == 10 and config.report_to == []
+    assert config.logging_steps == 1 and config.report_to == []
+    assert config.save_steps == 10 and config.save_total_limit is None  # full fine-tune: big checkpoints
+    assert any("save_steps=10" in note and "up to 9 steps" in note for note in notes)
+
+
+def test_lora_runs_checkpoint_every_step_and_keep_the_last_three():
+    recipe = load_recipe(None, ["peft.r=8", "peft.target_modules=[q_proj]"])
+    config, notes = grpo_config(recipe, device="cpu")
+    assert config.save_steps == 1 and config.save_total_limit == 3
+    assert any("at most the step in flight" in note for note in notes)
+    config, notes = grpo_config(load_recipe(None, ["peft.r=8", "grpo.save_steps=5"]), device="cpu")
+    assert config.save_steps == 5 and config.save_total_limit == 3  # the recipe's own choice wins
+
+
+def test_bf16_is_chosen_on_cpu_only_where_it_measures_fast(monkeypatch):
+    monkeypatch.setattr("rlcot.train.recipe.cpu_matmul_speed", lambda: (100.0, 600.0))  # AMX-like
+    config, notes = grpo_config(load_recipe(None), device="cpu")
+    assert config.bf16 is True and config.use_cpu is True
+    assert any("bf16=True" in note and "6.00x" in note and "AMX" in note for note in notes)
+    monkeypatch.setattr("rlcot.train.recipe.cpu_matmul_speed", lambda: (100.0, 150.0))  # faster, not 2x
+    config, _ = grpo_config(load_recipe(None), device="cpu")
+    assert config.bf16 is False
+
+
+def test_the_cpu_matmul_measurement_gives_both_rates(monkeypatch):
+    monkeypatch.undo()  # the real measurement, not the conftest's pin
+    from rlcot.train.recipe import cpu_matmul_speed
+
+    fp32, bf16 = cpu_matmul_speed.__wrapped__(seconds=0.02)  # uncached
+    assert fp32 > 0.1 and bf16 > 0.01  # GFLOP/s: any x86-64 CPU does far more
 
 
 def test_explicit_settings_are_kept_and_not_noted():
@@ -208,7 +238,7 @@ def test_explicit_settings_are_kept_and_not_noted():
     assert config.bf16 is True  # an AMX CPU may want it; use_cpu still set so TRL accepts it
     assert config.use_cpu is True
     assert config.max_completion_length == 100 and config.save_steps == 3
-    assert not any("bf16=False" in note or "max_completion_length" in note for note in notes)
+    assert not any("bf16=False" in note or "max_completion_length" in note or "save_steps" in note for note in notes)
 
 
 def test_answer_cap_comes_from_the_largest_task_unless_set():

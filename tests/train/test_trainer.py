@@ -66,6 +66,23 @@ def test_two_grpo_steps_change_the_weights_write_metrics_and_mask_forced_tokens(
                 assert ids[-1] == eos and mask[-1] == 0 and trace.finish_reason != "length"
 
 
+def test_a_bf16_step_runs_on_cpu_as_an_amx_machine_would_choose(tmp_path, tiny_dir, monkeypatch):
+    from rlcot.models import load_policy
+
+    monkeypatch.setattr("rlcot.train.recipe.cpu_matmul_speed", lambda: (100.0, 600.0))
+    recipe = recipe_for(tiny_dir, tmp_path, max_steps=1, save_strategy="no")
+    config, _ = grpo_config(recipe, device="cpu", output_dir=str(tmp_path))
+    assert config.bf16 is True
+    model, tok = load_policy(str(tiny_dir), device="cpu", dtype=torch.float32)
+    before = weights(model)
+    protocol = ThinkingProtocol()
+    trainer = build_trainer(recipe, config, model, tok, tmp_path, protocol, build_data(recipe, tok, protocol))
+    trainer.train()
+    after = weights(trainer.model)
+    assert all(p.dtype == torch.float32 for p in after.values())  # autocast: the weights stay fp32
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+
+
 def test_resume_continues_at_the_next_step(tmp_path, tiny_dir):
     recipe = recipe_for(tiny_dir, tmp_path)
     first = run_training(recipe, tmp_path, device="cpu")
