@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -372,7 +373,8 @@ def train(
 def _print_training_summary(summary: dict) -> None:
     """The end of a training run as tables: step rates first vs last, each eval curve before vs after."""
     window = summary.get("window", 1)
-    rates = Table(title=f"training: {summary['steps']} steps; mean of the first vs the last {window} step(s)")
+    rates = Table(title=f"training: {summary['steps']} steps; mean of the first vs the last {window} step(s)",
+                  box=box.SIMPLE_HEAD)
     for column in ("", "start", "end"):
         rates.add_column(column, justify="right")
     for key in summary["start"]:
@@ -385,21 +387,34 @@ def _print_training_summary(summary: dict) -> None:
         if not lines:
             continue
         first = lines[0]
-        table = Table(title=f"eval {task}: {first['problems']} held-out problems, {first['before']} vs {first['after']}")
-        for column in ("budget", "accuracy before", "after", f"change [{first['level']:.0%} CI]"):
+        table = Table(title=f"eval {task}: accuracy on {first['problems']} held-out problems, "
+                            f"{first['before']} -> {first['after']}", box=box.SIMPLE_HEAD)
+        for column in ("budget", "before", "after", f"change [{first['level']:.0%} CI]"):
             table.add_column(column, justify="right")
-        hedged = "abstain_unanswerable_after" in first
-        if hedged:
-            for column in ("abstain: unanswerable", "answerable"):
-                table.add_column(column + " (before -> after)", justify="right")
         for line in lines:
-            cells = [str(line["budget"]), f"{line['accuracy_before']:.3f}", f"{line['accuracy_after']:.3f}",
-                     f"{line['change']:+.3f} [{line['change_lo']:+.2f}, {line['change_hi']:+.2f}]"]
-            if hedged:
-                cells += [f"{line[f'abstain_{kind}_before']:.2f} -> {line[f'abstain_{kind}_after']:.2f}"
-                          for kind in ("unanswerable", "answerable")]
-            table.add_row(*cells)
+            table.add_row(str(line["budget"]), f"{line['accuracy_before']:.3f}", f"{line['accuracy_after']:.3f}",
+                          f"{line['change']:+.3f} [{line['change_lo']:+.2f}, {line['change_hi']:+.2f}]")
         console.print(table)
+        labels = list(dict.fromkeys(line["model"] for line in found["curves"]))
+        if len(labels) > 2:  # the curves between (an SFT warm-up, every eval.every steps)
+            every = Table(title=f"eval {task}: accuracy of every curve", box=box.SIMPLE_HEAD)
+            every.add_column("budget", justify="right")
+            for label in labels:
+                every.add_column(label, justify="right")
+            accuracy = {(line["model"], line["B"]): line["acc"] for line in found["curves"]}
+            for budget in sorted({line["B"] for line in found["curves"]}):
+                every.add_row(str(budget), *(accuracy.get((label, budget), "-") for label in labels))
+            console.print(every)
+        if "abstain_unanswerable_after" in first:
+            abstain = Table(title=f"eval {task}: abstain rate, {first['before']} -> {first['after']}",
+                            box=box.SIMPLE_HEAD)
+            for column in ("budget", "unanswerable rows", "answerable rows"):
+                abstain.add_column(column, justify="right")
+            for line in lines:
+                abstain.add_row(str(line["budget"]), *(
+                    f"{line[f'abstain_{kind}_before']:.2f} -> {line[f'abstain_{kind}_after']:.2f}"
+                    for kind in ("unanswerable", "answerable")))
+            console.print(abstain)
     for warning in summary.get("warnings", []):
         errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
@@ -475,7 +490,6 @@ class _BarSink:
 def _print_headline(rows: list[dict], scheme: str, out: Path, plotted: bool = True) -> None:
     from evals.analysis import headline
 
-    from rich import box
 
     from evals.analysis import series_of
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -226,7 +227,11 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
     start = last_checkpoint(output_dir) if resume else None
     if start is not None and main:
         _forget_after(output_dir / "metrics.jsonl", int(start.name.removeprefix("checkpoint-")))
-    trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
+    with warnings.catch_warnings():
+        # TRL toggles gradient checkpointing around every generation through names transformers 5
+        # deprecates: three FutureWarnings a step that say nothing about the run
+        warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
+        trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
     trainer.save_model(str(output_dir))
     if not main:
         return {"steps": trainer.state.global_step, "start": {}, "end": {}, "warnings": [], "eval": {}}

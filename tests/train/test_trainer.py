@@ -167,3 +167,28 @@ def test_sft_examples_write_the_worked_thought_then_the_gold_answer(tiny_dir, tm
         thought, rest = example["completion"].split(protocol.close_tag)
         assert thought.strip() == row["thought"] and thought.strip().endswith(f"= {row['answer']}.")
         assert rest == f"\n\nThe final answer is \\boxed{{{row['answer']}}}." + tok.eos_token
+
+
+def test_the_end_of_run_summary_prints_rates_curves_and_abstain_tables(capsys):
+    from rlcot import cli
+
+    curve = [{"model": label, "B": b, "acc": acc} for label, accs in
+             (("step 0", ("0.000", "0.100")), ("after SFT warm-up", ("0.050", "0.400")), ("step 20", ("0.050", "0.450")))
+             for b, acc in zip((0, 128), accs)]
+    change = [{"budget": b, "before": "step 0", "after": "step 20", "problems": 64, "level": 0.95,
+               "accuracy_before": before, "accuracy_after": after, "change": after - before,
+               "change_lo": after - before - 0.1, "change_hi": after - before + 0.1,
+               "abstain_unanswerable_before": 0.1, "abstain_unanswerable_after": 0.8,
+               "abstain_answerable_before": 0.05, "abstain_answerable_after": 0.3}
+              for b, before, after in ((0, 0.0, 0.05), (128, 0.1, 0.45))]
+    summary = {"steps": 20, "window": 5, "warnings": ["step 3: rewards are constant"],
+               "start": {"reward": 0.25}, "end": {"reward": 0.5},
+               "eval": {"arith": {"curves": curve, "before_after": change}}}
+    cli._print_training_summary(summary)
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "first vs the last 5" in text and "0.250" in text and "0.500" in text
+    assert "+0.350 [+0.25, +0.45]" in text  # accuracy at 128 before -> after, with its interval
+    assert "after SFT warm-up" in text and "0.400" in text  # every curve, the warm-up's included
+    assert "0.10 -> 0.80" in text and "0.05 -> 0.30" in text  # abstaining, unanswerable vs answerable
+    assert "rewards are constant" in text
