@@ -67,8 +67,8 @@ class StepClock(TrainerCallback):
 
 def run_side(name: str, recipe, steps: int, scratch: Path, log: LoadLog) -> dict:
     model, tokenizer = load_policy(recipe.model, device="cpu", dtype=torch.float32)
+    recipe = replace(recipe, grpo={**recipe.grpo, "max_steps": steps, "save_strategy": "no"})
     config, _ = grpo_config(recipe, device="cpu", output_dir=str(scratch / name))
-    config = replace(config, max_steps=steps, save_strategy="no", logging_steps=1, report_to=[])
     protocol = ThinkingProtocol()
     clock = StepClock()
     trainer = build_trainer(recipe, config, model, tokenizer, scratch / name, protocol,

@@ -20,8 +20,9 @@ from a recipe (``rlcot.train.recipe``):
 
 The run directory holds ``run.json`` (the resolved recipe, TRL's arguments and the
 library versions), TRL's ``checkpoint-N`` directories, ``metrics.jsonl``,
-``traces.jsonl`` (sampled rollouts with their verdicts) and, at the end,
-``summary.json``.
+``traces.jsonl`` (sampled rollouts with their verdicts), with an SFT warm-up its merged
+model in ``sft-warmup/model`` (what GRPO starts from, and the base LoRA adapters name),
+and, at the end, ``summary.json``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import json
 import os
 import random
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -42,7 +43,7 @@ from ..tasks import Task, get_task
 from ..thinking import ThinkingProtocol
 from .rollout import BudgetForcedRollout
 
-EVAL_ROWS_OFFSET = 0  # held-out rows follow the training rows in each task's sequence
+SFT_MODEL_DIR = "sft-warmup/model"  # the warmed-up policy GRPO starts from (and LoRA adapters build on)
 
 
 @dataclass
@@ -111,7 +112,9 @@ def build_trainer(recipe, config, model, tokenizer, output_dir: Path, protocol: 
     data = data or build_data(recipe, tokenizer, protocol)
     functions, weights = reward_functions(data.tasks, recipe.rewards, protocol)
     if config.reward_weights is None and len(functions) > 1:
-        config = replace(config, reward_weights=list(weights))
+        # set in place: dataclasses.replace re-runs GRPOConfig's __post_init__, which then finds both
+        # generation_batch_size and steps_per_generation filled in (by its first run) and refuses
+        config.reward_weights = list(weights)
     budget = Budget(max_thinking_tokens=recipe.thinking.max_thinking_tokens,
                     min_thinking_tokens=recipe.thinking.min_thinking_tokens,
                     max_answer_tokens=recipe.thinking.max_answer_tokens or max(
@@ -208,7 +211,13 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
     if resume and last_checkpoint(output_dir) is None:
         raise ValueError(f"--resume: {output_dir} holds no checkpoint-N to resume; drop --resume to start afresh")
     output_dir.mkdir(parents=True, exist_ok=True)
-    model, tokenizer = load_policy(recipe.model, device=device, dtype=torch.float32 if device == "cpu" else "auto")
+    policy, sft_dir = recipe.model, output_dir / SFT_MODEL_DIR
+    if resume and recipe.sft_warmup is not None:  # the adapters and checkpoints build on the warmed-up model
+        if not (sft_dir / "config.json").is_file():
+            raise ValueError(f"--resume: {sft_dir} is missing, the SFT warm-up's model this run's checkpoints "
+                             "build on; drop --resume to start afresh")
+        policy = str(sft_dir)
+    model, tokenizer = load_policy(policy, device=device, dtype=torch.float32 if device == "cpu" else "auto")
     protocol = ThinkingProtocol()
     data = build_data(recipe, tokenizer, protocol)
     info = run_info({"recipe": resolved(recipe), "grpo": config.to_dict(), "notes": notes})
@@ -221,7 +230,13 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
     if recipe.sft_warmup is not None and not resume:
         model = sft_warmup(recipe, model, tokenizer, data, output_dir, device, protocol)
         if main:
+            sft_dir.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(sft_dir)
+            tokenizer.save_pretrained(sft_dir)
             evals.curve(model, "after SFT warm-up")
+        # LoRA adapters saved from here on name their base by this path (PEFT reads name_or_path),
+        # so `rlcot sweep RUN_DIR` merges each checkpoint into the warmed-up model, not the original
+        model.name_or_path = model.config._name_or_path = str(sft_dir.resolve())
     trainer = build_trainer(recipe, config, model, tokenizer, output_dir, protocol, data, callbacks=[log, evals])
     main = trainer.accelerator.is_main_process
     start = last_checkpoint(output_dir) if resume else None

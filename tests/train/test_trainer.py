@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,22 @@ def test_a_bf16_step_runs_on_cpu_as_an_amx_machine_would_choose(tmp_path, tiny_d
     assert any(not torch.equal(before[name], after[name]) for name in before)
 
 
+def test_several_rewards_train_with_their_weights(tmp_path, tiny_dir):
+    from rlcot.models import load_policy
+
+    recipe = replace(recipe_for(tiny_dir, tmp_path, max_steps=1, save_strategy="no"), rewards=(
+        RewardSpec(verifier="tests.train.plugins:even_length"),
+        RewardSpec(verifier="tests.train.plugins:even_length", scheme="binary", weight=0.5)))
+    config, _ = grpo_config(recipe, device="cpu", output_dir=str(tmp_path))
+    model, tok = load_policy(str(tiny_dir), device="cpu", dtype=torch.float32)
+    protocol = ThinkingProtocol()
+    trainer = build_trainer(recipe, config, model, tok, tmp_path, protocol, build_data(recipe, tok, protocol))
+    assert trainer.args.reward_weights == [1.0, 0.5]
+    trainer.train()
+    log = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert len([key for key in log if key.startswith("rewards/") and key.endswith("/mean")]) == 2
+
+
 def test_resume_continues_at_the_next_step(tmp_path, tiny_dir):
     recipe = recipe_for(tiny_dir, tmp_path)
     first = run_training(recipe, tmp_path, device="cpu")
@@ -150,6 +167,35 @@ def test_an_sft_warm_up_teaches_the_answer_format_before_grpo(tmp_path, tiny_dir
     after = weights(tuned)
     assert set(after) == set(before)  # a plain model again (a LoRA warm-up is merged)
     assert any(not torch.equal(before[name], after[name]) for name in before)
+
+
+def test_a_lora_run_after_an_sft_warm_up_builds_on_the_warmed_up_model_and_resumes_on_it(tmp_path, tiny_dir):
+    from evals.sweep import expand_models, load_model
+    from rlcot.models import load_policy
+
+    lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM"}
+    recipe = replace(recipe_for(tiny_dir, tmp_path, max_steps=1), peft=lora,
+                     sft_warmup={"steps": 2, "learning_rate": 1e-2})
+    run_training(recipe, tmp_path, device="cpu")
+    sft_dir = tmp_path / "sft-warmup" / "model"
+    base = json.loads((tmp_path / "checkpoint-1" / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert Path(base) == sft_dir.resolve()  # not the original model: merging into it would drop the warm-up
+    warmed, _ = load_policy(str(sft_dir), device="cpu", dtype=torch.float32)
+    original, _ = load_policy(str(tiny_dir), device="cpu", dtype=torch.float32)
+    assert any(not torch.equal(a, b) for a, b in zip(warmed.state_dict().values(), original.state_dict().values()))
+    refs = expand_models([str(tmp_path)])
+    merged, _ = load_model(refs[0].path, device="cpu", dtype=torch.float32)  # checkpoint-1 onto its real base
+    assert set(merged.state_dict()) == set(warmed.state_dict())
+    run_training(replace(recipe, grpo={**recipe.grpo, "max_steps": 2}), tmp_path, resume=True, device="cpu")
+    state = json.loads((tmp_path / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    base = json.loads((tmp_path / "checkpoint-2" / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert Path(base) == sft_dir.resolve()  # the resumed run loaded the warmed-up model, not the original
+    import shutil
+
+    shutil.rmtree(sft_dir)
+    with pytest.raises(ValueError, match="SFT warm-up's model"):
+        run_training(replace(recipe, grpo={**recipe.grpo, "max_steps": 3}), tmp_path, resume=True, device="cpu")
 
 
 def test_sft_examples_write_the_worked_thought_then_the_gold_answer(tiny_dir, tmp_path):
