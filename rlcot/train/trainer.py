@@ -27,6 +27,7 @@ and, at the end, ``summary.json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -237,15 +238,13 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
         # LoRA adapters saved from here on name their base by this path (PEFT reads name_or_path),
         # so `rlcot sweep RUN_DIR` merges each checkpoint into the warmed-up model, not the original
         model.name_or_path = model.config._name_or_path = str(sft_dir.resolve())
-    trainer = build_trainer(recipe, config, model, tokenizer, output_dir, protocol, data, callbacks=[log, evals])
+    with _quiet_checkpointing_warnings():
+        trainer = build_trainer(recipe, config, model, tokenizer, output_dir, protocol, data, callbacks=[log, evals])
     main = trainer.accelerator.is_main_process
     start = last_checkpoint(output_dir) if resume else None
     if start is not None and main:
         _forget_after(output_dir / "metrics.jsonl", int(start.name.removeprefix("checkpoint-")))
-    with warnings.catch_warnings():
-        # TRL toggles gradient checkpointing around every generation through names transformers 5
-        # deprecates: three FutureWarnings a step that say nothing about the run
-        warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
+    with _quiet_checkpointing_warnings():
         trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
     trainer.save_model(str(output_dir))
     if not main:
@@ -254,6 +253,15 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
     summary = summarize(output_dir, log.warnings)
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+@contextlib.contextmanager
+def _quiet_checkpointing_warnings():
+    """TRL toggles gradient checkpointing around every generation through names transformers 5
+    deprecates: three FutureWarnings a step that say nothing about the run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
+        yield
 
 
 def sft_warmup(recipe, model, tokenizer, data: TrainingData, output_dir: Path, device: str,
