@@ -191,6 +191,10 @@ def score(
 
     from .records import CompletionRow, Scorer
 
+    if run_dir is not None and run_dir.is_file():
+        if input is not None:
+            _fail(f"{run_dir} is a file and --input is given too; pass the completions once, as --input {run_dir}")
+        input, run_dir = run_dir, None  # `rlcot score done.jsonl --out scored.jsonl`: the file is the input
     if run_dir is not None:
         _rescore_sweep(run_dir, scheme, verifier, verifier_option, name, input or out or task or data or task_arg)
         return

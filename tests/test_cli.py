@@ -183,3 +183,23 @@ def test_score_needs_a_task_or_a_verifier_when_the_input_names_none(tmp_path):
     assert result.exit_code == 2 and "pass --task" in result.output
     result = runner.invoke(app, ["score", "--task", "arith", "--input", str(data), "--out", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 0 and json.loads((tmp_path / "o.jsonl").read_text())["score"] == 1.0
+
+
+def test_score_takes_a_verifier_file_from_the_working_directory_and_a_file_argument(tmp_path, monkeypatch):
+    import sys
+
+    from tests.verifiers.test_base import MYCHECK
+
+    (tmp_path / "mycheck.py").write_text(MYCHECK)
+    rows = [{"row": {"id": "a", "question": "2+2?", "answer": "4"}, "completion": "<think>two and two</think>\n4"},
+            {"row": {"id": "b", "question": "3+3?", "answer": "6"}, "completion": "<think>hm</think>\n7"}]
+    (tmp_path / "done.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "mycheck", raising=False)
+    result = runner.invoke(app, ["score", "done.jsonl", "--verifier", "mycheck:exact", "--out", "scored.jsonl"])
+    assert result.exit_code == 0, result.output
+    scored = [json.loads(line) for line in (tmp_path / "scored.jsonl").read_text().splitlines()]
+    assert [line["verdict"]["outcome"] for line in scored] == ["correct", "wrong"]
+    result = runner.invoke(app, ["score", "done.jsonl", "--input", "done.jsonl", "--out", "x.jsonl"])
+    assert result.exit_code == 2 and "pass the completions once" in result.output

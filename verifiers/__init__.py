@@ -2,7 +2,8 @@
 
 ``get_verifier(name)`` takes a registered name (``math``, ``sudoku``, ``crossword``),
 a plugin installed under the entry-point group ``rlcot.verifiers``, or
-``module.path:attr`` naming a user's own verifier: a ``Verifier`` subclass or
+``module.path:attr`` (a module importable or in the working directory) or
+``path/to/file.py:attr`` naming a user's own verifier: a ``Verifier`` subclass or
 instance, or a plain function ``f(answer_section, example) -> Verdict | bool | None``
 (None: no answer found). Any other object with a ``verify(completion, example)``
 method is wrapped in ``DuckTypedVerifier``, so every verifier this returns also has
@@ -16,9 +17,14 @@ pool math runs in, and one module per domain (``math``, ``sudoku``, ``crossword`
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import inspect
+import os
+import sys
 from importlib import metadata
+from pathlib import Path
 
 from .base import DuckTypedVerifier, FunctionVerifier, Verdict, Verifier
 from .hedging import BINARY, HedgeLexicon, HedgeScheme
@@ -58,14 +64,54 @@ def available() -> list[str]:
 
 
 def _load(spec: str, name: str):
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ValueError(f"verifier {name!r}: cannot import module {module_name!r} ({err}); check the path") from None
+    module_name, _, attr = spec.rpartition(":")
+    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
+        module = _load_file(module_name, name)
+    else:
+        module = _import(module_name, name)
     if not hasattr(module, attr):
         raise ValueError(f"verifier {name!r}: module {module_name!r} has no attribute {attr!r}")
     return getattr(module, attr)
+
+
+def _import(module_name: str, name: str):
+    """Import ``module_name``; like uvicorn and gunicorn, a module not found is looked for in the working directory.
+
+    The working directory is not on ``sys.path`` for an installed console script
+    (``rlcot``), so ``mycheck.py`` beside the user would otherwise be invisible.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        cwd = os.getcwd()
+        if err.name != module_name.split(".")[0] or cwd in sys.path or "" in sys.path:
+            raise ValueError(f"verifier {name!r}: cannot import module {module_name!r} ({err}); check the path, "
+                             f"or pass a file: ./{module_name.replace('.', '/')}.py:ATTR") from None
+        sys.path.insert(0, cwd)
+        return _import(module_name, name)
+    except ImportError as err:
+        raise ValueError(f"verifier {name!r}: cannot import module {module_name!r} ({err}); check the path") from None
+
+
+def _load_file(file: str, name: str):
+    """A verifier module given as a file path (``./mycheck.py:exact``), loaded once per resolved path."""
+    path = Path(file)
+    if not path.is_file():
+        raise ValueError(f"verifier {name!r}: file {file!r} does not exist; check the path (relative to "
+                         f"{os.getcwd()})")
+    resolved = path.resolve()
+    module_name = f"rlcot_verifier_file_{hashlib.blake2b(str(resolved).encode(), digest_size=6).hexdigest()}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, resolved)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # before running it, so dataclasses and pickling can find it
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[module_name]
+        raise ValueError(f"verifier {name!r}: {file} failed to load ({type(err).__name__}: {err})") from None
+    return module
 
 
 def _instantiate(target, name: str, options: dict) -> Verifier:

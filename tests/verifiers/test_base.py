@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from verifiers import DuckTypedVerifier, FunctionVerifier, Verdict, Verifier, get_verifier, last_boxed
@@ -238,3 +240,39 @@ def test_verifiers_import_neither_torch_nor_rlcot():
 def test_unanswerable_rows_reward_only_abstaining(completion, outcome, hedged):
     verdict = Exact().verify(completion, {"answer": None, "answerable": False})
     assert (verdict.outcome, verdict.hedged) == (outcome, hedged)
+
+
+MYCHECK = '''"""A user's verifier: the answer section must equal the row's answer exactly."""
+from verifiers import Verdict
+
+
+def exact(answer: str, example: dict) -> Verdict:
+    text = answer.strip()
+    if not text:
+        return Verdict(outcome="unparsed", reason="no_answer")
+    return Verdict(outcome="correct" if text == str(example["answer"]) else "wrong", answer=text)
+'''
+
+
+@pytest.mark.parametrize("spec", ["mycheck:exact", "./mycheck.py:exact", "mycheck.py:exact", "ABSOLUTE"])
+def test_a_verifier_in_the_working_directory_loads_by_module_or_file(tmp_path, monkeypatch, spec):
+    (tmp_path / "mycheck.py").write_text(MYCHECK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])  # as the rlcot script
+    monkeypatch.delitem(sys.modules, "mycheck", raising=False)
+    spec = f"{tmp_path / 'mycheck.py'}:exact" if spec == "ABSOLUTE" else spec
+    verifier = get_verifier(spec)
+    assert verifier.verify("<think>x</think>\n42", {"answer": "42"}).outcome == "correct"
+    assert verifier.verify("<think>x</think>\n41", {"answer": "42"}).outcome == "wrong"
+
+
+def test_a_missing_verifier_file_or_module_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with pytest.raises(ValueError, match=r"file './nope.py' does not exist"):
+        get_verifier("./nope.py:exact")
+    with pytest.raises(ValueError, match=r"cannot import module 'nope'.*\./nope\.py:ATTR"):
+        get_verifier("nope:exact")
+    (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
+    with pytest.raises(ValueError, match=r"broken.py failed to load \(RuntimeError: boom\)"):
+        get_verifier("./broken.py:f")
