@@ -1,4 +1,4 @@
-"""rlcot: budget-forced reasoning traces, programmatic verifiers and their scores."""
+"""The ``rlcot`` command line: generate, score, sweep, plot, train (typer, rich output)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,39 @@ from rich.table import Table
 
 from .jsonl import read_jsonl, repair_tail
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+HELP = ("rlcot: reinforcement learning on chains of thought, and the compute a model spends thinking.\n\n"
+        "Generate budget-forced reasoning traces, score them with verifiers, sweep thinking budgets "
+        "and plot accuracy against thinking tokens, and train a policy with GRPO from a recipe.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
+
+
+def _click_style_metavar(param, ctx) -> str | None:
+    """TEXT, INT, FLOAT, PATH, a|b (choices), with "..." when repeatable; nothing for a flag.
+
+    typer 0.29 shows its annotation types instead (``<bool>`` beside every flag,
+    ``<list[str]>``), which read like internals; click's metavars read like a tool's.
+    """
+    if param.metavar is not None:
+        return param.metavar
+    if getattr(param, "is_flag", False):
+        return None
+    shown = str(param.display_type(ctx) or "").strip("<>")
+    repeatable = shown.startswith("list[") or param.nargs != 1
+    if shown.startswith("list[") and shown.endswith("]"):
+        shown = shown[len("list["):-1]
+    shown = {"str": "TEXT", "int": "INT", "float": "FLOAT", "path": "PATH", "bool": "BOOL"}.get(shown, shown)
+    return shown + ("..." if repeatable else "")
+
+
+def _usage_name(argument) -> str:
+    """RECIPE and [RUN_DIR] in the usage line, as click writes them (typer 0.29: {recipe})."""
+    name = argument.display_name_raw.upper()
+    return (name if argument.required else f"[{name}]") + ("..." if argument.nargs != 1 else "")
+
+
+typer.core.TyperOption.display_type_rich = _click_style_metavar
+typer.core.TyperArgument.display_type_rich = _click_style_metavar
+typer.core.TyperArgument._usage_display_name = _usage_name
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped
 

@@ -203,3 +203,16 @@ def test_score_takes_a_verifier_file_from_the_working_directory_and_a_file_argum
     assert [line["verdict"]["outcome"] for line in scored] == ["correct", "wrong"]
     result = runner.invoke(app, ["score", "done.jsonl", "--input", "done.jsonl", "--out", "x.jsonl"])
     assert result.exit_code == 2 and "pass the completions once" in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["sweep"], ["score"], ["generate"], ["plot"]])
+def test_help_reads_like_a_tools_help(command):
+    result = runner.invoke(app, [*command, "--help"], terminal_width=100)
+    assert result.exit_code == 0
+    text = result.output
+    assert "<bool>" not in text and "list[" not in text and "``" not in text  # no internals, no raw reST
+    assert "Usage:" in text
+    if command in (["train"], ["sweep"]):
+        assert "PATH" in text and "TEXT..." in text  # click-style metavars, repeatable marked
+    if command == ["train"]:
+        assert "train [OPTIONS] RECIPE" in text
