@@ -242,16 +242,21 @@ def test_unanswerable_rows_reward_only_abstaining(completion, outcome, hedged):
     assert (verdict.outcome, verdict.hedged) == (outcome, hedged)
 
 
-MYCHECK = '''"""A user's verifier: the answer section must equal the row's answer exactly."""
-from verifiers import Verdict
+def _readme_plugin() -> str:
+    """The ten-line verifier the README shows: the first python block after "Your own verifier"."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    after = readme[readme.index("**Your own verifier in ten lines.**"):]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def exact(answer: str, example: dict) -> Verdict:
-    text = answer.strip()
-    if not text:
-        return Verdict(outcome="unparsed", reason="no_answer")
-    return Verdict(outcome="correct" if text == str(example["answer"]) else "wrong", answer=text)
-'''
+MYCHECK = _readme_plugin()
+
+
+def test_the_readme_plugin_is_ten_lines_of_code():
+    code = [line for line in MYCHECK.splitlines() if line.strip()]
+    assert len(code) <= 10 and "def exact" in MYCHECK
 
 
 @pytest.mark.parametrize("spec", ["mycheck:exact", "./mycheck.py:exact", "mycheck.py:exact", "ABSOLUTE"])
