@@ -316,7 +316,7 @@ def plot_runs(rows: Sequence[dict], out_dir, scheme: str = "default", fit: bool 
     files += training_files + _size_plot(all_series, points, out_dir)
     summary["headline"] = headline(rows, seed=seed)
     summary["files"] = [str(path) for path in files]
-    text = json.dumps(_finite_or_null(summary), indent=2, default=_jsonable, allow_nan=False)
+    text = json.dumps(finite_or_null(summary), indent=2, default=jsonable, allow_nan=False)
     (out_dir / "summary.json").write_text(text + "\n")
     return summary
 
@@ -366,8 +366,10 @@ def _training_plot(all_series: list[Series], points: list[Point], out_dir) -> tu
     from . import fits as fitting
     from . import plots
 
-    stepped = [s for s in all_series if s.step is not None]
-    if len({s.step for s in stepped}) < 2:
+    # one curve per step: where two share one (a trainer's step 0 before and after its SFT warm-up), the later
+    # is the policy the steps after it start from
+    stepped = list({s.step: s for s in all_series if s.step is not None}.values())
+    if len(stepped) < 2:
         return [], {}
     run_dir = stepped[0].rows[0].get("run_dir")
     by_label = {s.label: s for s in stepped}
@@ -421,18 +423,27 @@ def _trainer_state(run_dir) -> dict | None:
     return None
 
 
-def _finite_or_null(value):
+def label_rows(rows: list[dict], run_dir, overlaid: bool) -> list[dict]:
+    """Overlaid runs name their series ``RUN: model``, so two runs of one model stay two curves."""
+    if not overlaid:
+        return rows
+    from pathlib import Path
+
+    return [{**row, "series": f"{Path(run_dir).name}: {row['model']}"} for row in rows]
+
+
+def finite_or_null(value):
     """NaN (nothing answered, too few points) as null: strict JSON, readable by a browser."""
     if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
+        return {k: finite_or_null(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite_or_null(v) for v in value]
+        return [finite_or_null(v) for v in value]
     if isinstance(value, (float, np.floating)) and not math.isfinite(value):
         return None
     return value
 
 
-def _jsonable(value):
+def jsonable(value):
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     if isinstance(value, np.ndarray):

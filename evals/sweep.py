@@ -402,8 +402,12 @@ class ProgressSink:
 
 
 def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: ProgressSink | None = None,
-              loader: Callable | None = None) -> SweepReport:
-    """Generate, score and store every missing row of ``spec`` in ``out_dir`` (this shard's share)."""
+              loader: Callable | None = None, step: int | None = None, run_dir: str | None = None) -> SweepReport:
+    """Generate, score and store every missing row of ``spec`` in ``out_dir`` (this shard's share).
+
+    ``step`` and ``run_dir`` say which training step of which run a ``loader``'s
+    in-memory model is (a trainer's eval curve), so its rows plot over training.
+    """
     from rlcot.tasks import get_task
     from rlcot.thinking import ThinkingProtocol
 
@@ -420,6 +424,8 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
     _write_run_info(out_dir, shard, spec, task)
     dtype = resolve_sweep_dtype(spec)
     for ref in expand_models(spec.models):
+        if step is not None:
+            ref = replace(ref, step=step, run_dir=run_dir)
         context = _ModelContext(spec, ref, task, protocol, fingerprint(ref.path), dtype.name)
         todo = _missing(context, rows, done, shard)
         report.models.append(ref.label)

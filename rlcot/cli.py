@@ -326,7 +326,7 @@ def plot(
     seed: int = typer.Option(0, help="bootstrap seed for the confidence intervals"),
 ) -> None:
     """Plot sweeps: accuracy vs thinking tokens with CIs, pass@k/maj@k, risk-coverage, training steps; PNG, SVG, CSV."""
-    from evals.analysis import plot_runs
+    from evals.analysis import label_rows, plot_runs
     from evals.sweep import load_rows
 
     rows = []
@@ -334,7 +334,7 @@ def plot(
         for run_dir in run_dirs:
             if not run_dir.is_dir():
                 raise ValueError(f"{str(run_dir)!r} is not a directory; pass the --out of `rlcot sweep`")
-            rows += _label_rows(load_rows(run_dir, scheme), run_dir, len(run_dirs) > 1)
+            rows += label_rows(load_rows(run_dir, scheme), run_dir, len(run_dirs) > 1)
         summary = plot_runs(rows, out or run_dirs[0] / "plots", scheme=scheme, fit=fit, seed=seed)
     except (ValueError, TypeError) as err:
         _fail(str(err))
@@ -356,15 +356,26 @@ def plot(
                   + str((out or run_dirs[0] / "plots") / "summary.json"))
 
 
+@app.command()
+def report(
+    run_dirs: list[Path] = typer.Argument(..., help="sweep directories and/or training runs; several are overlaid"),
+    out: Optional[Path] = typer.Option(None, help="the HTML file (default: report.html in the first RUN_DIR)"),
+    scheme: str = typer.Option("default", help="which scoring to show: the sweep's own or a `rlcot score RUN_DIR` one"),
+    seed: int = typer.Option(0, help="bootstrap seed for the confidence intervals"),
+) -> None:
+    """One self-contained HTML page: headline numbers, figures, and every trace, filterable, with forcing marked."""
+    from evals.report import write_report
+
+    try:
+        with console.status("reading the runs and drawing the figures"):
+            path = write_report(run_dirs, out, scheme=scheme, seed=seed)
+    except (ValueError, TypeError) as err:
+        _fail(str(err))
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; self-contained, open it in a browser)")
+
+
 def _num(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
-
-
-def _label_rows(rows: list[dict], run_dir: Path, overlaid: bool) -> list[dict]:
-    """Overlaid runs name their series ``RUN: model``, so two runs of one model stay two curves."""
-    if not overlaid:
-        return rows
-    return [{**row, "series": f"{run_dir.name}: {row['model']}"} for row in rows]
 
 
 @app.command()

@@ -108,9 +108,13 @@ class BudgetForcedRollout:
     def _keep(self, traces: list, step: int) -> None:
         if self.traces_path is None or not traces:
             return
+        from evals.sweep import forced_spans
+
         with self.traces_path.open("a") as sink:
             for trace in traces[: self.keep_traces]:
-                line = {"step": step, "prompt": trace.prompt, "completion": trace.completion,
+                # the fields of a sweep row that `rlcot report` shows: forced spans highlighted, answer apart
+                line = {"step": step, "prompt": trace.prompt, "completion": trace.completion, "answer": trace.answer,
+                        "forced_spans": forced_spans(trace, self.tokenizer),
                         "thinking_tokens": trace.thinking_tokens, "capped": trace.capped,
                         "finish_reason": trace.finish_reason}
                 if self.judge is not None:

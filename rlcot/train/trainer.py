@@ -140,7 +140,8 @@ def _judge(data: TrainingData, protocol: ThinkingProtocol) -> Callable:
     def judge(trace) -> dict:
         key, row = data.examples[trace.prompt]
         record = scorers[key].score_trace(trace, row)
-        return {"task": key, "verdict": record.verdict.to_dict(), "score": record.score, "scheme": record.scheme}
+        return {"task": key, "row_id": str(row["id"]), "row": row, "verdict": record.verdict.to_dict(),
+                "score": record.score, "scheme": record.scheme}
 
     return judge
 
@@ -227,14 +228,14 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
     evals = EvalCurves(recipe, tokenizer, output_dir)
     main = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch, one process evaluates and writes
     if not resume and main:
-        evals.curve(model, "step 0")  # the policy before any training, SFT warm-up included
+        evals.curve(model, "step 0", step=0)  # the policy before any training, SFT warm-up included
     if recipe.sft_warmup is not None and not resume:
         model = sft_warmup(recipe, model, tokenizer, data, output_dir, device, protocol)
         if main:
             sft_dir.mkdir(parents=True, exist_ok=True)
             model.save_pretrained(sft_dir)
             tokenizer.save_pretrained(sft_dir)
-            evals.curve(model, "after SFT warm-up")
+            evals.curve(model, "after SFT warm-up", step=0)  # what GRPO starts from
         # LoRA adapters saved from here on name their base by this path (PEFT reads name_or_path),
         # so `rlcot sweep RUN_DIR` merges each checkpoint into the warmed-up model, not the original
         model.name_or_path = model.config._name_or_path = str(sft_dir.resolve())
@@ -249,7 +250,8 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
     trainer.save_model(str(output_dir))
     if not main:
         return {"steps": trainer.state.global_step, "start": {}, "end": {}, "warnings": [], "eval": {}}
-    evals.curve(trainer.accelerator.unwrap_model(trainer.model), f"step {trainer.state.global_step}")
+    evals.curve(trainer.accelerator.unwrap_model(trainer.model), f"step {trainer.state.global_step}",
+                    step=trainer.state.global_step)
     summary = summarize(output_dir, log.warnings)
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
@@ -344,9 +346,9 @@ class EvalCurves(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         every = self.recipe.eval.every
         if every and state.global_step % every == 0 and state.is_world_process_zero and model is not None:
-            self.curve(getattr(model, "module", model), f"step {state.global_step}")  # DDP wraps the model
+            self.curve(getattr(model, "module", model), f"step {state.global_step}", step=state.global_step)  # DDP wraps it
 
-    def curve(self, model, label: str) -> None:
+    def curve(self, model, label: str, step: int) -> None:
         from evals.sweep import SweepSpec, model_loader, run_sweep
 
         recipe = self.recipe
@@ -361,7 +363,8 @@ class EvalCurves(TrainerCallback):
                                  temperature=recipe.eval.temperature, seed=recipe.seed, limit=mix.eval_size,
                                  skip=mix.size, dtype="fp32", max_answer_tokens=recipe.thinking.max_answer_tokens)
                 with _EvalBar(f"eval {label}: {key}, {mix.eval_size} held-out rows x {recipe.eval.samples}") as bar:
-                    report = run_sweep(spec, self.root / key, progress=bar, loader=model_loader(model, self.tokenizer))
+                    report = run_sweep(spec, self.root / key, progress=bar, loader=model_loader(model, self.tokenizer),
+                                       step=step, run_dir=str(self.root.parent))
                 print(f"eval {label}: {key}: {report.written} rows in {report.seconds:.0f} s",
                       flush=True)
         finally:
