@@ -283,6 +283,8 @@ def sweep(
     backend: Optional[str] = typer.Option(None, help="hf (default) or vllm"),
     dtype: Optional[str] = typer.Option(None, help="auto (default), fp32, bf16, fp16"),
     limit: Optional[int] = typer.Option(None, help="task rows (default 64)"),
+    skip: Optional[int] = typer.Option(None, help="start after this many task rows, e.g. 512 to sweep the rows "
+                                                  "arith-grpo-cpu holds out (it trains on the first 512)"),
     batch_size: Optional[int] = typer.Option(None, help="rows decoded together (default 64)"),
     max_answer_tokens: Optional[int] = typer.Option(None, help="bound on the answer (default: the task's)"),
     gold_logprob: Optional[bool] = typer.Option(None, "--gold-logprob/--no-gold-logprob",
@@ -299,8 +301,8 @@ def sweep(
 
     flags = dict(models=model or None, task=task, data=data, task_args=_task_options(task_arg) or None,
                  budgets=budgets, extend=extend, samples=samples, temperature=temperature, top_p=top_p, seed=seed,
-                 backend=backend, dtype=dtype, limit=limit, batch_size=batch_size, max_answer_tokens=max_answer_tokens,
-                 gold_logprob=gold_logprob, scheme=scheme, device=device,
+                 backend=backend, dtype=dtype, limit=limit, skip=skip, batch_size=batch_size,
+                 max_answer_tokens=max_answer_tokens, gold_logprob=gold_logprob, scheme=scheme, device=device,
                  vllm_options=_task_options(vllm_arg) or None)
     flags = {key: value for key, value in flags.items() if value is not None}
     try:

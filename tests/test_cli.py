@@ -216,3 +216,17 @@ def test_help_reads_like_a_tools_help(command):
         assert "PATH" in text and "TEXT..." in text  # click-style metavars, repeatable marked
     if command == ["train"]:
         assert "train [OPTIONS] RECIPE" in text
+
+
+def test_sweep_skip_sweeps_the_rows_after_the_ones_a_recipe_trains_on(tmp_path, tokenizer, tiny_model):
+    from rlcot.tasks import get_task
+
+    model_dir = tmp_path / "tiny"
+    tiny_model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    result = CliRunner().invoke(app, ["sweep", "--model", str(model_dir), "--out", str(tmp_path / "run"), "--limit", "2",
+                                      "--skip", "512", "--budgets", "0", "--dtype", "fp32", "--max-answer-tokens", "2",
+                                      "--no-gold-logprob"])
+    assert result.exit_code == 0, result.output
+    swept = [json.loads(line)["row_id"] for line in (tmp_path / "run" / "rows.jsonl").read_text().splitlines()]
+    assert swept == [row["id"] for row in get_task("arith").rows(514, seed=0)[512:]]
