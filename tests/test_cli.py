@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from rlcot.cli import app
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 runner = CliRunner()
 
@@ -192,7 +196,9 @@ def test_score_takes_a_verifier_file_from_the_working_directory_and_a_file_argum
 
     (tmp_path / "mycheck.py").write_text(MYCHECK)
     rows = [{"row": {"id": "a", "question": "2+2?", "answer": "4"}, "completion": "<think>two and two</think>\n4"},
-            {"row": {"id": "b", "question": "3+3?", "answer": "6"}, "completion": "<think>hm</think>\n7"}]
+            {"row": {"id": "b", "question": "3+3?", "answer": "6"}, "completion": "<think>hm</think>\n7"},
+            {"row": {"id": "c", "question": "1+1?", "answer": "2"},
+             "completion": "<think>one and one</think>\nThe final answer is \\boxed{2}."}]
     (tmp_path / "done.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
@@ -200,7 +206,12 @@ def test_score_takes_a_verifier_file_from_the_working_directory_and_a_file_argum
     result = runner.invoke(app, ["score", "done.jsonl", "--verifier", "mycheck:exact", "--out", "scored.jsonl"])
     assert result.exit_code == 0, result.output
     scored = [json.loads(line) for line in (tmp_path / "scored.jsonl").read_text().splitlines()]
-    assert [line["verdict"]["outcome"] for line in scored] == ["correct", "wrong"]
+    assert [line["verdict"]["outcome"] for line in scored] == ["correct", "wrong", "correct"]
+    # the same verifier rewards a recipe: the dry run scores the gold answer +1 through it
+    result = runner.invoke(app, ["train", str(RECIPES / "arith-grpo-cpu.yaml"), "--dry-run",
+                                 "--set", "rewards=[{verifier: 'mycheck:exact', scheme: binary}]"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"gold answer\s+exact\s+\+1\.00", result.output)
     result = runner.invoke(app, ["score", "done.jsonl", "--input", "done.jsonl", "--out", "x.jsonl"])
     assert result.exit_code == 2 and "pass the completions once" in result.output
 
