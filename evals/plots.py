@@ -397,10 +397,19 @@ def _label(values: Mapping[str, object], varying: Sequence[str], aurc: float | N
 def _annotate_budgets(ax: Axes, members: Sequence[Point], colour, below: bool) -> None:
     # alternate series above/below their points: two series at budget 0 share x = 0
     offset, align = ((0, -7), "top") if below else ((0, 6), "bottom")
-    for p in members:
-        if p.budget is not None:
-            ax.annotate(f"B={p.budget}", (p.x, p.y), xytext=offset, textcoords="offset points",
-                        ha="center", va=align, fontsize=6.5, color=colour)
+    # budgets whose points coincide (a model that stops thinking before every cap) share one label,
+    # "B=32,64,128", instead of printing over each other
+    groups: list[list[Point]] = []
+    for p in sorted((p for p in members if p.budget is not None), key=lambda p: p.budget):
+        last = groups[-1][-1] if groups else None
+        if last is not None and math.isclose(p.x, last.x, rel_tol=0.05, abs_tol=0.5) and \
+                math.isclose(p.y, last.y, rel_tol=0.02, abs_tol=0.01):
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    for group in groups:
+        ax.annotate("B=" + ",".join(str(p.budget) for p in group), (group[0].x, group[0].y), xytext=offset,
+                    textcoords="offset points", ha="center", va=align, fontsize=6.5, color=colour)
 
 
 def _draw_fits(ax: Axes, fits: Mapping, colours: Mapping[str, tuple]) -> None:

@@ -401,6 +401,48 @@ class ProgressSink:
         """Something the user should read."""
 
 
+class SweepBar(ProgressSink):
+    """A sweep's progress (``evals.sweep.ProgressSink``) as a rich bar: rows stored, tokens/s, ETA.
+
+    The bar is drawn from the first pass on: a sweep with nothing left to do prints its note alone.
+    """
+
+    def __init__(self, console):
+        self.console, self.bar, self.job, self.started, self.tokens = console, None, None, 0.0, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+
+    def start(self, label: str, total: int) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        if self.bar is None:
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                console=self.console)
+            self.bar.start()
+        self.job = self.bar.add_task(label, total=total, speed="")
+        self.started, self.tokens = time.perf_counter(), 0
+
+    def step(self, sequences: int) -> None:
+        # traces finished in the generator; the count is set exactly when rows are stored
+        task = self.bar.tasks[self.job]
+        self.bar.update(self.job, completed=min(task.completed + sequences, task.total - 1))
+
+    def written(self, rows: int, tokens: int) -> None:
+        self.tokens += tokens
+        speed = self.tokens / max(time.perf_counter() - self.started, 1e-9)
+        self.bar.update(self.job, completed=rows, speed=f"{speed:,.0f} tok/s")
+
+    def note(self, message: str) -> None:
+        self.console.print(message, highlight=False)
+
+
 def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: ProgressSink | None = None,
               loader: Callable | None = None, step: int | None = None, run_dir: str | None = None) -> SweepReport:
     """Generate, score and store every missing row of ``spec`` in ``out_dir`` (this shard's share).

@@ -160,43 +160,21 @@ def generate(
 
 @app.command()
 def demo(
-    n: int = typer.Option(4, help="arith problems"),
-    budgets: str = typer.Option("0,16,64", help="comma-separated thinking budgets"),
-    model: str = typer.Option("smollm2-135m"),
+    out: Path = typer.Option(Path("demo"), help="where the runs, the plot and the report go"),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
 ) -> None:
-    """Budget-forced generation on the default model: one run at the largest budget, forked below it."""
-    from .generation import Budget, sweep
-    from .generation.base import SamplingConfig
-    from .tasks import get_task
-    from .thinking import ThinkingProtocol
+    """The whole story on the default model: sweep, a short GRPO run, sweep again, one plot, the report.
+
+    About 20 minutes on 2 CPU cores. Run it again to go on after Ctrl-C: finished work is not redone.
+    """
+    from .demo import run_demo
 
     try:
-        caps = sorted({int(b) for b in budgets.split(",")})
-    except ValueError:
-        _fail(f"--budgets {budgets!r} is not a comma-separated list of integers; e.g. 0,16,64")
-    if caps[0] < 0:
-        _fail(f"--budgets {budgets!r} has a negative budget; budgets count thinking tokens, 0 or more")
-    task = get_task("arith")
-    rows = task.rows(n, seed=0)
-    protocol = ThinkingProtocol()
-    with console.status(f"loading {model}"):
-        generator, tokenizer = _load_generator("hf", model, "cpu", 64, protocol)
-    requests = task.requests(rows, tokenizer, protocol)
-    with _progress() as bar:
-        job = bar.add_task(f"thinking up to {caps[-1]} tokens, forking at {caps[:-1]}", total=len(requests) * len(caps))
-        traces = sweep(generator, requests, caps, SamplingConfig(), Budget(max_answer_tokens=16),
-                       progress=lambda k: bar.advance(job, k))
-        bar.update(job, completed=len(requests) * len(caps))
-    table = Table(title=f"{model}: answers by thinking budget (greedy)")
-    table.add_column("question", max_width=48)
-    table.add_column("gold")
-    for cap in caps:
-        table.add_column(f"B={cap}", max_width=22)
-    for i, row in enumerate(rows):
-        cells = [_answer_cell(traces[cap][i]) for cap in caps]
-        table.add_row(row["question"], row["answer"], *cells)
-    console.print(table)
-    console.print("cell: answer text after thinking, then [dim](thinking tokens, how thinking ended)[/dim]")
+        run_demo(out, console, device=device)
+    except (ValueError, TypeError) as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 @app.command()
@@ -497,43 +475,13 @@ def _dry_run(chosen, config) -> None:
 
 
 def _run_sweep(spec, out: Path, part):
-    from evals.sweep import run_sweep
+    from evals.sweep import SweepBar, run_sweep
 
-    with _progress(extra=TextColumn("{task.fields[speed]}")) as bar:
-        sink = _BarSink(bar)
-        try:
-            return run_sweep(spec, out, part, progress=sink)
-        except (ValueError, ImportError) as err:
-            bar.stop()
-            _fail(str(err))
-
-
-class _BarSink:
-    """Draws a sweep's progress: traces done, tokens/s of the model's own decoding, ETA."""
-
-    def __init__(self, bar: Progress):
-        self.bar, self.job, self.started, self.tokens = bar, None, 0.0, 0
-
-    def start(self, label: str, total: int) -> None:
-        import time
-
-        self.job = self.bar.add_task(label, total=total, speed="")
-        self.started, self.tokens = time.perf_counter(), 0
-
-    def step(self, sequences: int) -> None:
-        # traces finished in the generator; the count is set exactly when rows are stored
-        task = self.bar.tasks[self.job]
-        self.bar.update(self.job, completed=min(task.completed + sequences, task.total - 1))
-
-    def written(self, rows: int, tokens: int) -> None:
-        import time
-
-        self.tokens += tokens
-        speed = self.tokens / max(time.perf_counter() - self.started, 1e-9)
-        self.bar.update(self.job, completed=rows, speed=f"{speed:,.0f} tok/s")
-
-    def note(self, message: str) -> None:
-        self.bar.console.print(message)
+    try:
+        with SweepBar(console) as bar:  # stopped before the error prints
+            return run_sweep(spec, out, part, progress=bar)
+    except (ValueError, ImportError) as err:
+        _fail(str(err))
 
 
 def _print_headline(rows: list[dict], scheme: str, out: Path, plotted: bool = True) -> None:
@@ -645,11 +593,6 @@ def _task_options(pairs: list[str]) -> dict:
         except json.JSONDecodeError:
             options[key] = value
     return options
-
-
-def _answer_cell(trace) -> str:
-    answer = (trace.answer or "").strip().replace("The final answer is ", "")
-    return f"{answer[-16:]} [dim]({trace.thinking_tokens}, {trace.finish_reason})[/dim]"
 
 
 def _load_generator(backend: str, model: str, device: Optional[str], batch_size: int, protocol, dtype_choice=None):

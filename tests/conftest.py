@@ -26,6 +26,15 @@ def tiny_model(tokenizer):
     return tiny_llama(vocab_size=len(tokenizer), seed=0)
 
 
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, tokenizer, tiny_model):
+    """The tiny model saved as a directory, as a user's model would be."""
+    path = tmp_path_factory.mktemp("tiny")
+    tiny_model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def default_policy():
     # fp32 on every CPU, whatever load_policy's own choice there: the tests then check

@@ -216,7 +216,7 @@ def test_score_takes_a_verifier_file_from_the_working_directory_and_a_file_argum
     assert result.exit_code == 2 and "pass the completions once" in result.output
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["sweep"], ["score"], ["generate"], ["plot"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["sweep"], ["score"], ["generate"], ["plot"], ["report"], ["demo"]])
 def test_help_reads_like_a_tools_help(command):
     result = runner.invoke(app, [*command, "--help"], terminal_width=100)
     assert result.exit_code == 0
@@ -229,15 +229,19 @@ def test_help_reads_like_a_tools_help(command):
         assert "train [OPTIONS] RECIPE" in text
 
 
-def test_sweep_skip_sweeps_the_rows_after_the_ones_a_recipe_trains_on(tmp_path, tokenizer, tiny_model):
+def test_sweep_skip_sweeps_the_rows_after_the_ones_a_recipe_trains_on(tmp_path, tiny_dir):
     from rlcot.tasks import get_task
 
-    model_dir = tmp_path / "tiny"
-    tiny_model.save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
-    result = CliRunner().invoke(app, ["sweep", "--model", str(model_dir), "--out", str(tmp_path / "run"), "--limit", "2",
+    result = CliRunner().invoke(app, ["sweep", "--model", str(tiny_dir), "--out", str(tmp_path / "run"), "--limit", "2",
                                       "--skip", "512", "--budgets", "0", "--dtype", "fp32", "--max-answer-tokens", "2",
                                       "--no-gold-logprob"])
     assert result.exit_code == 0, result.output
     swept = [json.loads(line)["row_id"] for line in (tmp_path / "run" / "rows.jsonl").read_text().splitlines()]
     assert swept == [row["id"] for row in get_task("arith").rows(514, seed=0)[512:]]
+
+
+def test_demo_refuses_an_out_that_is_a_file_before_loading_anything(tmp_path):
+    (tmp_path / "demo").write_text("")
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 2 and "is a file" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("verifiers", "rlcot", "evals")
 # lower floors first: a module may import its own floor and those below, never above
-FLOORS = ["verifiers", "rlcot.generation", "rlcot", "evals", "rlcot.train", "rlcot.cli", "rlcot.__main__"]
+FLOORS = ["verifiers", "rlcot.generation", "rlcot", "evals", "rlcot.train", "rlcot.demo", "rlcot.cli", "rlcot.__main__"]
 
 
 def _module_name(path: Path) -> str:

@@ -220,3 +220,11 @@ def test_risk_coverage_puts_a_lines_aurc_in_its_label_and_csv():
     chart = risk_coverage_chart(risk_points("base") + [aurc])
     assert legend_texts(chart.figure) == ["base B=256 (AURC 0.188)"]
     assert aurc in chart.points
+
+
+def test_budgets_whose_points_coincide_share_one_label():
+    # a trained model that stops thinking at ~27 tokens: budgets 32 and 64 land on one point
+    points = [Point(series="m", metric="accuracy", x=27.0, y=0.47, lo=0.3, hi=0.6, budget=b) for b in (32, 64)]
+    points.append(Point(series="m", metric="accuracy", x=0.0, y=0.0, lo=0.0, hi=0.05, budget=0))
+    chart = accuracy_chart(points)
+    assert sorted(text.get_text() for text in chart.figure.axes[0].texts) == ["B=0", "B=32,64"]
