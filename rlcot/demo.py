@@ -26,11 +26,10 @@ Resuming is each component's own mechanism, not a new one: a sweep skips rows wh
 key is stored (rows are appended and fsynced a problem at a time); training resumes
 from its last complete checkpoint (LoRA checkpoints every step); the plot and the page
 are rebuilt only when older than the rows they read, as ``make`` decides. So Ctrl-C
-loses at most the problem or the step in flight, and a second run does nothing. One
-gap is closed here: a run stopped after its SFT warm-up (six minutes on 2 cores) but
-before the first GRPO checkpoint has nothing the trainer's ``--resume`` accepts, so
-the demo starts GRPO from the saved warmed-up model (``sft-warmup/model``) instead of
-warming up again. ``demo.json`` records the settings; a second run with others is
+loses at most the problem or the step in flight, and a second run does nothing; a run
+stopped after its SFT warm-up (six minutes on 2 cores) but before the first GRPO
+checkpoint resumes from the saved warmed-up model (``sft-warmup/model``), as the
+trainer's ``--resume`` does, instead of warming up again. ``demo.json`` records the settings; a second run with others is
 refused rather than mixed into the same curves.
 
 Measured on a 2-core AMD EPYC (fp32): sweep before 2 min 10 s, training 16 min 44 s
@@ -194,7 +193,7 @@ def _rows_there(out_dir: Path, spec) -> int:
 
 
 def _train(plan: DemoPlan, console) -> dict:
-    from .train.trainer import SFT_MODEL_DIR, last_checkpoint, run_training
+    from .train.trainer import SFT_MODEL_DIR, is_saved_model, last_checkpoint, run_training
 
     recipe, out_dir = plan.recipe, plan.train_dir.resolve()
     steps = recipe.grpo["max_steps"]
@@ -202,38 +201,22 @@ def _train(plan: DemoPlan, console) -> dict:
             f"rows" + (f" after a {recipe.sft_warmup.get('steps', 20)}-step SFT warm-up" if recipe.sft_warmup else "")
             + f", {plan.recipe_path.name}")
     checkpoint = last_checkpoint(out_dir) if out_dir.is_dir() else None
-    warmed = out_dir / SFT_MODEL_DIR
     if (out_dir / "summary.json").is_file():
         console.print(f"{what}: finished already (summary.json)", highlight=False)
         return {"skipped": True, "state": "finished"}
     if checkpoint is not None:
         state, note, resume = f"resumed from {checkpoint.name}", f"{checkpoint.name} of {steps} there, resuming", True
-    elif recipe.sft_warmup is not None and _is_saved_model(warmed):
-        # the trainer's resume needs a checkpoint-N; GRPO starting from the saved warm-up is the same run
-        state, note, resume = "after the SFT warm-up", f"the SFT warm-up is done ({SFT_MODEL_DIR}), GRPO starts", False
-        recipe = replace(recipe, model=str(warmed), sft_warmup=None)
+    elif recipe.sft_warmup is not None and is_saved_model(out_dir / SFT_MODEL_DIR):
+        # the trainer's --resume starts GRPO from the saved warm-up rather than warming up again
+        state, note, resume = "after the SFT warm-up", f"the SFT warm-up is done ({SFT_MODEL_DIR}), GRPO starts", True
     else:
         state, note, resume = "from the start", "nothing there yet", False
     console.print(f"{what}: {note}", highlight=False)
-    if not resume:
-        _forget_unsaved_steps(out_dir)
     with warnings.catch_warnings():
         # TRL's and SFT's configs are built with transformers 5's deprecated name: a warning each, nothing to act on
         warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
         run_training(recipe, out_dir, resume=resume, device=plan.device)
     return {"skipped": False, "state": state}
-
-
-def _is_saved_model(path: Path) -> bool:
-    """The warmed-up model saved in full: the tokenizer is written after the weights, so its files come last."""
-    return all((path / name).is_file() for name in ("config.json", "tokenizer_config.json", "tokenizer.json")) \
-        and any(path.glob("*.safetensors"))
-
-
-def _forget_unsaved_steps(out_dir: Path) -> None:
-    """Log lines and rollouts of a run that left no checkpoint: their steps are about to be redone."""
-    for name in ("metrics.jsonl", "traces.jsonl"):
-        (out_dir / name).unlink(missing_ok=True)
 
 
 def final_checkpoint(run_dir: Path) -> Path:

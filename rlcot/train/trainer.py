@@ -210,12 +210,15 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
     output_dir = Path(output_dir or recipe.output_dir)
     device = device or default_device()
     config, notes = grpo_config(recipe, device=device, output_dir=str(output_dir))
-    if resume and last_checkpoint(output_dir) is None:
-        raise ValueError(f"--resume: {output_dir} holds no checkpoint-N to resume; drop --resume to start afresh")
-    output_dir.mkdir(parents=True, exist_ok=True)
     policy, sft_dir = recipe.model, output_dir / SFT_MODEL_DIR
+    warmed = recipe.sft_warmup is not None and is_saved_model(sft_dir)
+    start = last_checkpoint(output_dir) if resume else None
+    if resume and start is None and not warmed:
+        raise ValueError(f"--resume: {output_dir} holds no checkpoint-N to resume (nor a finished SFT warm-up); "
+                         "drop --resume to start afresh")
+    output_dir.mkdir(parents=True, exist_ok=True)
     if resume and recipe.sft_warmup is not None:  # the adapters and checkpoints build on the warmed-up model
-        if not (sft_dir / "config.json").is_file():
+        if not warmed:
             raise ValueError(f"--resume: {sft_dir} is missing, the SFT warm-up's model this run's checkpoints "
                              "build on; drop --resume to start afresh")
         policy = str(sft_dir)
@@ -235,6 +238,8 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
             sft_dir.mkdir(parents=True, exist_ok=True)
             model.save_pretrained(sft_dir)
             tokenizer.save_pretrained(sft_dir)
+    if recipe.sft_warmup is not None:
+        if main and start is None:  # a resume stopped before the first GRPO checkpoint finishes this curve
             evals.curve(model, "after SFT warm-up", step=0)  # what GRPO starts from
         # LoRA adapters saved from here on name their base by this path (PEFT reads name_or_path),
         # so `rlcot sweep RUN_DIR` merges each checkpoint into the warmed-up model, not the original
@@ -242,9 +247,8 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
     with _quiet_checkpointing_warnings():
         trainer = build_trainer(recipe, config, model, tokenizer, output_dir, protocol, data, callbacks=[log, evals])
     main = trainer.accelerator.is_main_process
-    start = last_checkpoint(output_dir) if resume else None
-    if start is not None and main:
-        _forget_after(output_dir / "metrics.jsonl", int(start.name.removeprefix("checkpoint-")))
+    if main:  # steps after the checkpoint (all of them, from the warm-up or afresh) are done again
+        _forget_after(output_dir, int(start.name.removeprefix("checkpoint-")) if start is not None else 0)
     with _quiet_checkpointing_warnings():
         trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
     trainer.save_model(str(output_dir))
@@ -329,12 +333,23 @@ def last_checkpoint(output_dir: Path) -> Path | None:
     return None
 
 
-def _forget_after(metrics: Path, step: int) -> None:
-    """Drop log lines of steps after ``step`` (the checkpoint a resume starts from): they are redone."""
-    if not metrics.exists():
-        return
-    kept = [line for line in metrics.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    metrics.write_text("".join(line + "\n" for line in kept))
+def _forget_after(output_dir: Path, step: int) -> None:
+    """Drop log lines of steps after ``step`` (where a resume starts) and the rollouts generated for them.
+
+    A rollout is stamped with the steps done when it was generated, so the one for step
+    ``step + 1`` carries ``step``: rollouts are kept below ``step``, log lines up to it.
+    """
+    for name, keep in (("metrics.jsonl", lambda s: s <= step), ("traces.jsonl", lambda s: s < step)):
+        path = output_dir / name
+        if path.exists():
+            kept = [line for line in path.read_text().splitlines() if line.strip() and keep(json.loads(line)["step"])]
+            path.write_text("".join(line + "\n" for line in kept))
+
+
+def is_saved_model(path: Path) -> bool:
+    """A model saved in full: the tokenizer is written after the weights, so its files come last."""
+    return all((path / name).is_file() for name in ("config.json", "tokenizer_config.json", "tokenizer.json")) \
+        and any(path.glob("*.safetensors"))
 
 
 class EvalCurves(TrainerCallback):

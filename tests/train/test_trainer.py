@@ -198,6 +198,27 @@ def test_a_lora_run_after_an_sft_warm_up_builds_on_the_warmed_up_model_and_resum
         run_training(replace(recipe, grpo={**recipe.grpo, "max_steps": 3}), tmp_path, resume=True, device="cpu")
 
 
+def test_a_run_killed_after_its_warm_up_resumes_grpo_from_it_without_warming_up_again(tmp_path, tiny_dir,
+                                                                                         monkeypatch):
+    import shutil
+
+    from rlcot.train import trainer
+
+    lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM"}
+    recipe = replace(recipe_for(tiny_dir, tmp_path, max_steps=1), peft=lora,
+                     sft_warmup={"steps": 2, "learning_rate": 1e-2})
+    run_training(recipe, tmp_path, device="cpu")
+    for leftover in [*tmp_path.glob("checkpoint-*"), tmp_path / "summary.json"]:  # as if killed before step 1 saved
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 9.0}) + "\n")  # the unsaved step's log
+    monkeypatch.setattr(trainer, "sft_warmup", lambda *a, **k: pytest.fail("the SFT warm-up ran again"))
+    run_training(replace(recipe, grpo={**recipe.grpo, "max_steps": 2}), tmp_path, resume=True, device="cpu")
+    base = json.loads((tmp_path / "checkpoint-2" / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert Path(base) == (tmp_path / "sft-warmup" / "model").resolve()
+    logs = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in logs if "reward" in line] == [1, 2] and all(line.get("loss") != 9.0 for line in logs)
+
+
 def test_sft_examples_write_the_worked_thought_then_the_gold_answer(tiny_dir, tmp_path):
     from transformers import AutoTokenizer
 
