@@ -158,21 +158,44 @@ class ModelRef:
 
 
 def expand_models(names: Iterable[str]) -> list[ModelRef]:
-    """Each name as a model; a training run's directory as one model per ``checkpoint-N`` (and its final one)."""
+    """Each name as a model; a training run's directory as one model per ``checkpoint-N`` (and its final one).
+
+    ``RUN_DIR@last`` picks the run's final weights alone and ``RUN_DIR@N`` its step N.
+    """
     refs = []
     for name in names:
+        run, _, pick = str(name).rpartition("@")
+        if run and checkpoints(Path(run).expanduser()):
+            refs.append(_pick_step(Path(run).expanduser(), pick))
+            continue
         path = Path(name).expanduser()
-        found = checkpoints(path)
-        if not found:
+        if not checkpoints(path):
             refs.append(ModelRef(label=path.name if path.is_dir() else name, path=name))
             continue
-        for step, child in found:
-            refs.append(ModelRef(label=f"{path.name}@{step}", path=str(child), step=step, run_dir=str(path)))
-        if _is_model_dir(path):  # the run's final weights, saved at its top level
-            final = _final_step(path, found[-1][0])
-            if final != found[-1][0]:
-                refs.append(ModelRef(label=f"{path.name}@{final}", path=str(path), step=final, run_dir=str(path)))
+        refs += _run_steps(path)
     return refs
+
+
+def _run_steps(path: Path) -> list[ModelRef]:
+    """A training run's models by step: every kept ``checkpoint-N``, then the top-level final weights if newer."""
+    found = checkpoints(path)
+    refs = [ModelRef(label=f"{path.name}@{step}", path=str(child), step=step, run_dir=str(path)) for step, child in found]
+    if _is_model_dir(path):  # the run's final weights, saved at its top level
+        final = _final_step(path, found[-1][0])
+        if final != found[-1][0]:
+            refs.append(ModelRef(label=f"{path.name}@{final}", path=str(path), step=final, run_dir=str(path)))
+    return refs
+
+
+def _pick_step(path: Path, pick: str) -> ModelRef:
+    refs = _run_steps(path)
+    if pick == "last":
+        return refs[-1]
+    chosen = [ref for ref in refs if pick.isdigit() and ref.step == int(pick)]
+    if not chosen:
+        raise ValueError(f"{path}@{pick}: the run has steps {', '.join(str(r.step) for r in refs)}; "
+                         f"pick one of them or {path}@last")
+    return chosen[0]
 
 
 def _is_model_dir(path: Path) -> bool:
@@ -180,10 +203,18 @@ def _is_model_dir(path: Path) -> bool:
 
 
 def _final_step(path: Path, last_checkpoint: int) -> int:
-    try:
-        return int(json.loads((path / "trainer_state.json").read_text())["global_step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return last_checkpoint + 1  # unknown: after the last checkpoint
+    """The step of a run's top-level weights, which a trainer saves when training ends.
+
+    Its ``trainer_state.json`` says; without one, the last checkpoint's ``max_steps`` (the
+    step training ended at); without that, one step after the last checkpoint.
+    """
+    for state, key in ((path / "trainer_state.json", "global_step"),
+                       (path / f"checkpoint-{last_checkpoint}" / "trainer_state.json", "max_steps")):
+        try:
+            return int(json.loads(state.read_text())[key])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return last_checkpoint + 1
 
 
 def fingerprint(path: str) -> str:

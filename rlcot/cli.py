@@ -246,7 +246,8 @@ def sweep(
     spec_file: Optional[Path] = typer.Argument(None, help="YAML sweep spec (keys as the flags); flags override it"),
     out: Path = typer.Option(..., help="run directory; an existing one is resumed (only missing rows are done)"),
     model: list[str] = typer.Option([], help="model name or directory, repeatable; a training run's directory "
-                                             "counts as one model per checkpoint"),
+                                             "counts as one model per checkpoint (RUN@last: its final weights, "
+                                             "RUN@N: step N)"),
     task: Optional[str] = typer.Option(None, help="arith (default), gsm8k, sudoku, crossword, or jsonl:PATH"),
     data: Optional[str] = typer.Option(None, help="JSONL file of a file-backed task (gsm8k)"),
     task_arg: list[str] = typer.Option([], help="task option KEY=VALUE, repeatable: unanswerable=0.2, size=4"),

@@ -252,6 +252,7 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
     with _quiet_checkpointing_warnings():
         trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
     trainer.save_model(str(output_dir))
+    trainer.save_state()  # trainer_state.json beside the final weights: their step, the LR schedule
     if not main:
         return {"steps": trainer.state.global_step, "start": {}, "end": {}, "warnings": [], "eval": {}}
     evals.curve(trainer.accelerator.unwrap_model(trainer.model), f"step {trainer.state.global_step}",

@@ -142,6 +142,25 @@ def test_a_training_run_directory_is_one_model_per_checkpoint(tmp_path):
                                                  ("smollm2-135m", None)]
 
 
+def test_run_at_last_or_at_a_step_picks_one_model_of_the_run(tmp_path):
+    run = tmp_path / "run"
+    for step in (5, 10):
+        (run / f"checkpoint-{step}").mkdir(parents=True)
+    assert [(r.label, r.path) for r in expand_models([f"{run}@last", f"{run}@5"])] == [
+        ("run@10", str(run / "checkpoint-10")), ("run@5", str(run / "checkpoint-5"))]
+    (run / "config.json").write_text("{}")  # final weights at the top level, after the last checkpoint
+    (run / "trainer_state.json").write_text(json.dumps({"global_step": 12}))
+    assert [(r.label, r.path, r.step) for r in expand_models([f"{run}@last"])] == [("run@12", str(run), 12)]
+    with pytest.raises(ValueError, match=r"run@7: the run has steps 5, 10, 12; pick one of them or .*run@last"):
+        expand_models([f"{run}@7"])
+    # no state beside the final weights: the last checkpoint's max_steps says where training ended
+    (run / "trainer_state.json").unlink()
+    (run / "checkpoint-10" / "trainer_state.json").write_text(json.dumps({"global_step": 10, "max_steps": 10}))
+    assert [(r.label, r.path) for r in expand_models([str(run)])] == [
+        ("run@5", str(run / "checkpoint-5")), ("run@10", str(run / "checkpoint-10"))]  # the same weights once
+    assert [r.label for r in expand_models(["org/model@main"])] == ["org/model@main"]  # not a run: a name as given
+
+
 @pytest.mark.parametrize("bad, message", [
     (dict(samples=4, temperature=0.0), "copies of one trace"),
     (dict(budgets=(16, -1)), r"budgets \[-1\]"),
