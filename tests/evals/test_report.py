@@ -149,6 +149,20 @@ def sudoku_row(answer_grid: str) -> dict:
             "verdict": verdict.to_dict(), "score": -4.0, "scheme": "default"}
 
 
+def crossword_row() -> dict:
+    """A scored crossword row whose grid has one wrong letter (the verifier's own verdict)."""
+    example = get_task("crossword").rows(1, seed=0)[0]
+    rows = list(example["solution"])
+    rows[1] = ("E" if rows[1][0] != "E" else "O") + rows[1][1:]
+    answer = "\n" + "\n".join(rows)
+    completion = "<think>\nclues first\n</think>" + answer
+    verdict = get_verifier("crossword").verify(completion, example)
+    return {"key": "crossword-1", "model": "m", "row_id": example["id"], "row": example, "budget": 16, "sample": 0,
+            "mode": "cap", "prompt": example["question"], "completion": completion, "answer": answer,
+            "forced_spans": [], "thinking_tokens": 3, "capped": False, "task": {"name": "crossword"},
+            "verdict": verdict.to_dict(), "score": -4.0, "scheme": "default"}
+
+
 @pytest.fixture(scope="module")
 def browser():
     if CHROMIUM is None:
@@ -164,11 +178,11 @@ def browser():
 
 
 def test_the_page_filters_opens_traces_with_forcing_marked_and_draws_grids(browser, sweep_dir, tmp_path):
-    wrong_cells = "3124241313424231"[:-2] + "12"  # the solution with its last two cells swapped
-    sudoku = tmp_path / "sudoku"
-    sudoku.mkdir()
-    (sudoku / "rows.jsonl").write_text(json.dumps(sudoku_row(wrong_cells)) + "\n")
-    page_path = write_report([sweep_dir, sudoku], tmp_path / "report.html")
+    wrong_cells = "3124241313424231"[:-2] + "12"  # the sudoku's solution with its last two cells swapped
+    puzzles = tmp_path / "puzzles"
+    puzzles.mkdir()
+    (puzzles / "rows.jsonl").write_text(json.dumps(sudoku_row(wrong_cells)) + "\n" + json.dumps(crossword_row()) + "\n")
+    page_path = write_report([sweep_dir, puzzles], tmp_path / "report.html")
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
@@ -179,7 +193,7 @@ def test_the_page_filters_opens_traces_with_forcing_marked_and_draws_grids(brows
     assert page.locator("#figures img").count() >= 1
 
     everything = page.locator("#trace-table tbody tr").count()
-    assert everything == 3 * 2 * 3 + 1
+    assert everything == 3 * 2 * 3 + 2
     outcomes = page.evaluate("[...new Set(DATA.traces.map((t) => t.o))]")
     page.click(f'#f-outcome [data-outcome="{outcomes[0]}"]')
     picked = page.locator("#trace-table tbody tr").count()
@@ -202,6 +216,17 @@ def test_the_page_filters_opens_traces_with_forcing_marked_and_draws_grids(brows
     page.locator("#trace-table tbody tr").first.click()
     assert page.locator("#detail table.grid").count() == 2  # the answer beside the solution
     assert page.locator("#detail table.grid td.bad").count() == 2  # exactly the two swapped cells
+    page.locator("#detail table.grid").first.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "report-sudoku.png"))
+
+    page.keyboard.press("Escape")
+    page.select_option("#f-task", "crossword")
+    page.locator("#trace-table tbody tr").first.click()
+    assert page.locator("#detail table.grid").count() == 2
+    assert page.locator("#detail table.grid td.bad").count() == 1  # the one wrong letter
+    black = sum(row.count("#") for row in get_task("crossword").rows(1, seed=0)[0]["solution"])
+    assert page.locator("#detail table.grid td.black").count() == 2 * black  # black squares in both grids
+    page.locator("#detail table.grid").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "report-crossword.png"))
     assert errors == []
     page.close()
