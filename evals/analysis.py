@@ -34,6 +34,7 @@ from . import metrics
 from .plots import Point
 
 CONFIDENCE_LEVEL = 0.95
+SIZE_RATIO = 1.25  # models plot against their size only when the largest has at least this times the smallest's
 
 
 @dataclass(frozen=True)
@@ -401,8 +402,8 @@ def _size_plot(all_series: list[Series], points: list[Point], out_dir) -> list:
 
     sized = {s.label: s.rows[0].get("parameters") for s in all_series if s.step is None}
     sized = {label: n for label, n in sized.items() if n}
-    if len(set(sized.values())) < 2:
-        return []
+    if len(sized) < 2 or max(sized.values()) < SIZE_RATIO * min(sized.values()):
+        return []  # one size: adapters (LoRA adds ~1-5%) or fine-tunes of one model are not a scaling curve
     curve = sorted((replace(p, series=f"B={p.budget}", x=sized[p.series] / 1e6)
                     for p in points if p.metric == "accuracy" and p.series in sized), key=lambda p: p.x)
     return plots.plot_curve(curve, out_dir / "model_size", xlabel="parameters (millions; log2 axis)",

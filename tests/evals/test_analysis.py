@@ -94,6 +94,13 @@ def test_models_of_several_sizes_give_a_model_size_curve(tmp_path):
     assert {p.series for p in sizes} == {"B=0", "B=16", "B=64"}
 
 
+def test_a_model_and_its_adapter_are_not_a_model_size_curve(tmp_path):
+    rows = make_rows("base", lambda p, s, b: p == 0, parameters=135_000_000)
+    rows += make_rows("base + LoRA", lambda p, s, b: p < 4, parameters=139_400_000)  # r=16 adds ~3%
+    plot_runs(rows, tmp_path)
+    assert not (tmp_path / "model_size.csv").exists()
+
+
 def test_rlcot_plot_overlays_runs_and_writes_every_figure(tmp_path, tokenizer):
     load = model_loader(hash_lm(tokenizer), tokenizer)
     for name in ("before", "after"):
