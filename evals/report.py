@@ -37,6 +37,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from rlcot.jsonl import complete_rows
+
 from . import analysis, plots
 from .plots import Point
 from .sweep import load_rows, row_files
@@ -75,29 +77,14 @@ def read_run(path: Path, scheme: str = "default") -> Run:
     if not (path / "metrics.jsonl").is_file() and not eval_dirs and not (path / "traces.jsonl").is_file():
         raise ValueError(f"{path} holds neither sweep rows (rows*.jsonl) nor a training run (metrics.jsonl, eval/); "
                          "pass the --out of `rlcot sweep` or `rlcot train`")
-    run = Run(path, "training", metrics=_read_jsonl(path / "metrics.jsonl"),
-              rollouts=[r for r in _read_jsonl(path / "traces.jsonl") if "completion" in r])
+    # complete lines only: a live run may be appending to these files
+    run = Run(path, "training", metrics=list(complete_rows(path / "metrics.jsonl")),
+              rollouts=[r for r in complete_rows(path / "traces.jsonl") if "completion" in r])
     for eval_dir in eval_dirs:
         run.rows += load_rows(eval_dir, scheme)
     if (path / "summary.json").is_file():
         run.summary = json.loads((path / "summary.json").read_text())
     return run
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    """Complete lines only: a file a live run is appending to may end in half a line."""
-    if not path.is_file():
-        return []
-    from rlcot.jsonl import parse_line
-
-    out = []
-    with path.open("rb") as handle:
-        for raw in handle:
-            if raw.endswith(b"\n") and raw.strip():
-                value, error = parse_line(raw)
-                if error is None and isinstance(value, dict):
-                    out.append(value)
-    return out
 
 
 def write_report(run_dirs: Sequence[Path], out: Path | None = None, scheme: str = "default", seed: int = 0) -> Path:
@@ -140,11 +127,12 @@ def report_data(runs: Sequence[Run], scheme: str = "default", seed: int = 0) -> 
                   "steps": len(_steps(run.metrics))} for run in runs],
         "tasks": [], "figures": [], "training": [],
     }
-    for task in _tasks(rows):
+    tasks = _tasks(rows)
+    for task in tasks:
         task_rows = [row for row in rows if _task_name(row) == task]
         data["tasks"].append({"task": task, "headline": analysis.headline(task_rows, seed=seed),
                               "before_after": analysis.before_after(task_rows, seed=seed)})
-        data["figures"] += _sweep_figures(task_rows, task, scheme, seed, several=len(_tasks(rows)) > 1)
+        data["figures"] += _sweep_figures(task_rows, task, scheme, seed, several=len(tasks) > 1)
     for run in runs:
         if run.kind == "training":
             label = run.path.name if overlaid else ""
@@ -192,7 +180,7 @@ def _training_figures(metrics: Sequence[dict], label: str) -> list[dict]:
                                  (OUTCOME_METRICS, "fraction of the step's rollouts", "Outcome rates over training")):
         points = [Point(series=prefix + name, metric="training", x=float(m["step"]), y=float(m[name]))
                   for name in names for m in steps if _finite(m.get(name))]
-        if len({p.x for p in points}) < 1:
+        if not points:
             continue
         chart = plots.curve_chart(points, xlabel="training step", ylabel=ylabel, title=title.lower())
         figures.append({"title": title + (f" ({label})" if label else ""), "src": _svg_uri(_svg_bytes(chart))})

@@ -362,14 +362,9 @@ def scorings(run_dir: Path) -> list[str]:
 
 def _read_rows(path: Path) -> Iterable[dict]:
     """Every complete sweep row of ``path``; a torn tail (a writer in flight or killed) is skipped, not cut."""
-    from rlcot.jsonl import parse_line
+    from rlcot.jsonl import complete_rows
 
-    with path.open("rb") as handle:
-        for raw in handle:
-            if raw.endswith(b"\n") and raw.strip():
-                row, error = parse_line(raw)
-                if error is None and _is_sweep_row(row):
-                    yield row
+    return (row for row in complete_rows(path) if _is_sweep_row(row))
 
 
 def _is_sweep_row(row: dict) -> bool:

@@ -57,12 +57,11 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _progress(extra=None) -> Progress:
+def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        *([extra] if extra is not None else []),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=errors,

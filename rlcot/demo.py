@@ -29,8 +29,8 @@ are rebuilt only when older than the rows they read, as ``make`` decides. So Ctr
 loses at most the problem or the step in flight, and a second run does nothing; a run
 stopped after its SFT warm-up (six minutes on 2 cores) but before the first GRPO
 checkpoint resumes from the saved warmed-up model (``sft-warmup/model``), as the
-trainer's ``--resume`` does, instead of warming up again. ``demo.json`` records the settings; a second run with others is
-refused rather than mixed into the same curves.
+trainer's ``--resume`` does, instead of warming up again. ``demo.json`` records the
+settings; a second run with others is refused rather than mixed into the same curves.
 
 Measured on a 2-core AMD EPYC (fp32): sweep before 2 min 10 s, training 16 min 44 s
 (SFT warm-up 6 min, GRPO ~63 s a step), sweep after 54 s, plot and page 4 s: 20 min.
@@ -166,7 +166,7 @@ def run_demo(out: Path = Path("demo"), console=None, *, model: str | None = None
 
 
 def _sweep(plan: DemoPlan, model: str, out_dir: Path, console) -> dict:
-    from evals.sweep import run_sweep
+    from evals.sweep import SweepBar, run_sweep
 
     spec = replace(plan.spec, models=(model,))
     total = spec.limit * spec.samples * len(set(spec.budgets))
@@ -174,8 +174,6 @@ def _sweep(plan: DemoPlan, model: str, out_dir: Path, console) -> dict:
     name = Path(model).name if Path(model).is_dir() else model
     console.print(f"{name}: {spec.limit} held-out {spec.task} rows (after the {spec.skip} trained on) at budgets "
                   f"{', '.join(map(str, spec.budgets))}; {there} of {total} rows already there", highlight=False)
-    from evals.sweep import SweepBar
-
     with SweepBar(console) as bar:
         report = run_sweep(spec, out_dir, progress=bar)
     return {"skipped": report.written == 0, "written": report.written, "rows": there + report.written}
@@ -268,11 +266,8 @@ def _report(plan: DemoPlan, console) -> dict:
                   + ("up to date with the runs" if fresh else "writing"), highlight=False)
     if fresh:
         return {"skipped": True, "path": target}
-    try:
-        from evals.report import write_report
-    except ImportError as err:  # the rest of the demo stands without the page
-        console.print(f"[yellow]warning:[/yellow] no report: evals.report cannot be imported ({err})")
-        return {"skipped": False, "path": None}
+    from evals.report import write_report
+
     return {"skipped": False, "path": write_report(runs, target)}
 
 
@@ -310,7 +305,7 @@ def _headline(plan: DemoPlan, found: dict, console) -> list[dict]:
                           f"{line['change']:+.3f} [{line['change_lo']:+.2f}, {line['change_hi']:+.2f}]")
         console.print(table)
     console.print(f"plot:   {found['plot']}", highlight=False)
-    console.print(f"report: {found['report'] or '(not written)'}", highlight=False)
+    console.print(f"report: {found['report']}", highlight=False)
     console.print(f"runs:   {found['sweep_before']}, {found['train']}, {found['sweep_after']}", highlight=False)
     return lines
 

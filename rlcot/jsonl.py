@@ -28,6 +28,23 @@ def read_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[tuple[int, 
             yield number, row, error
 
 
+def complete_rows(path: Path) -> Iterator[dict]:
+    """Every complete line of ``path`` that is a JSON object, for a reader of a file a writer may be appending to.
+
+    A torn tail (a writer in flight or killed) is skipped, not cut: cutting is the
+    writer's job (``repair_tail``). A missing file has no rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    with path.open("rb") as handle:
+        for raw in handle:
+            if raw.endswith(b"\n") and raw.strip():
+                row, error = parse_line(raw)
+                if error is None:
+                    yield row
+
+
 def parse_line(raw: bytes) -> tuple[dict | None, str | None]:
     """One line as a JSON object, or ``(None, reason)``."""
     try:

@@ -136,31 +136,28 @@ def test_the_cli_writes_the_page_and_bad_directories_get_one_line_errors(sweep_d
 # ------------------------------------------------------------------ in a real browser
 
 
-def sudoku_row(answer_grid: str) -> dict:
-    """A scored sudoku row whose answer is ``answer_grid`` (the verifier's own verdict)."""
-    example = get_task("sudoku").rows(1, seed=0)[0]
-    shown = "\n".join(" ".join(answer_grid[r * 4:(r + 1) * 4]) for r in range(4))
-    answer = f"\nThe completed grid:\n{shown}"
+def puzzle_row(task: str, answer: str) -> dict:
+    """A sweep row of ``task``'s first row answered with ``answer``, scored by the task's own verifier."""
+    example = get_task(task).rows(1, seed=0)[0]
     completion = "<think>\nfill the blanks\n</think>" + answer
-    verdict = get_verifier("sudoku").verify(completion, example)
-    return {"key": "sudoku-1", "model": "m", "row_id": example["id"], "row": example, "budget": 16, "sample": 0,
+    verdict = get_verifier(task).verify(completion, example)
+    return {"key": f"{task}-1", "model": "m", "row_id": example["id"], "row": example, "budget": 16, "sample": 0,
             "mode": "cap", "prompt": example["question"], "completion": completion, "answer": answer,
-            "forced_spans": [], "thinking_tokens": 4, "capped": False, "task": {"name": "sudoku"},
+            "forced_spans": [], "thinking_tokens": 4, "capped": False, "task": {"name": task},
             "verdict": verdict.to_dict(), "score": -4.0, "scheme": "default"}
+
+
+def sudoku_row(answer_grid: str) -> dict:
+    """A scored sudoku row whose answer is ``answer_grid``."""
+    shown = "\n".join(" ".join(answer_grid[r * 4:(r + 1) * 4]) for r in range(4))
+    return puzzle_row("sudoku", f"\nThe completed grid:\n{shown}")
 
 
 def crossword_row() -> dict:
-    """A scored crossword row whose grid has one wrong letter (the verifier's own verdict)."""
-    example = get_task("crossword").rows(1, seed=0)[0]
-    rows = list(example["solution"])
+    """A scored crossword row whose grid has one wrong letter."""
+    rows = list(get_task("crossword").rows(1, seed=0)[0]["solution"])
     rows[1] = ("E" if rows[1][0] != "E" else "O") + rows[1][1:]
-    answer = "\n" + "\n".join(rows)
-    completion = "<think>\nclues first\n</think>" + answer
-    verdict = get_verifier("crossword").verify(completion, example)
-    return {"key": "crossword-1", "model": "m", "row_id": example["id"], "row": example, "budget": 16, "sample": 0,
-            "mode": "cap", "prompt": example["question"], "completion": completion, "answer": answer,
-            "forced_spans": [], "thinking_tokens": 3, "capped": False, "task": {"name": "crossword"},
-            "verdict": verdict.to_dict(), "score": -4.0, "scheme": "default"}
+    return puzzle_row("crossword", "\n" + "\n".join(rows))
 
 
 @pytest.fixture(scope="module")
