@@ -248,6 +248,10 @@ def _problem(task: str, row: dict) -> dict:
     for key in ("puzzle", "solution", "grid", "size"):
         if key in example:
             problem[key] = example[key]
+    if "puzzle" in example:  # a sudoku's boxes: 6x6 has 2x3 boxes, so the side's square root will not do
+        from verifiers.sudoku import BOX_SHAPES
+
+        problem["box"] = BOX_SHAPES.get(example.get("size") or round(len(example["puzzle"]) ** 0.5))
     if "answerable" in example:
         problem["answerable"] = example["answerable"]
     return problem

@@ -86,6 +86,18 @@ def test_forced_spans_are_browser_string_offsets_past_astral_characters(tmp_path
     assert as_js[2 * trace["ans"]:].decode("utf-16-le") == row["answer"]
 
 
+def test_a_sudoku_carries_its_box_shape_for_the_grid(tmp_path):
+    rows = []
+    for size in (4, 6, 9):
+        example = get_task("sudoku", size=size).rows(1, seed=0)[0]
+        rows.append({"key": f"s{size}", "model": "m", "row_id": example["id"], "row": example, "budget": 0,
+                     "sample": 0, "mode": "cap", "completion": "", "thinking_tokens": 0, "capped": True, "task": {"name": "sudoku"},
+                     "verdict": {"outcome": "unparsed", "hedged": False}, "score": -4.0, "scheme": "default"})
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    problems = report_data([read_run(tmp_path)])["problems"]
+    assert [list(p["box"]) for p in problems] == [[2, 2], [2, 3], [3, 3]]  # 6x6: boxes of 2 rows by 3 columns
+
+
 def test_no_text_in_a_trace_can_close_the_pages_script(sweep_dir, tmp_path):
     path = next(sweep_dir.glob("rows*.jsonl"))
     rows = [json.loads(line) for line in path.read_text().splitlines()]
@@ -213,6 +225,9 @@ def test_the_page_filters_opens_traces_with_forcing_marked_and_draws_grids(brows
     page.locator("#trace-table tbody tr").first.click()
     assert page.locator("#detail table.grid").count() == 2  # the answer beside the solution
     assert page.locator("#detail table.grid td.bad").count() == 2  # exactly the two swapped cells
+    answer_grid = page.locator("#detail table.grid").first
+    # 2x2 boxes: a thick line right of column 2 in each of 4 rows, and below row 2 in each of 4 columns
+    assert answer_grid.locator("td.box-right").count() == 4 and answer_grid.locator("td.box-bottom").count() == 4
     page.locator("#detail table.grid").first.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "report-sudoku.png"))
 
