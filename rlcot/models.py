@@ -21,7 +21,9 @@ the dtype it did.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -176,26 +178,108 @@ def load_policy(
     ``auto`` chose what it did, call ``resolve_dtype`` first and pass its choice here.
     """
     device = device or default_device()
-    dtype = resolve_dtype("auto" if dtype is None else dtype, device).dtype
+    name_or_path = str(name_or_path)
     if name_or_path in BUILTIN_MODELS:
         path = ensure_builtin_cached(name_or_path)
-    elif Path(name_or_path).expanduser().is_dir():
-        path = Path(name_or_path).expanduser()
     else:
-        path = name_or_path
-    try:
-        tokenizer, model = _from_pretrained(str(path), dtype, local_files_only=True)
-    except OSError:
-        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-            raise _unloadable(name_or_path, "HF_HUB_OFFLINE is set and the local HF cache has no copy") from None
+        path = local_model_dir(name_or_path)
+    dtype = resolve_dtype("auto" if dtype is None else dtype, device).dtype
+    if path is not None:
+        check_model_dir(path)
         try:
-            tokenizer, model = _from_pretrained(str(path), dtype, local_files_only=False)
-        except OSError as err:
-            raise _unloadable(name_or_path, f"the hub is unreachable or has no such id: {err.__class__.__name__}") from None
+            tokenizer, model = _from_pretrained(str(path), dtype, local_files_only=True)
+        except Exception as err:  # noqa: BLE001 - the files are there but do not load (corrupt, mismatched)
+            said = " ".join(str(err).split())
+            said = said if len(said) <= 300 else said[:297] + "..."
+            raise ValueError(f"cannot load the model in {path} ({err.__class__.__name__}: {said}); re-save it "
+                             "with save_pretrained, or pass another directory") from None
+    else:
+        tokenizer, model = _from_hub(name_or_path, dtype)
     model.to(device).eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+# A repo id as the hub accepts one: "name" or "owner/name", word characters, '-' and '.'.
+HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
+                   "spiece.model")
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
+NOT_WEIGHTS = {"training_args.bin", "optimizer.bin", "scheduler.bin"}  # a Trainer's checkpoint holds these too
+
+
+def local_model_dir(name_or_path: str) -> Path | None:
+    """The directory ``name_or_path`` names, or None for a hub id; ValueError where it is neither.
+
+    A name that exists is a local path; one that does not exist is a hub id only if
+    it reads as one (``owner/name``), so a mistyped ``./runs/x`` says it does not
+    exist instead of asking the hub.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ValueError(f"model {name_or_path!r} is a file, not a model directory; pass the directory "
+                         "holding its config.json, weights and tokenizer files")
+    if HUB_ID.match(name_or_path) and ".." not in name_or_path and "--" not in name_or_path:
+        return None
+    raise ValueError(f"model {name_or_path!r}: no such directory ({path.absolute()}); check the path, or "
+                     f"pass a built-in name ({', '.join(BUILTIN_MODELS)}) or a hub id (owner/name)")
+
+
+def check_model_dir(path: str | Path) -> None:
+    """ValueError, naming what is missing or broken and the fix, where ``path`` is no loadable model directory.
+
+    transformers' own errors for these name something else: a broken config.json
+    reads as "not a local directory", a directory without tokenizer files as a
+    missing sentencepiece install.
+    """
+    from .runinfo import checkpoints, is_training_run, run_without_weights
+
+    path = Path(path)
+    config = path / "config.json"
+    if (path / "adapter_config.json").is_file() and not config.is_file():
+        return  # a PEFT adapter: transformers loads its base (with peft installed) and says what is wrong
+    if not config.is_file():
+        found = checkpoints(path)
+        if found:
+            raise ValueError(f"{path} is a training run without final weights, not a model; pass one of its "
+                             f"checkpoints (e.g. {found[-1][1]})")
+        if is_training_run(path):
+            raise run_without_weights(path)
+        raise ValueError(f"{path} has no config.json, so it is not a model directory; pass the directory that "
+                         "save_pretrained wrote (config.json, weights, tokenizer files)")
+    try:
+        values = json.loads(config.read_bytes())
+    except (ValueError, UnicodeDecodeError) as err:
+        where = f" at line {err.lineno}, column {err.colno}" if isinstance(err, json.JSONDecodeError) else ""
+        raise ValueError(f"{config} is not valid JSON ({getattr(err, 'msg', err)}{where}); fix it, or re-save "
+                         "the model with save_pretrained") from None
+    if not isinstance(values, dict) or "model_type" not in values:
+        raise ValueError(f"{config} has no model_type, so transformers cannot tell which model it is; re-save "
+                         "the model with save_pretrained")
+    missing = []
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        missing.append(f"no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...)")
+    if not any(file.name not in NOT_WEIGHTS for pattern in WEIGHT_PATTERNS for file in path.glob(pattern)):
+        missing.append(f"no weights ({'/'.join(WEIGHT_PATTERNS[:2])})")
+    if missing:
+        raise ValueError(f"{path} has {' and '.join(missing)}; save the model there with model.save_pretrained "
+                         "and tokenizer.save_pretrained, or pass a complete model directory")
+
+
+def _from_hub(name: str, dtype):
+    """A hub id: the local HF cache first, then the hub unless ``HF_HUB_OFFLINE`` forbids it."""
+    try:
+        return _from_pretrained(name, dtype, local_files_only=True)
+    except OSError:
+        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+            raise _unloadable(name, "HF_HUB_OFFLINE is set and the local HF cache has no copy") from None
+        try:
+            return _from_pretrained(name, dtype, local_files_only=False)
+        except OSError as err:
+            raise _unloadable(name, f"the hub is unreachable or has no such id: {err.__class__.__name__}") from None
 
 
 def _from_pretrained(path: str, dtype, local_files_only: bool):

@@ -28,10 +28,11 @@ file, or the hub where one is reachable), ``sudoku``, ``crossword``, and
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from verifiers.sections import last_boxed
 
@@ -87,12 +88,35 @@ class Task:
     def question(self, row: dict) -> str:
         return row["question"]
 
+    def origins(self, rows: Sequence[dict]) -> list[str]:
+        """Where each row comes from, for messages about it: ``id 'x'`` here (a file task adds ``FILE:LINE``)."""
+        return [f"id {row.get('id')!r}" for row in rows]
+
     def gold_answer(self, row: dict) -> str:
-        """The answer section a perfect model writes for ``row`` (contract tests, SFT data)."""
+        """The answer section a perfect model writes for ``row`` (contract tests, SFT data).
+
+        The gold is a plain value, GSM8K's ``#### x``, or a MATH solution, whose boxes the
+        math verifier reads as the gold (``verifiers.math.gold_parts``); boxing the
+        whole solution would make a second, different answer.
+        """
         if row.get("answerable", True) is False:
             return "\\boxed{IDK}"
+        if "answer" not in row:
+            raise ValueError("the row has no 'answer'; add its gold answer, or mark it answerable: false")
         answer = row["answer"]
-        gold = answer.split("####")[-1].strip().replace(",", "") if "####" in answer else answer
+        if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+            kind = "null" if answer is None else type(answer).__name__
+            raise ValueError(f"the row's answer is {answer!r} ({kind}); give the gold as a string "
+                             "or a number, or mark the row answerable: false")
+        answer = str(answer)
+        if "####" in answer:
+            gold = answer.split("####")[-1].strip().replace(",", "")
+        elif last_boxed(answer) is not None:
+            from verifiers.math import gold_answer
+
+            gold = gold_answer(row)
+        else:
+            gold = answer
         return f"The final answer is \\boxed{{{gold}}}."
 
     def worked_thought(self, row: dict) -> str | None:
@@ -257,15 +281,49 @@ class JsonlTask(Task):
     def rows(self, n: int, seed: int = 0) -> list[dict]:
         """The first n rows in file order (``seed`` only seeds sampling)."""
         _check_n(n)
+        return [row for _, row in itertools.islice(self._numbered_rows(), n)]
+
+    def origins(self, rows: Sequence[dict]) -> list[str]:
+        """``FILE:LINE (id 'x')`` for each row of this file (found by its id, unique in the file)."""
+        wanted = {str(row.get("id")) for row in rows}
+        lines: dict[str, int] = {}
+        try:
+            for number, row in self._numbered_rows():
+                if str(row["id"]) in wanted:
+                    lines[str(row["id"])] = number
+                    if len(lines) == len(wanted):
+                        break
+        except ValueError:  # a bad line past the rows asked about (rows() stops before it)
+            pass
+        path, plain = self._file(), Task.origins(self, rows)
+        return [f"{path}:{lines[str(row.get('id'))]} ({where})" if str(row.get("id")) in lines else where
+                for row, where in zip(rows, plain)]
+
+    def _numbered_rows(self) -> Iterator[tuple[int, dict]]:
+        """``(line, row)`` in file order, each row with its id: its own, or ``PREFIX-LINE``.
+
+        Ids must be unique: a row is stored and resumed by its id, so a second row
+        with the first one's id would be scored against the first one's gold.
+        """
         path = self._file()
-        rows = []
+        prefix = self._id_prefix(path)
+        seen: dict[str, int] = {}
         for number, row, error in read_jsonl(path, required=("question",)):
             if error:
                 raise ValueError(f"{path}:{number}: {error}; fix the line or remove it")
-            rows.append({**row, "id": row.get("id", f"{self.id_prefix or path.stem}-{number}")})
-            if len(rows) == n:
-                break
-        return rows
+            row_id = row.get("id", f"{prefix}-{number}")
+            if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or row_id == "":
+                raise ValueError(f"{path}:{number}: id {row_id!r} is not a non-empty string or an integer; "
+                                 "fix it or drop the id field (the row is then named by its line)")
+            first = seen.setdefault(str(row_id), number)
+            if first != number:
+                generated = "" if "id" in row else f" (line {number} has no id, so it is named {prefix}-{number})"
+                raise ValueError(f"{path}: id {str(row_id)!r} on lines {first} and {number}{generated}; "
+                                 "ids must be unique: rename one or drop the id field")
+            yield number, {**row, "id": row_id}
+
+    def _id_prefix(self, path: Path) -> str:
+        return self.id_prefix or path.stem
 
     @property
     def offers_abstention(self) -> bool:
@@ -305,10 +363,13 @@ class GSM8KTask(JsonlTask):
         return bool(self.path) and JsonlTask.offers_abstention.fget(self)
 
     def rows(self, n: int, seed: int = 0) -> list[dict]:
-        if not self.path:
-            return self._hub_rows(n)
-        # ids name the split's file, so train and test rows never share one
-        return JsonlTask.rows(replace(self, id_prefix=f"gsm8k-{Path(self.path).stem}"), n, seed)
+        return JsonlTask.rows(self, n, seed) if self.path else self._hub_rows(n)
+
+    def origins(self, rows: Sequence[dict]) -> list[str]:
+        return JsonlTask.origins(self, rows) if self.path else Task.origins(self, rows)
+
+    def _id_prefix(self, path: Path) -> str:
+        return f"gsm8k-{path.stem}"  # ids name the split's file, so train and test rows never share one
 
     def _hub_rows(self, n: int) -> list[dict]:
         try:

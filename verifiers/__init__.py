@@ -65,12 +65,18 @@ def available() -> list[str]:
 
 def _load(spec: str, name: str):
     module_name, _, attr = spec.rpartition(":")
+    if not module_name or not attr:
+        raise ValueError(f"verifier {name!r} names no {'module' if not module_name else 'attribute'}; "
+                         "write module.path:attr or path/to/file.py:attr")
     if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
-        module = _load_file(module_name, name)
+        module, where = _load_file(module_name, name), f"file {module_name!r}"
     else:
-        module = _import(module_name, name)
+        module, where = _import(module_name, name), f"module {module_name!r}"
     if not hasattr(module, attr):
-        raise ValueError(f"verifier {name!r}: module {module_name!r} has no attribute {attr!r}")
+        found = sorted(key for key, value in vars(module).items() if not key.startswith("_") and callable(value)
+                       and getattr(value, "__module__", None) == module.__name__)
+        offer = f"it defines {', '.join(found[:10])}" if found else "it defines no function or class"
+        raise ValueError(f"verifier {name!r}: {where} has no attribute {attr!r}; {offer}")
     return getattr(module, attr)
 
 
@@ -78,19 +84,31 @@ def _import(module_name: str, name: str):
     """Import ``module_name``; like uvicorn and gunicorn, a module not found is looked for in the working directory.
 
     The working directory is not on ``sys.path`` for an installed console script
-    (``rlcot``), so ``mycheck.py`` beside the user would otherwise be invisible.
+    (``rlcot``), so ``mycheck.py`` beside the user would otherwise be invisible. Any
+    failure, the module's own code raising included, is one ValueError line: the
+    user's module is input, and a traceback through importlib says less than its name.
     """
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         cwd = os.getcwd()
+        if err.name is not None and not _is_prefix(err.name, module_name):  # the module's own import failed
+            raise ValueError(f"verifier {name!r}: module {module_name!r} imports {err.name!r}, which is not "
+                             f"installed; install it, or drop that import") from None
         if err.name != module_name.split(".")[0] or cwd in sys.path or "" in sys.path:
             raise ValueError(f"verifier {name!r}: cannot import module {module_name!r} ({err}); check the path, "
                              f"or pass a file: ./{module_name.replace('.', '/')}.py:ATTR") from None
         sys.path.insert(0, cwd)
         return _import(module_name, name)
-    except ImportError as err:
-        raise ValueError(f"verifier {name!r}: cannot import module {module_name!r} ({err}); check the path") from None
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - the module's own code raised (SyntaxError, sys.exit)
+        raise ValueError(f"verifier {name!r}: importing module {module_name!r} raised "
+                         f"{type(err).__name__}: {err}; fix the module (`python -c 'import {module_name}'` "
+                         "shows the traceback)") from None
+
+
+def _is_prefix(missing: str, module_name: str) -> bool:
+    """Whether the module not found is ``module_name`` or a package on its way (``a`` or ``a.b`` of ``a.b.c``)."""
+    return module_name == missing or module_name.startswith(missing + ".")
 
 
 def _load_file(file: str, name: str):
@@ -104,13 +122,16 @@ def _load_file(file: str, name: str):
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, resolved)
+    if spec is None:
+        raise ValueError(f"verifier {name!r}: {file} is not a Python file; give a .py file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # before running it, so dataclasses and pickling can find it
     try:
         spec.loader.exec_module(module)
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - a script's sys.exit() must not end rlcot either
         del sys.modules[module_name]
-        raise ValueError(f"verifier {name!r}: {file} failed to load ({type(err).__name__}: {err})") from None
+        raise ValueError(f"verifier {name!r}: {file} failed to load ({type(err).__name__}: {err}); fix the file "
+                         f"(`python {file}` shows the traceback)") from None
     return module
 
 

@@ -19,8 +19,10 @@ reasoning-gym: no partial credit and no score floor leak into this scheme.
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from .sections import last_boxed, strip_text_commands
 
@@ -118,6 +120,21 @@ class HedgeScheme:
     wrong_hedged: float = -2.0
     wrong: float = -4.0
     unparsed: float | None = None  # None: scored as wrong (hedged or not)
+
+    def __post_init__(self):
+        # NaN or an infinity would flow through every mean: "mean score +nan", NaN in the results' JSON.
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if value is None and spec.name == "unparsed":
+                continue
+            example = (f"write e.g. '{spec.name}: {spec.default}'" if spec.default is not None
+                       else f"write e.g. '{spec.name}: -4.0', or leave it out to score it as wrong")
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"scheme field {spec.name!r} is {value!r} ({type(value).__name__}), but scheme "
+                                 f"values must be numbers; {example}")
+            if not math.isfinite(value):
+                raise ValueError(f"scheme field {spec.name!r} is {value!r}, but scheme values must be finite; "
+                                 f"{example}")
 
     def score(self, verdict) -> float:
         outcome = verdict.outcome
