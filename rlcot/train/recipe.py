@@ -7,6 +7,12 @@ are checked here with errors that name the key, the bad value and the fix. The
 ``grpo:`` block goes verbatim to ``trl.GRPOConfig`` so TRL validates it itself; we
 only add defaults that a small CPU run needs (``grpo_config``) and say which.
 
+TRL checks types and a few combinations but almost no ranges: ``max_steps: -5``
+trains three epochs, ``learning_rate: .nan`` trains to NaN weights. So one check
+here rejects NaN and infinity in every number of the recipe (``1e999`` reads as
+inf), and ``TRAINING_RANGES`` bounds the TRL keys whose out-of-range values have no
+meaning; both run when the recipe loads, long before a model does.
+
 YAML trap: PyYAML follows YAML 1.1, where ``1e-4`` is a *string* (1.1 floats need a
 dot: ``1.0e-4``). A learning rate as a string passes TRL's config and fails much
 later in the optimizer, so recipes and ``--set`` values are read with a loader that
@@ -20,15 +26,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import re
 import types
 import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
+
+from ..files import read_text
 
 CPU_DEFAULTS = {"use_cpu": True}  # without it TRL's bf16=True default fails on CPU; bf16 is chosen by measuring
 BF16_MIN_SPEEDUP = 2.0  # train under bf16 autocast on CPU only where its matmuls are at least this much faster
@@ -118,7 +127,7 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
         if not path.is_file():
             raise ValueError(f"recipe {str(path)!r} does not exist; give a YAML file, e.g. recipes/arith-grpo-cpu.yaml")
         try:
-            values = yaml.load(path.read_text(), Loader=_Loader)
+            values = yaml.load(read_text(path, "recipe"), Loader=_Loader)
         except yaml.YAMLError as err:
             raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
         if values is not None and not isinstance(values, dict):
@@ -238,6 +247,7 @@ def check_recipe(recipe: Recipe) -> None:
     """Raise ValueError on the first value that cannot work; resolves names, loads nothing."""
     from rlcot.tasks import get_task
 
+    _check_finite(resolved(recipe), "")
     if not recipe.model.strip():
         raise ValueError("model is empty; give a built-in name (smollm2-135m), a local directory or a hub id")
     if not recipe.tasks:
@@ -271,9 +281,12 @@ def check_recipe(recipe: Recipe) -> None:
         lora_config(recipe)
     if recipe.sft_warmup is not None:
         _check_sft_warmup(recipe.sft_warmup)
+    if not 0 <= recipe.seed < 2**32:  # numpy's seed range; TRL seeds numpy with it
+        raise ValueError(f"seed={recipe.seed!r} must be between 0 and 2**32 - 1; fix the recipe or --set seed=0")
     for key in ("seed", "output_dir"):
         if key in recipe.grpo:
             raise ValueError(f"grpo.{key} duplicates the recipe's top-level {key}; set {key}: at the top level")
+    check_ranges(recipe.grpo, "grpo")
 
 
 def _check_reward(reward: RewardSpec, where: str) -> None:
@@ -301,6 +314,85 @@ def _at_least(where: str, value: float, low: float) -> None:
         raise ValueError(f"{where}={value!r} must be at least {low}")
 
 
+def _check_finite(value: Any, where: str) -> None:
+    """NaN or infinity anywhere in ``value`` (nested blocks and lists included) is an error naming its key."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}={value!r} is not a finite number; give a finite value in the recipe "
+                         f"or --set {where}=...")
+    if isinstance(value, (list, tuple)):
+        value = dict(enumerate(value))
+    for key, item in value.items() if isinstance(value, dict) else ():
+        _check_finite(item, _join(where, key))
+
+
+_ABOVE_0 = (lambda v: v > 0, "above 0")
+_AT_LEAST_0 = (lambda v: v >= 0, "at least 0")
+_AT_LEAST_1 = (lambda v: v >= 1, "at least 1")
+_SHARE = (lambda v: 0 <= v <= 1, "between 0 and 1")
+# TRL keys (GRPOConfig, SFTConfig and their transformers.TrainingArguments) whose out-of-range values TRL
+# accepts (checked on TRL 1.16 / transformers 5.23) and that then fail late or train something else.
+# Keys TRL already bounds (warmup_steps, torch_empty_cache_steps) are left to it.
+TRAINING_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    # TRL trains num_train_epochs whenever max_steps < 1: -5 once meant ~768 steps
+    "max_steps": (lambda v: v == -1 or v >= 1, "at least 1, or -1 to train num_train_epochs instead"),
+    "num_train_epochs": _ABOVE_0,
+    "learning_rate": _AT_LEAST_0,
+    "per_device_train_batch_size": _AT_LEAST_1,
+    "per_device_eval_batch_size": _AT_LEAST_1,
+    "gradient_accumulation_steps": _AT_LEAST_1,
+    "logging_steps": _ABOVE_0,  # below 1: a share of the run's steps
+    "save_steps": _ABOVE_0,
+    "eval_steps": _ABOVE_0,
+    "save_total_limit": _AT_LEAST_0,
+    "weight_decay": _AT_LEAST_0,
+    "max_grad_norm": _AT_LEAST_0,  # 0 turns clipping off
+    "adam_beta1": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
+    "adam_beta2": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
+    "adam_epsilon": _AT_LEAST_0,
+    "dataloader_num_workers": _AT_LEAST_0,
+    "eval_delay": _AT_LEAST_0,
+    # TRL refuses 1 itself, in these words; 0 and below fail first as "integer modulo by zero" or as a
+    # divisibility error
+    "num_generations": (lambda v: v >= 1, "at least 2 (GRPO compares completions of one prompt)"),
+    "num_generations_eval": (lambda v: v >= 2, "at least 2"),
+    "generation_batch_size": _AT_LEAST_1,
+    "steps_per_generation": _AT_LEAST_1,
+    "num_iterations": _AT_LEAST_1,
+    "max_completion_length": _AT_LEAST_1,
+    "temperature": (lambda v: v > 0, "above 0 (logits are divided by it)"),
+    "top_p": (lambda v: 0 < v <= 1, "above 0 and at most 1"),
+    "top_k": (lambda v: v >= 0, "at least 0 (0 turns it off)"),
+    "min_p": _SHARE,
+    "repetition_penalty": _ABOVE_0,
+    "beta": _AT_LEAST_0,
+    "epsilon": _AT_LEAST_0,
+    "epsilon_high": _AT_LEAST_0,
+    "delta": _ABOVE_0,
+    "top_entropy_quantile": _SHARE,
+    "vllm_gpu_memory_utilization": (lambda v: 0 < v <= 1, "above 0 and at most 1"),
+    "num_completions_to_print": _AT_LEAST_0,
+    "ref_model_mixup_alpha": _SHARE,
+    "ref_model_sync_steps": _AT_LEAST_1,
+    "vllm_importance_sampling_clip_min": _AT_LEAST_0,
+    "vllm_importance_sampling_clip_max": _AT_LEAST_0,
+    "max_tool_calling_iterations": _AT_LEAST_0,
+}
+LORA_RANGES = {"r": _AT_LEAST_1, "lora_dropout": (lambda v: 0 <= v < 1, "at least 0 and below 1")}
+
+
+def check_ranges(values: dict, where: str, ranges: dict = TRAINING_RANGES) -> None:
+    """NaN/infinity anywhere in ``values``, and a number outside its key's range in ``ranges``: ValueError.
+
+    Values of another type pass: the type checks (``_check_trl_type``, TRL's own) name them.
+    """
+    _check_finite(values, where)
+    for key, value in values.items():
+        if key in ranges and isinstance(value, (int, float)) and not isinstance(value, bool):
+            holds, phrase = ranges[key]
+            if not holds(value):
+                raise ValueError(f"{where}.{key}={value!r} must be {phrase}; fix the recipe or --set {where}.{key}=...")
+
+
 def lora_config(recipe: Recipe):
     """``peft.LoraConfig(**recipe.peft)``, or None for a full fine-tune; errors name ``peft.KEY``."""
     if recipe.peft is None:
@@ -313,6 +405,7 @@ def lora_config(recipe: Recipe):
             close = did_you_mean(str(key), names)
             hint = close or f"; LoraConfig takes {', '.join(sorted(names))}"
             raise ValueError(f"unknown key peft.{key}: peft.LoraConfig does not accept it{hint}")
+    check_ranges(recipe.peft, "peft", LORA_RANGES)  # PEFT takes r: 0 and fails once the model is loaded
     try:
         return LoraConfig(**recipe.peft)
     except (ValueError, TypeError) as err:
@@ -330,6 +423,7 @@ def _check_sft_warmup(options: dict) -> None:
         if key not in names:
             raise ValueError(f"unknown key sft_warmup.{key}{did_you_mean(str(key), names)}; "
                              "use steps or a trl.SFTConfig field (learning_rate, ...)")
+    check_ranges(options, "sft_warmup")
     if "steps" in options:
         steps = options["steps"]
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
@@ -366,6 +460,7 @@ def grpo_config(recipe: Recipe, device: str = "cpu", output_dir: str | None = No
     hints = typing.get_type_hints(GRPOConfig)
     for key, value in recipe.grpo.items():
         _check_trl_type(key, value, hints.get(key))
+    check_ranges(recipe.grpo, "grpo")
     ours, notes = _trl_defaults(recipe, device)
     base = {**ours, "output_dir": output_dir or recipe.output_dir, "seed": recipe.seed}
     try:

@@ -39,6 +39,7 @@ from typing import Callable
 from transformers import TrainerCallback
 
 from ..generation import Budget
+from ..jsonl import complete_rows, parse_line, repair_tail
 from ..records import Scorer
 from ..tasks import Task, get_task
 from ..thinking import ThinkingProtocol
@@ -200,33 +201,30 @@ def _warn(message: str) -> None:
 
 def run_training(recipe, output_dir: str | Path | None = None, resume: bool = False, device: str | None = None,
                  warn: Callable[[str], None] | None = None) -> dict:
-    """Train ``recipe`` into ``output_dir``: budget curves before and after, TRL's loop, a summary."""
+    """Train ``recipe`` into ``output_dir``: budget curves before and after, TRL's loop, a summary.
+
+    Everything that can be checked without the model is checked first (``preflight``),
+    and the run directory's ``run.json`` and logs are rewritten only once TRL has loaded
+    the checkpoint (``RunStart``): a resume that fails leaves the directory as it was.
+    """
     import torch
 
     from ..models import default_device, load_policy
     from ..runinfo import run_info
+    from .preflight import preflight
     from .recipe import grpo_config, resolved
 
+    point = preflight(recipe, output_dir, resume)
     output_dir = Path(output_dir or recipe.output_dir)
     device = device or default_device()
     config, notes = grpo_config(recipe, device=device, output_dir=str(output_dir))
-    policy, sft_dir = recipe.model, output_dir / SFT_MODEL_DIR
-    warmed = recipe.sft_warmup is not None and is_saved_model(sft_dir)
-    start = last_checkpoint(output_dir) if resume else None
-    if resume and start is None and not warmed:
-        raise ValueError(f"--resume: {output_dir} holds no checkpoint-N to resume (nor a finished SFT warm-up); "
-                         "drop --resume to start afresh")
+    start, sft_dir = (point.checkpoint if point else None), output_dir / SFT_MODEL_DIR
     output_dir.mkdir(parents=True, exist_ok=True)
-    if resume and recipe.sft_warmup is not None:  # the adapters and checkpoints build on the warmed-up model
-        if not warmed:
-            raise ValueError(f"--resume: {sft_dir} is missing, the SFT warm-up's model this run's checkpoints "
-                             "build on; drop --resume to start afresh")
-        policy = str(sft_dir)
-    model, tokenizer = load_policy(policy, device=device, dtype=torch.float32 if device == "cpu" else "auto")
+    model, tokenizer = load_policy(point.policy if point else recipe.model, device=device,
+                                   dtype=torch.float32 if device == "cpu" else "auto")
     protocol = ThinkingProtocol()
     data = build_data(recipe, tokenizer, protocol)
     info = run_info({"recipe": resolved(recipe), "grpo": config.to_dict(), "notes": notes})
-    (output_dir / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     log = RunLog(output_dir, warn)
     evals = EvalCurves(recipe, tokenizer, output_dir)
     main = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch, one process evaluates and writes
@@ -244,22 +242,36 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
         # LoRA adapters saved from here on name their base by this path (PEFT reads name_or_path),
         # so `rlcot sweep RUN_DIR` merges each checkpoint into the warmed-up model, not the original
         model.name_or_path = model.config._name_or_path = str(sft_dir.resolve())
+    begin = RunStart(output_dir, info, point.step if point else 0)
     with _quiet_checkpointing_warnings():
-        trainer = build_trainer(recipe, config, model, tokenizer, output_dir, protocol, data, callbacks=[log, evals])
-    main = trainer.accelerator.is_main_process
-    if main:  # steps after the checkpoint (all of them, from the warm-up or afresh) are done again
-        _forget_after(output_dir, int(start.name.removeprefix("checkpoint-")) if start is not None else 0)
-    with _quiet_checkpointing_warnings():
+        trainer = build_trainer(recipe, config, model, tokenizer, output_dir, protocol, data,
+                                callbacks=[begin, log, evals])
         trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
     trainer.save_model(str(output_dir))
     trainer.save_state()  # trainer_state.json beside the final weights: their step, the LR schedule
-    if not main:
+    if not trainer.accelerator.is_main_process:
         return {"steps": trainer.state.global_step, "start": {}, "end": {}, "warnings": [], "eval": {}}
     evals.curve(trainer.accelerator.unwrap_model(trainer.model), f"step {trainer.state.global_step}",
-                    step=trainer.state.global_step)
+                step=trainer.state.global_step)
     summary = summarize(output_dir, log.warnings)
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+class RunStart(TrainerCallback):
+    """Writes ``run.json`` and drops the log lines after ``step`` once training begins.
+
+    TRL calls ``on_train_begin`` after it has loaded the checkpoint's weights, trainer
+    state, optimizer and scheduler, so a resume that cannot load them rewrites nothing.
+    """
+
+    def __init__(self, output_dir: Path, info: dict, step: int):
+        self.output_dir, self.info, self.step = Path(output_dir), info, step
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            (self.output_dir / "run.json").write_text(json.dumps(self.info, indent=2, default=str) + "\n")
+            _forget_after(self.output_dir, self.step)
 
 
 @contextlib.contextmanager
@@ -334,17 +346,48 @@ def last_checkpoint(output_dir: Path) -> Path | None:
     return None
 
 
+RUN_LOGS = ("metrics.jsonl", "traces.jsonl")  # append-only, one JSON object with its "step" a line
+_LOG_LINE = "a log line with a whole-number step"
+_LOG_FIX = "the run's logs are damaged: delete the line, or drop --resume and start afresh"
+
+
+def _is_log_row(row: dict) -> bool:
+    return isinstance(row.get("step"), int) and not isinstance(row.get("step"), bool)
+
+
+def check_run_logs(output_dir: Path) -> None:
+    """Raise where ``_forget_after`` would, reading only: a bad line before a log's last one is damage.
+
+    The last line may be torn (a run killed mid-write); ``_forget_after`` cuts it
+    (``rlcot.jsonl.repair_tail``) when the resumed training begins.
+    """
+    for name in RUN_LOGS:
+        path = Path(output_dir) / name
+        if not path.is_file():
+            continue
+        lines = path.read_bytes().split(b"\n")
+        for number, raw in enumerate(lines[:-2], 1):  # the last line and the text after the last newline may be torn
+            if raw.strip():
+                row, error = parse_line(raw)
+                if error is not None or not _is_log_row(row):
+                    raise ValueError(f"{path}:{number}: not {_LOG_LINE} ({error or 'no step'}); {_LOG_FIX}")
+
+
 def _forget_after(output_dir: Path, step: int) -> None:
     """Drop log lines of steps after ``step`` (where a resume starts) and the rollouts generated for them.
 
     A rollout is stamped with the steps done when it was generated, so the one for step
     ``step + 1`` carries ``step``: rollouts are kept below ``step``, log lines up to it.
+    From step 0 (a fresh run, or GRPO afresh on a finished warm-up) nothing is kept, so
+    nothing is read. Otherwise a torn last line is cut (``repair_tail``) and damage
+    before it is a ValueError naming the line (``check_run_logs`` finds it before the
+    model loads).
     """
     for name, keep in (("metrics.jsonl", lambda s: s <= step), ("traces.jsonl", lambda s: s < step)):
         path = output_dir / name
         if path.exists():
-            kept = [line for line in path.read_text().splitlines() if line.strip() and keep(json.loads(line)["step"])]
-            path.write_text("".join(line + "\n" for line in kept))
+            rows = repair_tail(path, _is_log_row, _LOG_LINE, _LOG_FIX) if step > 0 else []
+            path.write_text("".join(json.dumps(row) + "\n" for row in rows if keep(row["step"])))
 
 
 def is_saved_model(path: Path) -> bool:
@@ -430,8 +473,7 @@ def summarize(output_dir: Path, warnings: list[str]) -> dict:
     from evals.sweep import load_rows
 
     output_dir = Path(output_dir)
-    logs = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines() if line.strip()] \
-        if (output_dir / "metrics.jsonl").exists() else []
+    logs = list(complete_rows(output_dir / "metrics.jsonl"))  # a torn tail (a run killed mid-write) is skipped
     steps = [line for line in logs if "reward" in line]
     keys = sorted({k for line in steps for k in line
                    if k in ("reward", "score/mean", "thinking/mean_tokens", "thinking/cap_rate")
