@@ -23,6 +23,7 @@ never merge; an unparsed sample has no key and never votes.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -65,13 +66,46 @@ class Series:
 
 
 def series_of(rows: Iterable[dict]) -> list[Series]:
-    """Rows grouped into curves, in order of first appearance (checkpoints by step)."""
+    """Rows grouped into curves, in order of first appearance (checkpoints by step).
+
+    A curve never pools rows swept with different settings (``evals.sweep.SETTINGS``:
+    task, temperature, seed, ...). A sweep refuses to write them into one directory, but
+    an older version did not: such rows are split into one curve per setting, each
+    labelled with the settings that tell them apart (``m [temperature=0.7]``).
+    """
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         label = row.get("series") or row["model"]
         groups[label + (" +Wait" if row.get("mode") == "extend" else "")].append(row)
-    ordered = sorted(groups.items(), key=lambda item: (item[1][0].get("step") is None, item[1][0].get("step") or 0))
+    split = {label + suffix: part for label, group in groups.items() for suffix, part in _by_settings(group)}
+    ordered = sorted(split.items(), key=lambda item: (item[1][0].get("step") is None, item[1][0].get("step") or 0))
     return [Series(label, tuple(group)) for label, group in ordered]
+
+
+def _by_settings(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """``[(label suffix, rows)]``: one part per setting the rows record, ``[("", rows)]`` when they agree.
+
+    Settings are compared where every row records them (an older row lacks some).
+    """
+    from .sweep import SETTING_NAMES, describe_setting, row_settings
+
+    settings = [row_settings(row) for row in rows]
+    if all(s == settings[0] for s in settings):  # the usual case, and cheap: no serialising
+        return [("", rows)]
+    shared = [name for name in settings[0] if all(name in s for s in settings)]
+    parts: dict[str, list[int]] = defaultdict(list)
+    for i, recorded in enumerate(settings):
+        parts[json.dumps([recorded[name] for name in shared], sort_keys=True, default=str)].append(i)
+    if len(parts) == 1:
+        return [("", rows)]
+    varying = [name for name in shared
+               if len({json.dumps(s[name], sort_keys=True, default=str) for s in settings}) > 1]
+    out = []
+    for members in parts.values():
+        first = settings[members[0]]
+        named = ", ".join(f"{SETTING_NAMES.get(n, n)}={describe_setting(n, first[n])}" for n in varying)
+        out.append((f" [{named}]", [rows[i] for i in members]))
+    return out
 
 
 def is_correct(row: dict) -> bool:
@@ -288,7 +322,6 @@ def plot_runs(rows: Sequence[dict], out_dir, scheme: str = "default", fit: bool 
     were swept) and ``model_size`` (when models of several sizes were), each as PNG,
     SVG and CSV.
     """
-    import json
     from pathlib import Path
 
     from . import plots
@@ -412,8 +445,6 @@ def _size_plot(all_series: list[Series], points: list[Point], out_dir) -> list:
 
 def _trainer_state(run_dir) -> dict | None:
     """The run's ``trainer_state.json``: at its top level, else in its latest checkpoint."""
-    import json
-
     from rlcot.runinfo import checkpoints
 
     candidates = [run_dir / "trainer_state.json"] + [path / "trainer_state.json"

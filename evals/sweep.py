@@ -19,11 +19,17 @@ Storage: one JSON line per (model, row, sample, budget), in ``DIR/rows.jsonl`` o
 decides it: the model's weights (a hash of its files), the task spec and row, the
 sample and its seed, the budget and its mode, sampling, the thinking protocol, the
 forcing settings, backend and dtype. So re-running a command does only the keys that
-are missing, and changing any setting adds rows beside the old ones, never mixing
-them. Lines are appended a (row, sample) at a time in one ``write`` of whole lines,
-then flushed and fsynced; a kill can leave only a torn last line, which the next run
-drops and redoes. Readers (``load_rows``) merge every shard file of a directory and
-keep the first line of each key.
+are missing. A directory holds rows of one setting (``SETTINGS``: task, sampling, seed,
+protocol, answer tokens, backend, dtype, scheme), since its readers draw one curve per
+model: a run whose settings differ from the rows already there is refused before it
+writes anything, while more models, budgets, rows or samples extend it. One writer per
+shard file at a time (``rlcot.jsonl.exclusive`` on ``rows.jsonl.lock``): a second run
+into the same directory stops at once instead of doing every row twice. Lines are
+appended a (row, sample) at a time in one ``write`` of whole lines, then flushed and
+fsynced; a kill can leave only a torn last line, which the next run drops and redoes.
+Readers (``load_rows``) merge every shard file of a directory and keep the first line
+of each key; a line that is not a sweep row (``ROW_FIELDS``) anywhere but the torn tail
+is damage, skipped and reported to the caller (``rlcot.jsonl.SkippedLine``).
 
 Sharding (``--shard i/n``) splits the (model, row, sample) units by a hash of their
 key, so n jobs on any scheduler each write their own file, and every reader merges
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -42,7 +49,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from rlcot.runinfo import checkpoints
+from rlcot.runinfo import checkpoints, has_final_weights, is_training_run, run_without_weights, split_run_pick
 
 ROWS_GLOB = "rows*.jsonl"
 
@@ -76,6 +83,19 @@ class SweepSpec:
     vllm_options: dict[str, Any] = field(default_factory=dict, hash=False)  # e.g. tensor_parallel_size: 4
 
     def __post_init__(self):
+        for name in ("samples", "limit", "skip", "batch_size", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name}={value!r} is not a whole number; e.g. --{name.replace('_', '-')} 4")
+        if self.max_answer_tokens is not None and (isinstance(self.max_answer_tokens, bool) or not isinstance(
+                self.max_answer_tokens, int) or self.max_answer_tokens < 1):
+            raise ValueError(f"max_answer_tokens={self.max_answer_tokens!r} is not a whole number >= 1; "
+                             "e.g. --max-answer-tokens 32, or leave it out for the task's own")
+        if not _is_number(self.temperature) or not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValueError(f"temperature={self.temperature!r} is not a finite number >= 0; "
+                             "e.g. --temperature 0 (greedy) or 0.7")
+        if not _is_number(self.top_p) or not 0 < self.top_p <= 1:  # NaN fails both comparisons
+            raise ValueError(f"top_p={self.top_p!r} is not in (0, 1]; e.g. --top-p 0.95, or 1 to keep every token")
         if not self.models:
             raise ValueError("no models to sweep; pass --model NAME (repeatable) or list them under 'models:'")
         if not self.budgets and not self.extend:
@@ -120,14 +140,21 @@ class SweepSpec:
     def from_yaml(cls, path: Path, **overrides) -> "SweepSpec":
         import yaml
 
+        from rlcot.files import read_text
+
+        text = read_text(path, "sweep spec")
         try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
+            values = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
             raise ValueError(f"{path}: cannot read the sweep spec ({err.__class__.__name__}); "
                              "write one 'key: value' per line") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path}: a sweep spec is a mapping of keys (models, task, budgets, ...)")
         return cls.from_mapping({**values, **overrides}, source=str(path))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def parse_budgets(value) -> list[int]:
@@ -160,15 +187,19 @@ class ModelRef:
 def expand_models(names: Iterable[str]) -> list[ModelRef]:
     """Each name as a model; a training run's directory as one model per ``checkpoint-N`` (and its final one).
 
-    ``RUN_DIR@last`` picks the run's final weights alone and ``RUN_DIR@N`` its step N.
+    ``RUN_DIR@last`` picks the run's final weights alone and ``RUN_DIR@N`` its step N;
+    on a directory with neither checkpoints nor final weights, either is a ``ValueError``.
+    Any other ``@`` (``org/model@main``, where no run directory is named) is part of the name.
     """
     refs = []
     for name in names:
-        run, _, pick = str(name).rpartition("@")
-        if run and checkpoints(Path(run).expanduser()):
-            refs.append(_pick_step(Path(run).expanduser(), pick))
+        picked = split_run_pick(name)  # RUN@last, RUN@N; a ValueError where RUN saved nothing yet
+        if picked:
+            refs.append(_pick_step(*picked))
             continue
         path = Path(name).expanduser()
+        if is_training_run(path) and not checkpoints(path) and not has_final_weights(path):
+            raise run_without_weights(path, name)
         if not checkpoints(path):
             refs.append(ModelRef(label=path.name if path.is_dir() else name, path=name))
             continue
@@ -180,15 +211,19 @@ def _run_steps(path: Path) -> list[ModelRef]:
     """A training run's models by step: every kept ``checkpoint-N``, then the top-level final weights if newer."""
     found = checkpoints(path)
     refs = [ModelRef(label=f"{path.name}@{step}", path=str(child), step=step, run_dir=str(path)) for step, child in found]
-    if _is_model_dir(path):  # the run's final weights, saved at its top level
-        final = _final_step(path, found[-1][0])
-        if final != found[-1][0]:
-            refs.append(ModelRef(label=f"{path.name}@{final}", path=str(path), step=final, run_dir=str(path)))
+    if has_final_weights(path):  # the run's final weights, saved at its top level
+        last = found[-1][0] if found else None
+        final = _final_step(path, last)
+        if final is None or final != last:
+            label = path.name if final is None else f"{path.name}@{final}"
+            refs.append(ModelRef(label=label, path=str(path), step=final, run_dir=str(path)))
     return refs
 
 
 def _pick_step(path: Path, pick: str) -> ModelRef:
     refs = _run_steps(path)
+    if not refs:
+        raise run_without_weights(path, f"{path}@{pick}")
     if pick == "last":
         return refs[-1]
     chosen = [ref for ref in refs if pick.isdigit() and ref.step == int(pick)]
@@ -198,23 +233,22 @@ def _pick_step(path: Path, pick: str) -> ModelRef:
     return chosen[0]
 
 
-def _is_model_dir(path: Path) -> bool:
-    return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
-
-
-def _final_step(path: Path, last_checkpoint: int) -> int:
+def _final_step(path: Path, last_checkpoint: int | None) -> int | None:
     """The step of a run's top-level weights, which a trainer saves when training ends.
 
     Its ``trainer_state.json`` says; without one, the last checkpoint's ``max_steps`` (the
-    step training ended at); without that, one step after the last checkpoint.
+    step training ended at); without that, one step after the last checkpoint (None
+    when the run kept no checkpoint either).
     """
-    for state, key in ((path / "trainer_state.json", "global_step"),
-                       (path / f"checkpoint-{last_checkpoint}" / "trainer_state.json", "max_steps")):
+    states = [(path / "trainer_state.json", "global_step")]
+    if last_checkpoint is not None:
+        states.append((path / f"checkpoint-{last_checkpoint}" / "trainer_state.json", "max_steps"))
+    for state, key in states:
         try:
             return int(json.loads(state.read_text())[key])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-    return last_checkpoint + 1
+    return None if last_checkpoint is None else last_checkpoint + 1
 
 
 def fingerprint(path: str) -> str:
@@ -319,6 +353,10 @@ class RowFile:
                 written = os.write(fd, view)
                 view = view[written:]
             os.fsync(fd)
+        except OSError as err:  # write and fsync name no file (a full disk): say which
+            if err.filename is not None:
+                raise
+            raise OSError(err.errno, err.strerror, str(self.path)) from err
         finally:
             os.close(fd)
 
@@ -327,59 +365,159 @@ def row_files(run_dir: Path) -> list[Path]:
     return sorted(p for p in Path(run_dir).glob(ROWS_GLOB) if p.is_file())
 
 
-def load_rows(run_dir: Path, scheme: str | None = None) -> list[dict]:
+def load_rows(run_dir: Path, scheme: str | None = None, skipped: list | None = None) -> list[dict]:
     """Every row of a sweep directory, shards merged, each key once (the first written).
 
     ``scheme`` picks a scoring: the sweep's own, or one written by ``rescore``
-    (``scores.NAME.jsonl``); its verdict and score replace the row's.
+    (``scores.NAME.jsonl``); its verdict and score replace the row's. Damaged lines
+    (anything but a torn last line that is not a sweep row, ``ROW_FIELDS``) are skipped
+    and handed to the caller as ``rlcot.jsonl.SkippedLine``: appended to ``skipped``, or,
+    where it is None, warned as one ``rlcot.jsonl.DamagedLinesWarning``.
     """
+    from rlcot.jsonl import describe_skipped, hand_over
+
     run_dir = Path(run_dir)
     files = row_files(run_dir)
     if not files:
-        raise ValueError(f"{run_dir} holds no sweep rows ({ROWS_GLOB}); run `rlcot sweep --out {run_dir}` first")
+        raise ValueError(_no_rows(run_dir))
+    found: list = []
     rows, seen = [], set()
     for path in files:
-        for row in _read_rows(path):
+        for row in _read_rows(path, found):
             if row["key"] not in seen:
                 seen.add(row["key"])
                 rows.append(row)
-    if scheme is None or all(row.get("scheme") == scheme for row in rows):
-        return rows
-    scores = _read_scores(run_dir, scheme)
-    missing = sum(row["key"] not in scores for row in rows)
-    if missing:
-        raise ValueError(f"scoring {scheme!r} covers {len(rows) - missing} of {len(rows)} rows in {run_dir}; "
-                         f"run `rlcot score {run_dir} --scheme {scheme}` to score the rest")
-    return [{**row, **scores[row["key"]]} for row in rows]
+    if found and not rows:
+        raise ValueError(f"{run_dir} holds no readable sweep row: {describe_skipped(found)}; "
+                         "repair or delete the file(s) and rerun the sweep")
+    if scheme is not None and not all(row.get("scheme") == scheme for row in rows):
+        scores = _read_scores(run_dir, scheme, found)
+        missing = sum(row["key"] not in scores for row in rows)
+        if missing:
+            raise ValueError(f"scoring {scheme!r} covers {len(rows) - missing} of {len(rows)} rows in {run_dir}; "
+                             f"run `rlcot score {run_dir} --scheme {scheme}` to score the rest")
+        rows = [{**row, **scores[row["key"]]} for row in rows]
+    hand_over(found, skipped)
+    return rows
+
+
+def _no_rows(run_dir: Path) -> str:
+    """Why a directory has no sweep rows, and where they are if it is a training run."""
+    eval_dirs = sorted(d for d in (run_dir / "eval").glob("*") if d.is_dir() and row_files(d))
+    if eval_dirs:
+        return (f"{run_dir} is a training run; its eval curves are in {', '.join(str(d) for d in eval_dirs)}: "
+                f"run `rlcot plot {eval_dirs[0]}` (one task), or `rlcot report {run_dir}` for the whole run")
+    if is_training_run(run_dir):
+        return (f"{run_dir} is a training run with no eval curves (eval/<task>/rows.jsonl) yet; run "
+                f"`rlcot report {run_dir}`, or sweep its checkpoints: `rlcot sweep --model {run_dir} "
+                f"--out {run_dir}-sweep`")
+    return f"{run_dir} holds no sweep rows ({ROWS_GLOB}); run `rlcot sweep --out {run_dir}` first"
 
 
 def scorings(run_dir: Path) -> list[str]:
     """The scorings a sweep directory holds: its own scheme(s) and every rescoring's name."""
-    names = {row.get("scheme", "default") for path in row_files(run_dir) for row in _read_rows(path)}
+    names = {row.get("scheme", "default") for path in row_files(run_dir) for row in _read_rows(path, [])}
     names |= {p.name[len("scores."):-len(".jsonl")] for p in Path(run_dir).glob("scores.*.jsonl")}
     return sorted(names)
 
 
-def _read_rows(path: Path) -> Iterable[dict]:
-    """Every complete sweep row of ``path``; a torn tail (a writer in flight or killed) is skipped, not cut."""
+# What every reader of a sweep row relies on; a line without it is damage, not a row. (A row
+# carries more: "prompt" and "protocol" for rescoring, "step" for training curves.)
+ROW_FIELDS = {"key": str, "model": str, "task": dict, "row_id": str, "row": dict, "sample": int, "budget": int,
+              "mode": str, "completion": str, "thinking_tokens": int, "verdict": dict,
+              "score": (int, float, type(None))}
+SCORE_FIELDS = {"key": str, "verdict": dict, "score": (int, float, type(None)), "scheme": str}
+
+
+def row_problem(row: dict, required: dict = ROW_FIELDS) -> str | None:
+    """Why ``row`` is not a sweep row (a field missing or of the wrong type, a verdict without an outcome), or None."""
+    missing = [name for name in required if name not in row]
+    if missing:
+        return f"not a sweep row: missing {', '.join(missing)}"
+    for name, kind in required.items():
+        if not isinstance(row[name], kind) or (kind is int and isinstance(row[name], bool)):
+            return f"not a sweep row: {name} is {json.dumps(row[name], default=str)[:40]}, not {_kind_name(kind)}"
+    if not isinstance(row["verdict"].get("outcome"), str):
+        return "not a sweep row: its verdict has no outcome"
+    return None
+
+
+def _kind_name(kind) -> str:
+    names = {str: "a string", int: "a whole number", dict: "an object"}
+    return names.get(kind, "a number or null")
+
+
+def _read_rows(path: Path, skipped: list, required: dict = ROW_FIELDS) -> Iterable[dict]:
+    """Every complete sweep row of ``path``; a torn tail is skipped silently, other bad lines into ``skipped``."""
     from rlcot.jsonl import complete_rows
 
-    return (row for row in complete_rows(path) if _is_sweep_row(row))
+    return complete_rows(path, lambda row: row_problem(row, required), skipped)
 
 
 def _is_sweep_row(row: dict) -> bool:
+    """What the writer's repair keeps: a whole JSON object with a key (readers ask more: ``row_problem``)."""
     return isinstance(row.get("key"), str)
 
 
-def _read_scores(run_dir: Path, name: str) -> dict[str, dict]:
+def _read_scores(run_dir: Path, name: str, skipped: list) -> dict[str, dict]:
     path = Path(run_dir) / f"scores.{name}.jsonl"
     if not path.is_file():
         raise ValueError(f"{run_dir} has no scoring {name!r} (it has: {', '.join(scorings(run_dir))}); "
                          f"run `rlcot score {run_dir} --scheme {name}`")
     out = {}
-    for row in _read_rows(path):
+    for row in _read_rows(path, skipped, SCORE_FIELDS):
         out.setdefault(row["key"], {k: row[k] for k in ("verdict", "score", "scheme")})
     return out
+
+
+# ------------------------------------------------------------------ one setting per directory
+
+# The fields of a row that decide what it means; rows that differ in one belong to different curves.
+# ("sweep_seed" and "max_answer_tokens" are stored from this version on; older rows are compared on the rest.)
+SETTINGS = ("task", "temperature", "top_p", "sweep_seed", "protocol", "max_answer_tokens", "backend", "dtype",
+            "scheme")
+SETTING_NAMES = {"sweep_seed": "seed", "protocol": "thinking protocol"}
+
+
+def row_settings(row: dict) -> dict:
+    """The settings a row records (``SETTINGS``; a row written by an older version lacks some)."""
+    return {name: row[name] for name in SETTINGS if name in row}
+
+
+def settings_differences(old: dict, new: dict) -> list[str]:
+    """The names of the settings recorded in both that differ."""
+    return [name for name in SETTINGS if name in old and name in new and _canonical(old[name]) != _canonical(new[name])]
+
+
+def describe_setting(name: str, value) -> str:
+    """A setting as a person reads it: a task as ``gsm8k data=x.jsonl size=6``, numbers as they are."""
+    if name == "task" and isinstance(value, dict):
+        extra = {"data": value.get("data"), **(value.get("options") or {})}
+        return " ".join([str(value.get("name"))] + [f"{k}={v}" for k, v in extra.items() if v is not None])
+    return json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list)) else str(value)
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def check_settings(out_dir: Path, rows: Iterable[dict], settings: dict) -> None:
+    """``ValueError`` if a stored row was swept with other settings than ``settings``: its curve would pool both."""
+    seen: list[dict] = []  # the distinct settings met so far: one, in a healthy directory
+    for row in rows:
+        stored = row_settings(row)
+        if stored in seen:
+            continue
+        seen.append(stored)
+        differences = settings_differences(stored, settings)
+        if differences:
+            named = "; ".join(f"{SETTING_NAMES.get(name, name)} {describe_setting(name, stored[name])} (stored) vs "
+                              f"{describe_setting(name, settings[name])} (this run)" for name in differences)
+            fix = (f" (to score the stored rows another way without regenerating: `rlcot score {out_dir} "
+                   "--scheme SCHEME`)" if differences == ["scheme"] else "")
+            raise ValueError(f"{out_dir} holds rows swept with other settings ({named}); one directory holds one "
+                             "setting, or its curves would pool both: pass another --out, or rerun with the stored "
+                             f"settings{fix}")
 
 
 # ------------------------------------------------------------------ the run
@@ -475,7 +613,13 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
 
     ``step`` and ``run_dir`` say which training step of which run a ``loader``'s
     in-memory model is (a trainer's eval curve), so its rows plot over training.
+
+    Everything that needs no model is checked before anything is written in ``out_dir``:
+    the spec, the task's rows, the models' names, the settings of the rows already there
+    (``check_settings``), and that no other run writes this shard (``rlcot.jsonl.exclusive``).
     """
+    from rlcot.jsonl import describe_skipped, exclusive
+    from rlcot.records import check_rows, resolve_scheme
     from rlcot.tasks import get_task
     from rlcot.thinking import ThinkingProtocol
 
@@ -484,30 +628,54 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
     task = get_task(spec.task, data=spec.data, **spec.task_args)
     rows = task.rows(spec.skip + spec.limit, seed=spec.seed)[spec.skip :]
     protocol = ThinkingProtocol()
+    check_rows(task, rows, protocol)  # a row that cannot be scored is named now, not after generating
+    dtype = resolve_sweep_dtype(spec, _stored_rows(out_dir, []))
+    # what every row stores of these (_row_line), and what the rows already in out_dir must match
+    settings = {"task": task.spec(), "temperature": spec.temperature, "top_p": spec.top_p, "sweep_seed": spec.seed,
+                "protocol": asdict(protocol), "max_answer_tokens": spec.max_answer_tokens or task.max_answer_tokens,
+                "backend": spec.backend, "dtype": dtype.name, "scheme": resolve_scheme(spec.scheme)[0]}
+    refs = expand_models(spec.models)
+    check_settings(out_dir, _stored_rows(out_dir, []), settings)  # read-only: a refused run leaves no trace
     store = RowFile(out_dir / shard.filename)
-    store.repair()
-    done = {row["key"] for path in row_files(out_dir) for row in _read_rows(path)}
+    out_dir.mkdir(parents=True, exist_ok=True)
     report = SweepReport()
-    started = time.perf_counter()
-    _write_run_info(out_dir, shard, spec, task)
-    dtype = resolve_sweep_dtype(spec)
-    for ref in expand_models(spec.models):
-        if step is not None:
-            ref = replace(ref, step=step, run_dir=run_dir)
-        context = _ModelContext(spec, ref, task, protocol, fingerprint(ref.path), dtype.name)
-        todo = _missing(context, rows, done, shard)
-        report.models.append(ref.label)
-        owned = sum(shard.owns(context.unit_key(row, s)) for row in rows for s in range(spec.samples))
-        report.skipped += owned * sum(len(p.budgets) for p in context.passes) - sum(map(len, todo.values()))
-        if not todo:
-            progress.note(f"{ref.label}: every row already done")
-            continue
-        generator, tokenizer = (loader or _load)(spec, ref, protocol, dtype)
-        model = getattr(generator, "model", None)  # hf: the module; vLLM: no parameter count here
-        context.parameters = sum(p.numel() for p in model.parameters()) if hasattr(model, "parameters") else None
-        _run_model(context, generator, tokenizer, rows, todo, store, done, progress, report)
-    report.seconds = time.perf_counter() - started
+    with exclusive(store.path, "rlcot sweep"):
+        store.repair()
+        skipped: list = []
+        stored = _stored_rows(out_dir, skipped)
+        check_settings(out_dir, stored, settings)  # again: another run may have written before the lock was ours
+        if skipped:
+            report.notes.append(f"{describe_skipped(skipped)} (the rows they held count as missing)")
+        done = {row["key"] for row in stored}
+        started = time.perf_counter()
+        _write_run_info(out_dir, shard, spec, task)
+        for ref in refs:
+            if step is not None:
+                ref = replace(ref, step=step, run_dir=run_dir)
+            context = _ModelContext(spec, ref, task, protocol, fingerprint(ref.path), dtype.name)
+            _sweep_model(context, dtype, rows, done, shard, store, loader, progress, report)
+        report.seconds = time.perf_counter() - started
     return report
+
+
+def _stored_rows(out_dir: Path, skipped: list) -> list[dict]:
+    return [row for path in row_files(out_dir) for row in _read_rows(path, skipped)]
+
+
+def _sweep_model(context, dtype, rows, done, shard, store, loader, progress, report) -> None:
+    """One model's missing rows: counted, then generated (its weights loaded only if some are missing)."""
+    spec, ref = context.spec, context.ref
+    todo = _missing(context, rows, done, shard)
+    report.models.append(ref.label)
+    owned = sum(shard.owns(context.unit_key(row, s)) for row in rows for s in range(spec.samples))
+    report.skipped += owned * sum(len(p.budgets) for p in context.passes) - sum(map(len, todo.values()))
+    if not todo:
+        progress.note(f"{ref.label}: every row already done")
+        return
+    generator, tokenizer = (loader or _load)(spec, ref, context.protocol, dtype)
+    model = getattr(generator, "model", None)  # hf: the module; vLLM: no parameter count here
+    context.parameters = sum(p.numel() for p in model.parameters()) if hasattr(model, "parameters") else None
+    _run_model(context, generator, tokenizer, rows, todo, store, done, progress, report)
 
 
 @dataclass
@@ -562,7 +730,7 @@ def _missing(context: _ModelContext, rows: list[dict], done: set[str], shard: Sh
 
 def _run_model(context, generator, tokenizer, rows, todo, store, done, progress, report) -> None:
     from rlcot.generation import Budget, sweep
-    from rlcot.generation.base import SamplingConfig
+    from rlcot.generation.base import SamplingConfig, check_prompt_lengths, context_length
     from rlcot.records import Scorer
 
     spec = context.spec
@@ -571,6 +739,7 @@ def _run_model(context, generator, tokenizer, rows, todo, store, done, progress,
     scorer = Scorer(context.task, spec.scheme, context.protocol)
     requests = {(r.request_id, r.sample): r
                 for r in context.task.requests(rows, tokenizer, context.protocol, spec.seed, spec.samples)}
+    check_prompt_lengths(list(requests.values()), context_length(generator))
     if spec.gold_logprob:
         requests = {key: _with_gold(request, context.task, rows_by_id, tokenizer) for key, request in requests.items()}
         if spec.backend != "hf":
@@ -659,7 +828,7 @@ def _row_line(context, row, unit, key, mode, budget, trace, record, tokenizer) -
         "answer_tokens": trace.answer_tokens, "capped": trace.capped, "finish_reason": trace.finish_reason,
         "extensions": trace.extensions, "sum_logprob": float(sum(sampled)), "sampled_tokens": len(sampled),
         "gold_logprob": trace.gold_logprob, "verdict": record.verdict.to_dict(), "score": record.score,
-        "scheme": record.scheme,
+        "scheme": record.scheme, "sweep_seed": spec.seed, "max_answer_tokens": context.max_answer_tokens,
     }
 
 
@@ -688,12 +857,20 @@ class ResolvedDtype:
     reason: str = ""
 
 
-def resolve_sweep_dtype(spec: SweepSpec) -> ResolvedDtype:
-    """The dtype rows are generated in, resolved before any model loads (keys depend on it)."""
+def resolve_sweep_dtype(spec: SweepSpec, stored: Sequence[dict] = ()) -> ResolvedDtype:
+    """The dtype rows are generated in, resolved before any model loads (keys depend on it).
+
+    ``auto`` in a directory that already holds rows takes their dtype: the CPU probe is
+    a timing, and a busy machine can tip it the other way between two runs of one sweep.
+    """
     if spec.backend == "vllm":
         return ResolvedDtype(f"vllm:{spec.dtype}")
     from rlcot.models import default_device, resolve_dtype
 
+    earlier = next((row.get("dtype") for row in stored if row.get("backend", "hf") == "hf" and row.get("dtype")), None)
+    if spec.dtype == "auto" and earlier is not None:
+        choice = resolve_dtype(earlier)
+        return ResolvedDtype(earlier, choice, f"auto: {earlier}, as the rows already in the directory")
     choice = resolve_dtype(spec.dtype, spec.device or default_device())
     return ResolvedDtype(str(choice.dtype).replace("torch.", ""), choice, choice.reason)
 

@@ -138,3 +138,35 @@ def derive_seed(seed: int, row_id: int | str, sample: int = 0) -> int:
     """
     key = f"{int(seed)}\x1f{row_id}\x1f{int(sample)}".encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 2
+
+
+def context_length(generator) -> int | None:
+    """The most tokens the generator's model can attend to (vLLM's ``max_model_len``, else the config's positions)."""
+    if getattr(generator, "max_model_len", None):
+        return int(generator.max_model_len)
+    config = getattr(getattr(generator, "model", None), "config", None)
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_prompt_lengths(requests: Sequence[GenerationRequest], context: int | None) -> None:
+    """``ValueError`` naming every row whose prompt fills the model's context, before anything is generated.
+
+    Such a prompt cannot be answered: a transformers model would try to attend over it
+    all (a 5 MB question asked for 5 GB), and past the trained positions the output is
+    noise. Checked once per row, over the tokenised prompt, so nothing is truncated silently.
+    """
+    if context is None:
+        return
+    too_long = {}
+    for request in requests:
+        if len(request.prompt_ids) >= context:
+            too_long.setdefault(request.request_id, len(request.prompt_ids))
+    if too_long:
+        listed = [f"{row_id!s} ({tokens:,} tokens)" for row_id, tokens in list(too_long.items())[:5]]
+        more = f" and {len(too_long) - 5} more" if len(too_long) > 5 else ""
+        raise ValueError(f"the prompt of row(s) {', '.join(listed)}{more} is longer than the model's context of "
+                         f"{context:,} tokens; shorten or drop those rows")

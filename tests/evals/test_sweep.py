@@ -53,18 +53,17 @@ def test_every_model_row_sample_budget_is_one_scored_row(tmp_path, tokenizer):
         assert row["completion"][start:end] == "\n</think>\n\nThe final answer is \\boxed{"
 
 
-def test_rerun_does_only_missing_work_and_changed_settings_add_rows(tmp_path, tokenizer):
+def test_rerun_does_only_missing_work_and_more_budgets_add_rows(tmp_path, tokenizer):
     load = model_loader(hash_lm(tokenizer), tokenizer)
     run_sweep(spec(), tmp_path, loader=load)
     again = run_sweep(spec(), tmp_path, loader=load)
     assert (again.written, again.skipped) == (0, 18)
     more = run_sweep(spec(budgets=(0, 4, 8, 12)), tmp_path, loader=load)
     assert (more.written, more.skipped) == (6, 18)  # only budget 12 was missing
-    other = run_sweep(spec(temperature=0.9), tmp_path, loader=load)
-    assert other.written == 18  # new settings: new rows beside the old, nothing overwritten
+    with pytest.raises(ValueError, match=r"temperature 0.7 \(stored\) vs 0.9"):  # another experiment: refused
+        run_sweep(spec(temperature=0.9), tmp_path, loader=load)
     rows = load_rows(tmp_path)
-    assert len(rows) == len(set(keys(tmp_path))) == 18 + 6 + 18
-    assert sorted({r["temperature"] for r in rows}) == [0.7, 0.9]
+    assert len(rows) == len(set(keys(tmp_path))) == 18 + 6
 
 
 def test_shards_merge_to_exactly_the_unsharded_run(tmp_path, tokenizer):
