@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .jsonl import read_jsonl, repair_tail
+from .jsonl import describe_skipped, exclusive, read_jsonl, repair_tail
+from .files import atomic_write_text, check_output
 
 HELP = ("rlcot: reinforcement learning on chains of thought, and the compute a model spends thinking.\n\n"
         "Generate budget-forced reasoning traces, score them with verifiers, sweep thinking budgets "
@@ -57,6 +59,33 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def command(**options):
+    """``app.command``, with the one place where a user's mistake becomes a line instead of a traceback.
+
+    ``ValueError`` (our checks; ``UnicodeDecodeError`` too) and ``OSError`` (a read-only
+    mount, a full disk, a file where a directory belongs: ``rlcot.files.os_error_line``)
+    print one line and exit 2. A closed pipe (``rlcot score ... | head``) exits quietly.
+    """
+
+    def register(function):
+        @functools.wraps(function)
+        def guarded(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except BrokenPipeError:
+                raise typer.Exit(141) from None
+            except OSError as err:
+                from .files import os_error_line
+
+                _fail(os_error_line(err))
+            except ValueError as err:
+                _fail(str(err))
+
+        return app.command(**options)(guarded)
+
+    return register
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -69,7 +98,7 @@ def _progress() -> Progress:
     )
 
 
-@app.command()
+@command()
 def models() -> None:
     """List the built-in models: parameters, licence, where the weights come from, cache state."""
     from .models import BUILTIN_MODELS, DEFAULT_MODEL, cached_path, is_cached
@@ -84,7 +113,7 @@ def models() -> None:
     console.print(table)
 
 
-@app.command()
+@command()
 def generate(
     out: Path = typer.Option(..., help="JSONL file of completion rows; an existing one is resumed"),
     model: str = typer.Option("smollm2-135m", help="built-in name, local directory or hub id"),
@@ -107,11 +136,12 @@ def generate(
     overwrite: bool = typer.Option(False, help="start afresh instead of resuming --out"),
 ) -> None:
     """Generate budget-forced reasoning traces for a task and write them as JSONL."""
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from .generation import BACKENDS, Budget
-    from .generation.base import SamplingConfig
+    from .generation.base import SamplingConfig, check_prompt_lengths, context_length
     from .models import default_device, resolve_dtype
+    from .records import check_rows
     from .tasks import get_task
     from .thinking import ThinkingProtocol
 
@@ -127,37 +157,46 @@ def generate(
         if samples > 1 and sampling.greedy:
             raise ValueError(f"--samples {samples} with greedy decoding gives {samples} copies of one trace; "
                              "set --temperature above 0")
+        check_output(out, "file")
         device = device or default_device()
-        choice = resolve_dtype(dtype, device) if backend == "hf" else None
+        recorded = _read_run_config(out).get("dtype") if out.is_file() and not overwrite else None
+        if dtype == "auto" and backend == "hf" and recorded:  # resuming: the probe, a timing, may tip otherwise
+            choice = replace(resolve_dtype(recorded.removeprefix("torch."), device),
+                             reason=f"auto: {recorded}, as the traces already in {out}")
+        else:
+            choice = resolve_dtype(dtype, device) if backend == "hf" else None
         protocol = ThinkingProtocol()
         config = dict(model=model, task=chosen.spec(), seed=seed, budget=asdict(forcing), sampling=asdict(sampling),
                       protocol=asdict(protocol), backend=backend, dtype=str(choice.dtype) if choice else dtype)
         config_id = _config_id(config)
-        done = _resume(out, overwrite, config, config_id)
         rows = chosen.rows(n, seed=seed)
+        check_rows(chosen, rows, protocol)
     except ValueError as err:
         _fail(str(err))
-    pending = [(row, j) for row in rows for j in range(samples) if (str(row["id"]), j) not in done]
-    if not pending:
-        console.print(f"{out}: all {len(rows) * samples} traces already done")
-        return
-    generator, tokenizer = _load_generator(backend, model, device, batch_size, protocol, choice)
-    requests = {(r.request_id, r.sample): r for r in chosen.requests(rows, tokenizer, protocol, seed, samples)}
-    _write_run_info(out, config, config_id=config_id, dtype_reason=choice.reason if choice else None)
-    with _progress() as bar, out.open("a") as sink:
-        job = bar.add_task(f"generating ({len(done)} resumed)", total=len(pending))
-        # Chunks are appended as they finish: an interrupted run loses at most one chunk.
-        for start in range(0, len(pending), batch_size):
-            chunk = pending[start : start + batch_size]
-            traces = generator.generate([requests[row["id"], j] for row, j in chunk], sampling, forcing,
-                                        progress=lambda k: bar.advance(job, k))
-            for (row, _), trace in zip(chunk, traces):
-                sink.write(json.dumps({"row": row, "config": config_id, **trace.to_dict()}) + "\n")
-            sink.flush()
+    with exclusive(out, "rlcot generate"):  # one writer: a second run would append every trace again
+        done = _resume(out, overwrite, config, config_id)
+        pending = [(row, j) for row in rows for j in range(samples) if (str(row["id"]), j) not in done]
+        if not pending:
+            console.print(f"{out}: all {len(rows) * samples} traces already done")
+            return
+        generator, tokenizer = _load_generator(backend, model, device, batch_size, protocol, choice)
+        requests = {(r.request_id, r.sample): r for r in chosen.requests(rows, tokenizer, protocol, seed, samples)}
+        check_prompt_lengths(list(requests.values()), context_length(generator))
+        _write_run_info(out, config, config_id=config_id, dtype_reason=choice.reason if choice else None)
+        with _progress() as bar, out.open("a") as sink:
+            job = bar.add_task(f"generating ({len(done)} resumed)", total=len(pending))
+            # Chunks are appended as they finish: an interrupted run loses at most one chunk.
+            for start in range(0, len(pending), batch_size):
+                chunk = pending[start : start + batch_size]
+                traces = generator.generate([requests[row["id"], j] for row, j in chunk], sampling, forcing,
+                                            progress=lambda k: bar.advance(job, k))
+                for (row, _), trace in zip(chunk, traces):
+                    sink.write(json.dumps({"row": row, "config": config_id, **trace.to_dict()}) + "\n")
+                sink.flush()
     console.print(f"wrote {len(pending)} traces to {out}")
 
 
-@app.command()
+@command()
 def demo(
     out: Path = typer.Option(Path("demo"), help="where the runs, the plot and the report go"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
@@ -176,7 +215,7 @@ def demo(
         raise typer.Exit(130) from None
 
 
-@app.command()
+@command()
 def score(
     run_dir: Optional[Path] = typer.Argument(None, help="a sweep directory to score again without regenerating; "
                                                         "the new scores sit beside the old, named by --scheme"),
@@ -211,6 +250,10 @@ def score(
         _fail("pass a sweep directory (rlcot score RUN_DIR --scheme binary), or --input FILE and --out FILE")
     if not input.is_file():
         _fail(f"--input {str(input)!r} does not exist; pass a JSONL file of completion rows")
+    rejects_path = out.with_name(out.name + ".rejects.jsonl")
+    check_output(out, "file", inputs=[input])
+    check_output(rejects_path, "file", flag="the rejects file of --out", inputs=[input])
+    check_output(_run_info_path(out), "file", flag="the run info of --out", inputs=[input])
     try:
         chosen, protocol = _scoring_task(input, task, data, task_arg, verifier)
         scorer = Scorer(chosen, scheme, protocol)
@@ -219,9 +262,10 @@ def score(
     _write_run_info(out, dict(command="score", input=str(input), task=chosen.spec(), verifier=chosen.verifier,
                               scheme=scorer.scheme_name, scheme_values=asdict(scorer.scheme),
                               protocol=asdict(protocol)))
-    rejects_path = out.with_name(out.name + ".rejects.jsonl")
     summary = _ScoreSummary()
-    with out.open("w") as sink, rejects_path.open("w") as rejects:
+    # into temporary siblings, renamed over OUT at the end: an interrupted score leaves the old OUT whole
+    partial, partial_rejects = (path.with_name(f".{path.name}.partial") for path in (out, rejects_path))
+    with partial.open("w") as sink, partial_rejects.open("w") as rejects:
         for number, line, error in read_jsonl(input):
             record = None
             if error is None:
@@ -237,10 +281,12 @@ def score(
             sink.write(json.dumps({**line, "verdict": record.verdict.to_dict(), "score": record.score,
                                    "scheme": record.scheme}) + "\n")
             summary.add(record)
+    partial.replace(out)
+    partial_rejects.replace(rejects_path)
     summary.print(out)
 
 
-@app.command()
+@command()
 def sweep(
     spec_file: Optional[Path] = typer.Argument(None, help="YAML sweep spec (keys as the flags); flags override it"),
     out: Path = typer.Option(..., help="run directory; an existing one is resumed (only missing rows are done)"),
@@ -286,6 +332,7 @@ def sweep(
     try:
         spec = SweepSpec.from_yaml(spec_file, **flags) if spec_file else SweepSpec.from_mapping(flags, "flags")
         part = Shard.parse(shard)
+        check_output(out, "dir")
     except (ValueError, TypeError) as err:
         _fail(str(err))
     report = _run_sweep(spec, out, part)
@@ -293,10 +340,10 @@ def sweep(
         errors.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     console.print(f"{out}: {report.written} rows written, {report.skipped} already there"
                   + (f", {report.tokens / report.seconds:.0f} tokens/s" if report.tokens else ""))
-    _print_headline(load_rows(out), spec.scheme, out)
+    _print_headline(load_rows(out, skipped=[]), spec.scheme, out)  # damaged lines: in the notes above
 
 
-@app.command()
+@command()
 def plot(
     run_dirs: list[Path] = typer.Argument(..., help="sweep directories; several are overlaid (before/after training)"),
     out: Optional[Path] = typer.Option(None, help="where the figures go (default: RUN_DIR/plots of the first)"),
@@ -314,7 +361,12 @@ def plot(
         for run_dir in run_dirs:
             if not run_dir.is_dir():
                 raise ValueError(f"{str(run_dir)!r} is not a directory; pass the --out of `rlcot sweep`")
-            rows += label_rows(load_rows(run_dir, scheme), run_dir, len(run_dirs) > 1)
+        check_output(out or run_dirs[0] / "plots", "dir")
+        skipped = []
+        for run_dir in run_dirs:
+            rows += label_rows(load_rows(run_dir, scheme, skipped=skipped), run_dir, len(run_dirs) > 1)
+        if skipped:  # damaged lines before the end of a file: never dropped without a word
+            errors.print(f"[yellow]warning:[/yellow] {describe_skipped(skipped)}", highlight=False)
         summary = plot_runs(rows, out or run_dirs[0] / "plots", scheme=scheme, fit=fit, seed=seed)
     except (ValueError, TypeError) as err:
         _fail(str(err))
@@ -336,7 +388,7 @@ def plot(
                   + str((out or run_dirs[0] / "plots") / "summary.json"))
 
 
-@app.command()
+@command()
 def report(
     run_dirs: list[Path] = typer.Argument(..., help="sweep directories and/or training runs; several are overlaid"),
     out: Optional[Path] = typer.Option(None, help="the HTML file (default: report.html in the first RUN_DIR)"),
@@ -346,6 +398,10 @@ def report(
     """One self-contained HTML page: headline numbers, figures, and every trace, filterable, with forcing marked."""
     from evals.report import write_report
 
+    if out is not None and out.suffix.lower() not in (".html", ".htm"):
+        _fail(f"--out {out} is not an .html file; the report is one HTML page: pass e.g. --out report.html")
+    if out is not None or run_dirs[0].is_dir():
+        check_output(out or run_dirs[0] / "report.html", "file")
     try:
         with console.status("reading the runs and drawing the figures"):
             path = write_report(run_dirs, out, scheme=scheme, seed=seed)
@@ -358,7 +414,7 @@ def _num(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-@app.command()
+@command()
 def train(
     recipe: Path = typer.Argument(..., help="a recipe YAML (see recipes/)"),
     set_: list[str] = typer.Option([], "--set", help="override a recipe key, repeatable: "
@@ -371,12 +427,14 @@ def train(
 ) -> None:
     """Train a policy with GRPO (TRL's GRPOTrainer) from a recipe: verifier rewards, budget-forced rollouts."""
     from .models import default_device
-    from .train.recipe import describe, grpo_config, load_recipe
+    from .train.preflight import preflight
+    from .train.recipe import grpo_config, load_recipe
 
     if not recipe.is_file():
         _fail(f"recipe {str(recipe)!r} does not exist; pass a YAML file such as recipes/arith-grpo-cpu.yaml")
     try:
         chosen = load_recipe(recipe, set_)
+        preflight(chosen, out, resume)  # reads only: the out directory, the model, LoRA targets, what --resume needs
         device = device or default_device()
         config, notes = grpo_config(chosen, device=device, output_dir=str(out or chosen.output_dir))
     except (ValueError, TypeError) as err:
@@ -544,7 +602,7 @@ def _scoring_task(input: Path, task: Optional[str], data: Optional[str], task_ar
 
 def _read_run_config(path: Path) -> dict:
     """The config recorded next to ``path`` by the command that wrote it (empty if none)."""
-    info = path.with_name(path.name + ".run.json")
+    info = _run_info_path(path)
     if not info.is_file():
         return {}
     try:
@@ -648,12 +706,16 @@ def _resume(out: Path, overwrite: bool, config: dict, config_id: str) -> set[tup
     return done
 
 
+def _run_info_path(out: Path) -> Path:
+    return out.with_name(out.name + ".run.json")
+
+
 def _write_run_info(out: Path, config: dict, **extra) -> None:
     from .runinfo import run_info
 
     info = {**run_info(config, argv=sys.argv), **{k: v for k, v in extra.items() if v is not None}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_name(out.name + ".run.json").write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_text(_run_info_path(out), json.dumps(info, indent=2) + "\n")
 
 
 if __name__ == "__main__":
