@@ -635,6 +635,11 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
                 "protocol": asdict(protocol), "max_answer_tokens": spec.max_answer_tokens or task.max_answer_tokens,
                 "backend": spec.backend, "dtype": dtype.name, "scheme": resolve_scheme(spec.scheme)[0]}
     refs = expand_models(spec.models)
+    if loader is None and spec.backend == "hf":  # a missing or broken model directory: said before any work
+        from rlcot.models import check_model
+
+        for ref in refs:
+            check_model(ref.path)
     check_settings(out_dir, _stored_rows(out_dir, []), settings)  # read-only: a refused run leaves no trace
     store = RowFile(out_dir / shard.filename)
     out_dir.mkdir(parents=True, exist_ok=True)

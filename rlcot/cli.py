@@ -140,7 +140,7 @@ def generate(
 
     from .generation import BACKENDS, Budget
     from .generation.base import SamplingConfig, check_prompt_lengths, context_length
-    from .models import default_device, resolve_dtype
+    from .models import check_model, default_device, resolve_dtype
     from .records import check_rows
     from .tasks import get_task
     from .thinking import ThinkingProtocol
@@ -171,6 +171,8 @@ def generate(
         config_id = _config_id(config)
         rows = chosen.rows(n, seed=seed)
         check_rows(chosen, rows, protocol)
+        if backend == "hf":
+            check_model(model)  # a missing or broken directory: said now, not after the out file is made
     except ValueError as err:
         _fail(str(err))
     with exclusive(out, "rlcot generate"):  # one writer: a second run would append every trace again

@@ -228,6 +228,18 @@ def local_model_dir(name_or_path: str) -> Path | None:
                      f"pass a built-in name ({', '.join(BUILTIN_MODELS)}) or a hub id (owner/name)")
 
 
+def check_model(name_or_path: str) -> None:
+    """``ValueError`` where ``load_policy`` would fail on a local path, checked without loading anything.
+
+    A built-in name and a hub id pass (their files are fetched or converted on load).
+    """
+    if str(name_or_path) in BUILTIN_MODELS:
+        return
+    path = local_model_dir(str(name_or_path))
+    if path is not None:
+        check_model_dir(path)
+
+
 def check_model_dir(path: str | Path) -> None:
     """ValueError, naming what is missing or broken and the fix, where ``path`` is no loadable model directory.
 

@@ -222,3 +222,18 @@ def test_auto_dtype_resumes_in_the_dtype_a_directory_was_swept_in_though_the_pro
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "every row already done" in result.output and "0 rows" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("command, out_name", [(["generate", "--n", "1"], "traces.jsonl"),
+                                               (["sweep", "--limit", "1"], "sweep")])
+@pytest.mark.parametrize("options", [["--temperature", "-1"], ["--top-p", "2"], ["--temperature", "nan"],
+                                     ["--model", "{tmp}/no-such-model"], ["--model", "{tmp}/config-only"]])
+def test_bad_arguments_and_models_are_refused_before_anything_is_loaded_or_created(tmp_path, command, out_name,
+                                                                                   options):
+    (tmp_path / "config-only").mkdir()
+    (tmp_path / "config-only" / "config.json").write_text('{"model_type": "llama"}')
+    out = tmp_path / "work" / out_name
+    line = one_line_error(runner.invoke(app, [*command, *[o.format(tmp=tmp_path) for o in options],
+                                              "--out", str(out)]))
+    assert any(word in line for word in ("temperature", "top_p", "no-such-model", "config-only"))
+    assert not (tmp_path / "work").exists()

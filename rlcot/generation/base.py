@@ -37,8 +37,9 @@ class SamplingConfig:
     max_tokens: int = 4096  # hard bound on a completion, forced tokens included: finish "length"
 
     def __post_init__(self):
-        if self.temperature < 0:
-            raise ValueError(f"temperature={self.temperature} is negative; use 0 for greedy or a positive value")
+        if not 0 <= self.temperature < float("inf"):  # NaN fails every comparison: refused too
+            raise ValueError(f"temperature={self.temperature} is not a finite number >= 0; use 0 for greedy or a "
+                             "positive value")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p={self.top_p} must lie in (0, 1]; use 1 to disable nucleus sampling")
         if self.max_tokens < 1:
