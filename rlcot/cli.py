@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .jsonl import describe_skipped, exclusive, read_jsonl, repair_tail
+from .jsonl import DamagedLinesWarning, describe_skipped, exclusive, read_jsonl, repair_tail
 from .files import atomic_write_text, check_output
 
 HELP = ("rlcot: reinforcement learning on chains of thought, and the compute a model spends thinking.\n\n"
@@ -405,10 +406,16 @@ def report(
     if out is not None or run_dirs[0].is_dir():
         check_output(out or run_dirs[0] / "report.html", "file")
     try:
-        with console.status("reading the runs and drawing the figures"):
+        with console.status("reading the runs and drawing the figures"), warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", DamagedLinesWarning)
             path = write_report(run_dirs, out, scheme=scheme, seed=seed)
     except (ValueError, TypeError) as err:
         _fail(str(err))
+    for warning in seen:  # damaged lines the readers skipped: never dropped without a word
+        if issubclass(warning.category, DamagedLinesWarning):
+            errors.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; self-contained, open it in a browser)")
 
 

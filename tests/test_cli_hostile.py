@@ -237,3 +237,18 @@ def test_bad_arguments_and_models_are_refused_before_anything_is_loaded_or_creat
                                               "--out", str(out)]))
     assert any(word in line for word in ("temperature", "top_p", "no-such-model", "config-only"))
     assert not (tmp_path / "work").exists()
+
+
+def test_plot_and_report_name_a_damaged_line_in_the_middle_of_a_rows_file(tmp_path, tiny_dir):
+    run = tmp_path / "run"
+    args = ["sweep", "--model", str(tiny_dir), "--limit", "2", "--budgets", "0,4", "--max-answer-tokens", "4",
+            "--no-gold-logprob", "--out", str(run)]
+    assert runner.invoke(app, args).exit_code == 0
+    rows = run / "rows.jsonl"
+    lines = rows.read_text().splitlines(keepends=True)
+    rows.write_text(lines[0] + '{"key": "x", "model": tor\n' + "".join(lines[1:]))
+    for command in (["plot", str(run)], ["report", str(run)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, result.output
+        said = " ".join(result.output.split())
+        assert "skipped 1 damaged line" in said and "rows.jsonl:2: invalid JSON" in said, said
