@@ -177,6 +177,11 @@ def test_a_prompt_longer_than_the_models_context_is_named_before_generating(tmp_
                                               "--out", str(out), "--budget", "4"]))
     assert "huge" in line and "context of 256 tokens" in line and "fits" not in line
     assert not out.exists() or out.read_text() == ""
+    sweep = tmp_path / "sweep"
+    line = one_line_error(runner.invoke(app, ["sweep", "--model", str(small), "--task", f"jsonl:{data}", "--limit", "2",
+                                              "--out", str(sweep), "--budgets", "0,4"]))
+    assert "huge" in line and "context of 256 tokens" in line
+    assert not (sweep / "rows.jsonl").exists() or (sweep / "rows.jsonl").read_text() == ""
 
 
 @pytest.mark.parametrize("command", [["train", "{file}", "--dry-run"], ["sweep", "{file}", "--out", "{out}"]])
