@@ -257,3 +257,36 @@ def test_plot_and_report_name_a_damaged_line_in_the_middle_of_a_rows_file(tmp_pa
         assert result.exit_code == 0, result.output
         said = " ".join(result.output.split())
         assert "skipped 1 damaged line" in said and "rows.jsonl:2: invalid JSON" in said, said
+
+
+@pytest.mark.parametrize("override, said", [
+    ("model={tmp}/no-such-model", "no such directory"),
+    ("peft.target_modules=[q_prj]", "did you mean 'q_proj'"),
+    ("out", "is a file"),
+])
+def test_a_dry_run_catches_what_the_real_run_would_fail_on_after_loading(tmp_path, override, said):
+    """`--dry-run` once passed a missing model directory, a LoRA target the model lacks and an --out that is a file."""
+    from rlcot.models import is_cached
+
+    if override.startswith("peft") and not is_cached("smollm2-135m"):
+        from rlcot.models import ensure_builtin_cached
+
+        ensure_builtin_cached("smollm2-135m")  # the check reads the model's config; it never converts just to check
+    recipe = str(Path(__file__).resolve().parents[1] / "recipes" / "arith-grpo-cpu.yaml")
+    out = tmp_path / "run"
+    if override == "out":
+        out.write_text("precious\n")
+        extra = []
+    else:
+        extra = ["--set", override.format(tmp=tmp_path)]
+    line = one_line_error(runner.invoke(app, ["train", recipe, "--dry-run", "--out", str(out), *extra]))
+    assert said in line
+
+
+def test_a_second_generate_into_a_file_being_written_stops_at_once(tmp_path):
+    from rlcot.jsonl import exclusive
+
+    out = tmp_path / "traces.jsonl"
+    with exclusive(out, "rlcot generate"):
+        line = one_line_error(runner.invoke(app, ["generate", "--n", "1", "--out", str(out)]))
+    assert "is being written by another rlcot generate" in line and f"pid {os.getpid()}" in line
