@@ -268,6 +268,8 @@ def before_after(rows: Sequence[dict], seed: int = 0) -> list[dict]:
         return []
     before, after = curves[0], curves[-1]
     shared = sorted(set(before.problems) & set(after.problems))
+    if not shared:  # runs over other questions: no paired change to measure (the curves still show each)
+        return []
     table = []
     for budget in sorted(set(before.budgets) & set(after.budgets)):
         def correct(series):

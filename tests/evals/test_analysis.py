@@ -140,6 +140,9 @@ def test_before_after_pairs_the_first_curve_with_the_last_per_budget():
     assert lines[0]["change"] == pytest.approx(-1 / 6) and lines[0]["change_lo"] < 0 < lines[0]["change_hi"] + 1e-9
     assert "abstain_unanswerable_after" not in lines[64]  # every row answerable: no abstain columns
     assert before_after(before) == []  # one curve: nothing to compare
+    for row in after:  # other questions: no problem in common, nothing paired (once a ValueError)
+        row["row_id"] = "other-" + row["row_id"]
+    assert before_after(before + after) == []
 
 
 def test_before_after_reports_abstaining_on_answerable_and_unanswerable_rows_apart():
