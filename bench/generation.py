@@ -1,6 +1,6 @@
 """Generation speed on the default model, against the machine's own roof and the peer doing the same work.
 
-The CPUs these runs land on differ by an order of magnitude (DESIGN.md: fp32 matmul
+The CPUs these runs land on differ by an order of magnitude (seen so far: fp32 matmul
 47-346 GFLOP/s, bf16 1-2,280), so no figure here is compared with a constant. Every
 part is measured in the same run as the roof it is divided by:
 

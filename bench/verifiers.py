@@ -41,9 +41,10 @@ from pathlib import Path
 HERE, ROOT = Path(__file__).resolve().parent, Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
-from verifiers import get_verifier
+from rlcot.tasks import GSM8K_DIR  # noqa: E402
+from verifiers import get_verifier  # noqa: E402
 
-GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
+GSM8K = GSM8K_DIR / "test.jsonl"  # the copy the package ships
 
 LATEX_TEMPLATES = [  # (answer, gold) for a case number k: MATH-style answers, right and wrong, all distinct
     lambda k: (f"\\frac{{{k}}}{{4}}", f"{k / 4}"), lambda k: (f"\\frac{{{k}}}{{5}}", f"{k / 4}"),

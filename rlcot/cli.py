@@ -119,7 +119,8 @@ def generate(
     out: Path = typer.Option(..., help="JSONL file of completion rows; an existing one is resumed"),
     model: str = typer.Option("smollm2-135m", help="built-in name, local directory or hub id"),
     task: str = typer.Option("arith", help="arith, gsm8k, sudoku, crossword, or jsonl:PATH"),
-    data: Optional[str] = typer.Option(None, help="JSONL file for file-backed tasks (gsm8k)"),
+    data: Optional[str] = typer.Option(None, help="JSONL file for file-backed tasks (gsm8k: default the shipped "
+                                                "test split, --task-arg split=train for train)"),
     task_arg: list[str] = typer.Option([], help="task option KEY=VALUE, repeatable: unanswerable=0.2, size=9, "
                                                 "difficulty=hard"),
     n: int = typer.Option(4, help="number of task rows"),
@@ -297,7 +298,8 @@ def sweep(
                                              "counts as one model per checkpoint (RUN@last: its final weights, "
                                              "RUN@N: step N)"),
     task: Optional[str] = typer.Option(None, help="arith (default), gsm8k, sudoku, crossword, or jsonl:PATH"),
-    data: Optional[str] = typer.Option(None, help="JSONL file of a file-backed task (gsm8k)"),
+    data: Optional[str] = typer.Option(None, help="JSONL file of a file-backed task (gsm8k: default the shipped "
+                                                  "test split)"),
     task_arg: list[str] = typer.Option([], help="task option KEY=VALUE, repeatable: unanswerable=0.2, size=4"),
     budgets: Optional[str] = typer.Option(None, help="thinking caps, e.g. 0,16,32,64,128,256 (default); "
                                                      "one run at the largest, the rest by forking"),

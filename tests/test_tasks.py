@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
+import shutil
 
 import pytest
 
 from rlcot.generation import derive_seed
-from rlcot.tasks import ArithTask, get_task
+from rlcot.tasks import GSM8K_DIR, ArithTask, get_task
 from rlcot.thinking import ThinkingProtocol
 
-GSM8K_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
+GSM8K_TEST = GSM8K_DIR / "test.jsonl"  # the copy shipped in the package
 
 
 def _solve(row: dict) -> int:
@@ -77,6 +77,9 @@ def test_sample_j_of_row_i_draws_the_same_seed_whatever_else_is_in_the_run(token
     ("sudoku", {"size": 6, "difficulty": "medium"}),
     ("crossword", {"size": 3}),
     ("gsm8k", {"data": str(GSM8K_TEST)}),
+    ("gsm8k", {}),
+    ("gsm8k", {"split": "train"}),
+    ("gsm8k", {"hub_id": "openai/gsm8k"}),
 ])
 def test_a_task_spec_rebuilds_the_same_task(name, kwargs):
     task = get_task(name, **kwargs)
@@ -139,11 +142,36 @@ def test_gsm8k_reads_a_local_file_with_its_gold_after_hashes():
     assert task.verifier == "math"
 
 
-def test_gsm8k_without_a_file_or_hub_says_to_pass_one(monkeypatch):
+def test_gsm8k_reads_its_shipped_splits_offline_with_the_ids_the_same_file_gets(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(ValueError, match="--data"):
-        get_task("gsm8k").rows(2)
+    test = get_task("gsm8k").rows(2000)
+    assert len(test) == 1319 and [test[0]["id"], test[-1]["id"]] == ["gsm8k-test-1", "gsm8k-test-1319"]
+    assert test[0]["question"].startswith("Janet\u2019s ducks lay 16 eggs")  # the published test split, in order
+    # ids enter the keys of stored sweep rows: a copy of the file passed with --data gets the very same rows
+    copy = tmp_path / "test.jsonl"
+    shutil.copyfile(GSM8K_TEST, copy)
+    assert get_task("gsm8k", data=str(copy)).rows(2000) == test
+    train = get_task("gsm8k", split="train").rows(8000)
+    assert len(train) == 7473 and [train[0]["id"], train[-1]["id"]] == ["gsm8k-train-1", "gsm8k-train-7473"]
+    # the spec (in every sweep key and run record) names no path, so it is the same wherever rlcot is installed
+    assert get_task("gsm8k").spec() == {"name": "gsm8k", "data": None, "options": {}}
+
+
+def test_gsm8k_from_an_unreachable_hub_says_how_to_read_the_shipped_copy(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(ValueError, match="drop hub_id to read the test split shipped with rlcot.*--data"):
+        get_task("gsm8k", hub_id="rlcot-tests/no-such-dataset").rows(2)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"split": "validation"}, "split='validation' is not shipped; choose test or train"),
+    ({"data": "mine.jsonl", "hub_id": "openai/gsm8k"}, "keep one"),  # two sources of rows: which one?
+])
+def test_gsm8k_refuses_a_split_it_does_not_ship_and_two_sources(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        get_task("gsm8k", **options)
 
 
 def test_jsonl_task_reads_users_rows_and_names_a_bad_line(tmp_path):

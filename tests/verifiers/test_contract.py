@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from rlcot.tasks import TASKS, get_task
 from verifiers import REGISTRY, get_verifier
 
-GSM8K_TEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k" / "test.jsonl"
 JUNK = "}{\\boxed{" * 125_000  # 1 MB of brace soup; its latency per verifier is in bench/verifiers.py
 
 
 def _task(name):
-    if name == "gsm8k":
-        return get_task(name, data=str(GSM8K_TEST))
     if name == "arith":
         return get_task(name, unanswerable=0.3)
     return get_task(name)
