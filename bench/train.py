@@ -6,7 +6,7 @@ completions of one prompt per step) through the same ``GRPOTrainer`` built by
 
 - **TRL**: the trainer's ``rollout_func`` is removed, so TRL tokenizes the prompts and
   calls ``model.generate`` (its ``_generate_single_turn``) with the same temperature and
-  ``max_completion_length`` (thinking cap + answer tokens + margin, from ``grpo_config``);
+  ``max_completion_length`` (thinking cap + answer cap + margin, from ``resolve_run``);
 - **ours**: ``BudgetForcedRollout`` (``rlcot.generation.hf``: continuous batching,
   budget forcing, forced tokens masked).
 
@@ -40,7 +40,7 @@ from transformers import TrainerCallback  # noqa: E402
 
 from rlcot.models import load_policy  # noqa: E402
 from rlcot.thinking import ThinkingProtocol  # noqa: E402
-from rlcot.train.recipe import EvalSpec, grpo_config, load_recipe  # noqa: E402
+from rlcot.train.recipe import EvalSpec, load_recipe, resolve_run  # noqa: E402
 from rlcot.train.trainer import build_data, build_trainer  # noqa: E402
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "arith-grpo-cpu.yaml"
@@ -68,11 +68,10 @@ class StepClock(TrainerCallback):
 def run_side(name: str, recipe, steps: int, scratch: Path, log: LoadLog) -> dict:
     model, tokenizer = load_policy(recipe.model, device="cpu", dtype=torch.float32)
     recipe = replace(recipe, grpo={**recipe.grpo, "max_steps": steps, "save_strategy": "no"})
-    config, _ = grpo_config(recipe, device="cpu", output_dir=str(scratch / name))
+    run = resolve_run(recipe, "cpu", scratch / name)
     protocol = ThinkingProtocol()
     clock = StepClock()
-    trainer = build_trainer(recipe, config, model, tokenizer, scratch / name, protocol,
-                            build_data(recipe, tokenizer, protocol), callbacks=[clock])
+    trainer = build_trainer(run, model, tokenizer, protocol, build_data(recipe, tokenizer, protocol), callbacks=[clock])
     if name == "TRL model.generate":
         trainer.rollout_func = None  # TRL's own path: _generate_single_turn -> model.generate
     generate_s: list[float] = []

@@ -397,7 +397,7 @@ def _training_plot(all_series: list[Series], points: list[Point], out_dir) -> tu
     drawn, and each big jump of a curve says whether it coincides with one: a jump at
     an LR drop is the schedule, not emergence.
     """
-    from pathlib import Path
+    from rlcot.runinfo import latest_trainer_state
 
     from . import fits as fitting
     from . import plots
@@ -411,7 +411,7 @@ def _training_plot(all_series: list[Series], points: list[Point], out_dir) -> tu
     by_label = {s.label: s for s in stepped}
     curve = sorted((replace(p, series=f"B={p.budget}", x=float(by_label[p.series].step))
                     for p in points if p.metric == "accuracy" and p.series in by_label), key=lambda p: p.x)
-    state = _trainer_state(Path(run_dir)) if run_dir else None
+    state = latest_trainer_state(run_dir) if run_dir else None
     changes = fitting.lr_changes(state) if state is not None else []
     info: dict = {"lr_changes": [{"step": c.step, "kind": c.kind, "lr_before": c.lr_before, "lr_after": c.lr_after}
                                  for c in changes], "jumps": []}
@@ -443,18 +443,6 @@ def _size_plot(all_series: list[Series], points: list[Point], out_dir) -> list:
                     for p in points if p.metric == "accuracy" and p.series in sized), key=lambda p: p.x)
     return plots.plot_curve(curve, out_dir / "model_size", xlabel="parameters (millions; log2 axis)",
                             ylabel="accuracy (95% CI)", log_x=True, title="accuracy at each thinking budget by model size")
-
-
-def _trainer_state(run_dir) -> dict | None:
-    """The run's ``trainer_state.json``: at its top level, else in its latest checkpoint."""
-    from rlcot.runinfo import checkpoints
-
-    candidates = [run_dir / "trainer_state.json"] + [path / "trainer_state.json"
-                                                      for _, path in reversed(checkpoints(run_dir))]
-    for path in candidates:
-        if path.is_file():
-            return json.loads(path.read_text())
-    return None
 
 
 def label_rows(rows: list[dict], run_dir, overlaid: bool) -> list[dict]:

@@ -49,7 +49,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from rlcot.runinfo import checkpoints, has_final_weights, is_training_run, run_without_weights, split_run_pick
+from rlcot.generation.base import forced_spans
+from rlcot.runinfo import (checkpoints, has_final_weights, is_training_run, run_without_weights, saved_weights,
+                           split_run_pick)
 
 ROWS_GLOB = "rows*.jsonl"
 
@@ -208,16 +210,9 @@ def expand_models(names: Iterable[str]) -> list[ModelRef]:
 
 
 def _run_steps(path: Path) -> list[ModelRef]:
-    """A training run's models by step: every kept ``checkpoint-N``, then the top-level final weights if newer."""
-    found = checkpoints(path)
-    refs = [ModelRef(label=f"{path.name}@{step}", path=str(child), step=step, run_dir=str(path)) for step, child in found]
-    if has_final_weights(path):  # the run's final weights, saved at its top level
-        last = found[-1][0] if found else None
-        final = _final_step(path, last)
-        if final is None or final != last:
-            label = path.name if final is None else f"{path.name}@{final}"
-            refs.append(ModelRef(label=label, path=str(path), step=final, run_dir=str(path)))
-    return refs
+    """A training run's models by step: every kept ``checkpoint-N``, then its final weights (``saved_weights``)."""
+    return [ModelRef(label=path.name if step is None else f"{path.name}@{step}", path=str(where), step=step,
+                     run_dir=str(path)) for step, where in saved_weights(path)]
 
 
 def _pick_step(path: Path, pick: str) -> ModelRef:
@@ -231,68 +226,6 @@ def _pick_step(path: Path, pick: str) -> ModelRef:
         raise ValueError(f"{path}@{pick}: the run has steps {', '.join(str(r.step) for r in refs)}; "
                          f"pick one of them or {path}@last")
     return chosen[0]
-
-
-def _final_step(path: Path, last_checkpoint: int | None) -> int | None:
-    """The step of a run's top-level weights, which a trainer saves when training ends.
-
-    Its ``trainer_state.json`` says; without one, the last checkpoint's ``max_steps`` (the
-    step training ended at); without that, one step after the last checkpoint (None
-    when the run kept no checkpoint either).
-    """
-    states = [(path / "trainer_state.json", "global_step")]
-    if last_checkpoint is not None:
-        states.append((path / f"checkpoint-{last_checkpoint}" / "trainer_state.json", "max_steps"))
-    for state, key in states:
-        try:
-            return int(json.loads(state.read_text())[key])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return None if last_checkpoint is None else last_checkpoint + 1
-
-
-def fingerprint(path: str) -> str:
-    """A hash of a model's weight and config files (a built-in's converted cache), cached by mtime and size.
-
-    Keys built on it change when the weights do, so a retrained checkpoint in the same
-    directory never resumes the old one's rows. A hub id with no local copy hashes its
-    name only, and says so in the value.
-    """
-    from rlcot.models import BUILTIN_MODELS, ensure_builtin_cached
-
-    local = ensure_builtin_cached(path) if path in BUILTIN_MODELS else Path(path).expanduser()
-    if not local.exists():
-        return "name:" + path
-    files = sorted(p for p in ([local] if local.is_file() else local.iterdir()) if p.is_file()
-                   and (p.suffix in (".safetensors", ".bin", ".pt", ".gguf") or p.name.endswith("config.json")))
-    digest = hashlib.blake2b(digest_size=12)
-    for file in files:
-        digest.update(file.name.encode() + b"\0" + _file_hash(file).encode())
-    return digest.hexdigest()
-
-
-def _file_hash(file: Path) -> str:
-    from rlcot.models import cache_root
-
-    stat = file.stat()
-    stamp = f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    index = cache_root() / "fingerprints.json"
-    try:
-        known = json.loads(index.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if stamp in known:
-        return known[stamp]
-    digest = hashlib.blake2b(digest_size=16)
-    with file.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    known[stamp] = digest.hexdigest()
-    index.parent.mkdir(parents=True, exist_ok=True)
-    partial = index.with_name(f"{index.name}.{os.getpid()}")
-    partial.write_text(json.dumps(known))
-    partial.replace(index)  # atomic: concurrent shards never read half a file
-    return known[stamp]
 
 
 # ------------------------------------------------------------------ storage
@@ -619,6 +552,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
     (``check_settings``), and that no other run writes this shard (``rlcot.jsonl.exclusive``).
     """
     from rlcot.jsonl import describe_skipped, exclusive
+    from rlcot.models import fingerprint
     from rlcot.records import check_rows, resolve_scheme
     from rlcot.tasks import get_task
     from rlcot.thinking import ThinkingProtocol
@@ -837,24 +771,6 @@ def _row_line(context, row, unit, key, mode, budget, trace, record, tokenizer) -
     }
 
 
-def forced_spans(trace, tokenizer) -> list[list[int]]:
-    """Character ranges ``[start, end)`` of the completion text that budget forcing wrote."""
-    opening = len(trace.completion) - len(tokenizer.decode(trace.completion_ids, skip_special_tokens=True))
-    spans, i, ids = [], 0, trace.completion_ids
-    while i < len(ids):
-        if not trace.forced[i]:
-            i += 1
-            continue
-        j = i
-        while j < len(ids) and trace.forced[j]:
-            j += 1
-        start = len(tokenizer.decode(ids[:i], skip_special_tokens=True))
-        end = len(tokenizer.decode(ids[:j], skip_special_tokens=True))
-        spans.append([opening + start, opening + end])
-        i = j
-    return spans
-
-
 @dataclass(frozen=True)
 class ResolvedDtype:
     name: str  # part of every row's key
@@ -894,7 +810,7 @@ def model_loader(model, tokenizer) -> Callable:
 def _load(spec: SweepSpec, ref: ModelRef, protocol, dtype: ResolvedDtype):
     """``(generator, tokenizer)`` for one model."""
     from rlcot.generation import get_generator
-    from rlcot.models import BUILTIN_MODELS, default_device, ensure_builtin_cached
+    from rlcot.models import BUILTIN_MODELS, default_device, ensure_builtin_cached, load_policy
 
     if spec.backend == "vllm":
         path = str(ensure_builtin_cached(ref.path)) if ref.path in BUILTIN_MODELS else ref.path
@@ -903,26 +819,9 @@ def _load(spec: SweepSpec, ref: ModelRef, protocol, dtype: ResolvedDtype):
             options.setdefault("dtype", spec.dtype)
         generator = get_generator("vllm", path, protocol=protocol, **options)
         return generator, generator.tokenizer
-    model, tokenizer = load_model(ref.path, spec.device or default_device(), dtype.choice)
+    model, tokenizer = load_policy(ref.path, spec.device or default_device(), dtype.choice)
     generator = get_generator("hf", model, tokenizer, protocol, batch_size=spec.batch_size)
     return generator, tokenizer
-
-
-def load_model(path: str, device: str, dtype):
-    """``load_policy`` for a model directory, or a PEFT adapter checkpoint merged into its base."""
-    from rlcot.models import load_policy
-
-    adapter = Path(path) / "adapter_config.json"
-    if not adapter.is_file():
-        return load_policy(path, device=device, dtype=dtype)
-    from peft import PeftModel
-
-    base_name = json.loads(adapter.read_text()).get("base_model_name_or_path")
-    if not base_name:
-        raise ValueError(f"{adapter} names no base_model_name_or_path; add it so the adapter can be merged")
-    base, tokenizer = load_policy(base_name, device=device, dtype=dtype)
-    merged = PeftModel.from_pretrained(base, path).merge_and_unload()
-    return merged.eval(), tokenizer
 
 
 def _write_run_info(out_dir: Path, shard: Shard, spec: SweepSpec, task) -> None:

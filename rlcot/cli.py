@@ -437,33 +437,33 @@ def train(
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
 ) -> None:
     """Train a policy with GRPO (TRL's GRPOTrainer) from a recipe: verifier rewards, budget-forced rollouts."""
-    from .models import default_device
     from .train.preflight import preflight
-    from .train.recipe import grpo_config, load_recipe
+    from .train.recipe import load_recipe, resolve_run
 
     if not recipe.is_file():
         _fail(f"recipe {str(recipe)!r} does not exist; pass a YAML file such as recipes/arith-grpo-cpu.yaml")
     try:
         chosen = load_recipe(recipe, set_)
-        preflight(chosen, out, resume)  # reads only: the out directory, the model, LoRA targets, what --resume needs
-        device = device or default_device()
-        config, notes = grpo_config(chosen, device=device, output_dir=str(out or chosen.output_dir))
+        start = preflight(chosen, out, resume)  # reads only: the out directory, the model, LoRA targets, --resume
+        run = resolve_run(chosen, device, out)  # once: TRL's config, LoRA, the rollout budget, the eval curves
     except (ValueError, TypeError) as err:
         _fail(str(err))
-    for note in notes:
+    for note in run.notes:
         errors.print(f"[cyan]note:[/cyan] {note}", highlight=False)
     if dry_run:
-        _dry_run(chosen, config)
+        _dry_run(run)
         return
-    from .train.trainer import run_training
+    from evals.training import EvalCurves
+
+    from .train.trainer import train_run
 
     try:
-        summary = run_training(chosen, out, resume=resume, device=device)
+        summary = train_run(run, start, evals=EvalCurves)
     except ValueError as err:
         _fail(str(err))
     _print_training_summary(summary)
-    console.print(f"run directory: {out or chosen.output_dir} (metrics.jsonl, traces.jsonl, checkpoints, "
-                  f"summary.json; eval curves: rlcot plot {out or chosen.output_dir}/eval/<task>)")
+    console.print(f"run directory: {run.output_dir} (metrics.jsonl, traces.jsonl, checkpoints, "
+                  f"summary.json; eval curves: rlcot plot {run.output_dir}/eval/<task>)")
 
 
 def _print_training_summary(summary: dict) -> None:
@@ -515,14 +515,15 @@ def _print_training_summary(summary: dict) -> None:
         errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
-def _dry_run(chosen, config) -> None:
+def _dry_run(run) -> None:
     from transformers import AutoTokenizer
 
     from .models import BUILTIN_MODELS, DEFAULT_MODEL, ensure_builtin_cached
     from .train.recipe import describe
     from .train.trainer import dry_run
 
-    console.print(describe(chosen, config), highlight=False)
+    chosen = run.recipe
+    console.print(describe(run), highlight=False)
     path = str(ensure_builtin_cached(chosen.model)) if chosen.model in BUILTIN_MODELS else chosen.model
     try:
         try:

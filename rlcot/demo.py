@@ -4,17 +4,19 @@ Five stages, in order, each writing its own directory under ``out``:
 
 1. ``sweep-before``: the default model's budget curve (greedy, budgets 0-128) on the 64
    held-out rows of ``recipes/arith-grpo-cpu.yaml``: the rows after the ``size`` it
-   trains on, swept with the very ``SweepSpec`` the trainer builds for its own eval
-   curves (``rlcot.train.trainer.EvalCurves.curve``), so "before" here is its step 0;
+   trains on, swept with the spec the trainer builds for its own eval curves (the
+   resolved run's ``EvalCurve`` through ``evals.training.sweep_spec``), so
+   "before" here is its step 0;
 2. ``train``: the recipe, SFT warm-up included, for 10 GRPO steps instead of 20 (the
    README's table: the second ten moved nothing), with the in-training curves off
    (``tasks.0.eval_size=0``: they would repeat stages 1 and 3; the held-out split
    depends only on ``size``, so it stays where it was);
-3. ``sweep-after``: the same spec on the run's final checkpoint. Not the run directory:
+3. ``sweep-after``: the same spec on the run's final checkpoint
+   (``rlcot.runinfo.final_checkpoint``). Not the run directory:
    ``expand_models`` makes that one model per kept checkpoint (the last 3), three
    sweeps where one is wanted. The checkpoint is a LoRA adapter whose config names the
    merged SFT warm-up as its base (an absolute path: the run directory is resolved
-   first), and ``evals.sweep.load_model`` merges it into that;
+   first), and ``rlcot.models.load_policy`` merges it into that;
 4. ``plots``: ``evals.analysis.plot_runs`` on both sweeps' rows, labelled as the series
    "before training" and "after training": ``plots/accuracy.png`` has both curves;
 5. ``report.html``: ``evals.report.write_report`` on the three run directories.
@@ -62,9 +64,14 @@ class DemoPlan:
 
     out: Path
     recipe_path: Path
-    recipe: Any  # rlcot.train.recipe.Recipe: the training run, demo overrides applied
+    run: Any  # rlcot.train.recipe.ResolvedRun: the training run, demo overrides applied, resolved once
     spec: Any  # evals.sweep.SweepSpec of the "before" sweep; "after" swaps the model
     device: str | None = None
+
+    @property
+    def recipe(self):
+        """The training run's recipe (``rlcot.train.recipe.Recipe``)."""
+        return self.run.recipe
 
     @property
     def train_dir(self) -> Path:
@@ -82,15 +89,14 @@ class DemoPlan:
 def plan_demo(out: Path = Path("demo"), model: str | None = None, recipe: Path = RECIPE,
               overrides: Sequence[str] = (), budgets: Sequence[int] | None = None, limit: int | None = None,
               device: str | None = None) -> DemoPlan:
-    """The demo's recipe and sweep spec: the recipe < ``overrides`` (``key=value``, as ``--set``) < ``model``.
+    """The demo's resolved run and sweep spec: the recipe < ``overrides`` (``key=value``, as ``--set``) < ``model``.
 
     ``budgets`` default to the recipe's ``eval.budgets`` and ``limit`` to its held-out
     ``eval_size``; the sweeps skip the ``size`` rows it trains on.
     """
-    from evals.sweep import SweepSpec
+    from evals.training import sweep_spec
 
-    from .models import default_device
-    from .train.recipe import grpo_config, load_recipe
+    from .train.recipe import load_recipe, resolve_run
 
     out, recipe = Path(out), Path(recipe)
     if out.exists() and not out.is_dir():
@@ -105,17 +111,15 @@ def plan_demo(out: Path = Path("demo"), model: str | None = None, recipe: Path =
     if len(base.tasks) != 1:
         raise ValueError(f"{recipe} trains on {len(base.tasks)} tasks; the demo sweeps one: give a one-task recipe")
     mix = base.tasks[0]
-    spec = SweepSpec(models=(base.model,), task=mix.name, data=mix.data, task_args=dict(mix.options),
-                     budgets=tuple(budgets if budgets is not None else base.eval.budgets),
-                     samples=base.eval.samples, temperature=base.eval.temperature, seed=base.seed,
-                     limit=mix.eval_size if limit is None else limit, skip=mix.size, dtype="fp32",
-                     max_answer_tokens=base.thinking.max_answer_tokens, device=device)
     # the in-training curves would repeat the two sweeps; eval_size=0 skips them all (step 0, warm-up, end)
     training = replace(base, tasks=(replace(mix, eval_size=0),), output_dir=str((out / "train").resolve()))
     with warnings.catch_warnings():  # TRL checks the grpo: block now, before any work; quietly (see _train)
         warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
-        grpo_config(training, device=device or default_device(), output_dir=training.output_dir)
-    return DemoPlan(out=out, recipe_path=recipe, recipe=training, spec=spec, device=device)
+        run = resolve_run(training, device, training.output_dir)
+    # the trainer's own held-out curve of the task (rows after the trained ones), with the demo's budgets and limit
+    spec = sweep_spec(run.eval_curves[0], base.model, limit=mix.eval_size if limit is None else limit,
+                      budgets=tuple(budgets if budgets is not None else base.eval.budgets), device=device)
+    return DemoPlan(out=out, recipe_path=recipe, run=run, spec=spec, device=device)
 
 
 def run_demo(out: Path = Path("demo"), console=None, *, model: str | None = None, recipe: Path = RECIPE,
@@ -128,6 +132,8 @@ def run_demo(out: Path = Path("demo"), console=None, *, model: str | None = None
     ``stages``: per stage, its seconds and whether it found its work already done.
     """
     from rich.console import Console
+
+    from .runinfo import final_checkpoint
 
     console = console or Console()
     plan = plan_demo(out, model, recipe, overrides, budgets, limit, device)
@@ -191,14 +197,18 @@ def _rows_there(out_dir: Path, spec) -> int:
 
 
 def _train(plan: DemoPlan, console) -> dict:
-    from .train.trainer import SFT_MODEL_DIR, is_saved_model, last_checkpoint, run_training
+    from .runinfo import SFT_MODEL_DIR, is_saved_model, last_checkpoint
+    from evals.training import EvalCurves
 
-    recipe, out_dir = plan.recipe, plan.train_dir.resolve()
+    from .train.preflight import preflight
+    from .train.trainer import train_run
+
+    recipe, out_dir = plan.recipe, plan.run.output_dir
     steps = recipe.grpo["max_steps"]
     what = (f"{steps} GRPO steps{' (LoRA)' if recipe.peft else ''} on {recipe.tasks[0].size} {recipe.tasks[0].name} "
             f"rows" + (f" after a {recipe.sft_warmup.get('steps', 20)}-step SFT warm-up" if recipe.sft_warmup else "")
             + f", {plan.recipe_path.name}")
-    checkpoint = last_checkpoint(out_dir) if out_dir.is_dir() else None
+    checkpoint = last_checkpoint(out_dir)
     if (out_dir / "summary.json").is_file():
         console.print(f"{what}: finished already (summary.json)", highlight=False)
         return {"skipped": True, "state": "finished"}
@@ -213,22 +223,8 @@ def _train(plan: DemoPlan, console) -> dict:
     with warnings.catch_warnings():
         # TRL's and SFT's configs are built with transformers 5's deprecated name: a warning each, nothing to act on
         warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
-        run_training(recipe, out_dir, resume=resume, device=plan.device)
+        train_run(plan.run, preflight(recipe, out_dir, resume), evals=EvalCurves)
     return {"skipped": False, "state": state}
-
-
-def final_checkpoint(run_dir: Path) -> Path:
-    """The ``checkpoint-N`` of a finished run's last step (its final weights, as the trainer saved them)."""
-    from .train.trainer import last_checkpoint
-
-    checkpoint = last_checkpoint(Path(run_dir)) if Path(run_dir).is_dir() else None
-    if checkpoint is None:
-        raise ValueError(f"{run_dir} holds no checkpoint-N; run the training stage first")
-    state = json.loads((checkpoint / "trainer_state.json").read_text())
-    if state.get("global_step") != state.get("max_steps"):
-        raise ValueError(f"{checkpoint} is step {state.get('global_step')} of {state.get('max_steps')}: the last step "
-                         "was not checkpointed; set grpo.save_steps=1 so the final weights are one")
-    return checkpoint
 
 
 def _labelled_rows(plan: DemoPlan) -> list[dict]:

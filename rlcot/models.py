@@ -13,13 +13,14 @@ device)`` picks bf16 on CUDA, and on a CPU times a 384-square matmul in fp32 and
 (as ``nn.Linear`` calls it) and picks bf16 only where it is clearly faster. CPUs
 differ by more than an order of magnitude here: an AMD EPYC without bf16 units ran
 bf16 linears ~5x slower than fp32 (~20 against 70-115 GFLOP/s; ~1 through a plain
-``torch.mm``), an Intel Xeon with AMX ran bf16 ~6x faster (DESIGN.md). The choice
-comes back with its reason (the measured speeds), so a run can record why it ran in
-the dtype it did.
+``torch.mm``), an Intel Xeon with AMX ran bf16 ~6x faster (~2,280 against ~346
+GFLOP/s). The choice comes back with its reason (the measured speeds), so a run can
+record why it ran in the dtype it did.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -89,7 +90,9 @@ DTYPES: dict[str, torch.dtype] = {
     "fp16": torch.float16,
 }
 # bf16 must beat fp32 by this much before "auto" takes it on a CPU: it halves the
-# weights' precision, so a marginal gain (or timing noise) is not worth it.
+# weights' precision, so a marginal gain (or timing noise) is not worth it. Sweeps load
+# in the dtype it picks; training runs under bf16 autocast where it picks bf16
+# (rlcot.train.recipe.resolve_run): one probe, one threshold.
 BF16_MIN_SPEEDUP = 1.5
 
 
@@ -179,6 +182,9 @@ def load_policy(
     """
     device = device or default_device()
     name_or_path = str(name_or_path)
+    adapter = Path(name_or_path).expanduser() / "adapter_config.json"
+    if adapter.is_file() and not adapter.with_name("config.json").is_file():
+        return _load_adapter(adapter, device, dtype)
     if name_or_path in BUILTIN_MODELS:
         path = ensure_builtin_cached(name_or_path)
     else:
@@ -199,6 +205,61 @@ def load_policy(
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def _load_adapter(adapter: Path, device: str, dtype):
+    """A PEFT adapter directory (a LoRA run's checkpoint) merged into the base its config names."""
+    from peft import PeftModel
+
+    try:
+        base_name = json.loads(adapter.read_text()).get("base_model_name_or_path")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        raise ValueError(f"{adapter} is not a JSON object; re-save the adapter with save_pretrained") from None
+    if not base_name:
+        raise ValueError(f"{adapter} names no base_model_name_or_path; add it so the adapter can be merged")
+    base, tokenizer = load_policy(base_name, device=device, dtype=dtype)
+    merged = PeftModel.from_pretrained(base, str(adapter.parent)).merge_and_unload()
+    return merged.eval(), tokenizer
+
+
+def fingerprint(path: str) -> str:
+    """A hash of a model's weight and config files (a built-in's converted cache), cached by mtime and size.
+
+    Keys built on it change when the weights do, so a retrained checkpoint in the same
+    directory never resumes the old one's rows. A hub id with no local copy hashes its
+    name only, and says so in the value.
+    """
+    local = ensure_builtin_cached(path) if path in BUILTIN_MODELS else Path(path).expanduser()
+    if not local.exists():
+        return "name:" + path
+    files = sorted(p for p in ([local] if local.is_file() else local.iterdir()) if p.is_file()
+                   and (p.suffix in (".safetensors", ".bin", ".pt", ".gguf") or p.name.endswith("config.json")))
+    digest = hashlib.blake2b(digest_size=12)
+    for file in files:
+        digest.update(file.name.encode() + b"\0" + _file_hash(file).encode())
+    return digest.hexdigest()
+
+
+def _file_hash(file: Path) -> str:
+    stat = file.stat()
+    stamp = f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    index = cache_root() / "fingerprints.json"
+    try:
+        known = json.loads(index.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if stamp in known:
+        return known[stamp]
+    digest = hashlib.blake2b(digest_size=16)
+    with file.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    known[stamp] = digest.hexdigest()
+    index.parent.mkdir(parents=True, exist_ok=True)
+    partial = index.with_name(f"{index.name}.{os.getpid()}")
+    partial.write_text(json.dumps(known))
+    partial.replace(index)  # atomic: concurrent shards never read half a file
+    return known[stamp]
 
 
 # A repo id as the hub accepts one: "name" or "owner/name", word characters, '-' and '.'.

@@ -1,14 +1,24 @@
-"""What a run writes next to its outputs (the resolved config and the library versions), and its checkpoints.
+"""A training run's directory: what it holds, found in one place; and what any run writes beside its outputs.
 
-A training run's directory (``rlcot train``) holds ``run.json`` from its start,
-``checkpoint-N`` directories as it saves, and its final weights at the top level
-when it ends. A sweep given the run as a model reads it through ``checkpoints`` and
-``has_final_weights``; a run with neither has nothing to load (``run_without_weights``).
+``rlcot train`` writes, in order: ``run.json`` (the resolved recipe, TRL's arguments,
+library versions; ``run_info``) and the logs ``metrics.jsonl``/``traces.jsonl``; with
+an SFT warm-up, its merged model in ``sft-warmup/model`` (``SFT_MODEL_DIR``: what GRPO
+starts from and LoRA adapters name as their base); TRL's ``checkpoint-N`` directories,
+each with a ``trainer_state.json`` written last; and, when training ends, the final
+weights and ``trainer_state.json`` at the top level.
+
+Every lookup of those files lives here: the trainer's resume, the demo, sweeps given a
+run as a model (``saved_weights``, ``split_run_pick``), plots that mark the learning-rate
+schedule (``latest_trainer_state``) and ``check_model_dir`` all read a run through these
+functions, so a change in the layout is made once. A run directory may be damaged
+(killed mid-save, edited by hand): a ``trainer_state.json`` that does not read as a JSON
+object counts as absent, never as an exception.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import platform
 import re
 from importlib import metadata
@@ -16,6 +26,8 @@ from pathlib import Path
 
 RUN_MARKERS = ("run.json", "metrics.jsonl")  # what `rlcot train` writes first: the resolved recipe, the log
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")  # TRL/transformers Trainer's checkpoint directories
+SFT_MODEL_DIR = "sft-warmup/model"  # the warmed-up policy GRPO starts from (and LoRA adapters build on)
+TRAINER_STATE = "trainer_state.json"  # the HF Trainer's step, max_steps and log history (with the LR)
 
 TRACKED = ("rlcot", "torch", "transformers", "trl", "peft", "accelerate", "vllm", "math-verify")
 
@@ -40,6 +52,9 @@ def run_info(config: dict, argv: list[str] | None = None) -> dict:
     }
 
 
+# ------------------------------------------------------------------ checkpoints and weights
+
+
 def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     """A training run's ``checkpoint-N`` directories as ``(N, path)``, by step; other names are ignored."""
     run_dir = Path(run_dir)
@@ -50,10 +65,95 @@ def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found, key=lambda item: item[0])
 
 
+def trainer_state(directory: str | Path) -> dict | None:
+    """``directory/trainer_state.json`` (a run's top level or one checkpoint); None where missing or unreadable."""
+    try:
+        state = json.loads((Path(directory) / TRAINER_STATE).read_text())
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete ``checkpoint-N``: one whose ``trainer_state.json`` (written last) reads back.
+
+    A run killed while saving leaves a newer, partial directory; it is skipped (and
+    overwritten when that step is saved again).
+    """
+    for _, path in reversed(checkpoints(run_dir)):
+        if trainer_state(path) is not None:
+            return path
+    return None
+
+
+def latest_trainer_state(run_dir: str | Path) -> dict | None:
+    """The run's ``trainer_state.json``: at its top level (training ended), else its newest readable checkpoint's."""
+    for directory in [Path(run_dir)] + [path for _, path in reversed(checkpoints(run_dir))]:
+        state = trainer_state(directory)
+        if state is not None:
+            return state
+    return None
+
+
 def has_final_weights(run_dir: str | Path) -> bool:
     """Whether a directory holds a model at its top level: a whole one (config.json) or a PEFT adapter."""
     run_dir = Path(run_dir)
     return (run_dir / "config.json").is_file() or (run_dir / "adapter_config.json").is_file()
+
+
+def is_saved_model(path: str | Path) -> bool:
+    """A model saved in full (the SFT warm-up's): the tokenizer is written after the weights, so its files come last."""
+    path = Path(path)
+    return all((path / name).is_file() for name in ("config.json", "tokenizer_config.json", "tokenizer.json")) \
+        and any(path.glob("*.safetensors"))
+
+
+def final_step(run_dir: str | Path) -> int | None:
+    """The step of a run's top-level (final) weights, which a trainer saves when training ends.
+
+    Its ``trainer_state.json`` says; without one, the newest checkpoint's ``max_steps``
+    (the step training ended at); without that, one step after the newest checkpoint
+    (None when the run kept no checkpoint either).
+    """
+    found = checkpoints(run_dir)
+    newest = found[-1] if found else None
+    states = [(trainer_state(run_dir), "global_step")] + ([(trainer_state(newest[1]), "max_steps")] if newest else [])
+    for state, key in states:
+        try:
+            return int(state[key])
+        except (ValueError, KeyError, TypeError):  # TypeError: no state (None), or a value int() cannot take
+            continue
+    return None if newest is None else newest[0] + 1
+
+
+def saved_weights(run_dir: str | Path) -> list[tuple[int | None, Path]]:
+    """Every model a run saved, as ``(step, path)`` by step: each kept ``checkpoint-N``, then the final weights.
+
+    The top-level final weights are left out where they are the newest checkpoint's
+    step again (the same weights twice); their step is None where nothing tells it.
+    """
+    run_dir = Path(run_dir)
+    found: list[tuple[int | None, Path]] = list(checkpoints(run_dir))
+    if has_final_weights(run_dir):
+        step = final_step(run_dir)
+        if step is None or not found or step != found[-1][0]:
+            found.append((step, run_dir))
+    return found
+
+
+def final_checkpoint(run_dir: str | Path) -> Path:
+    """The ``checkpoint-N`` of a finished run's last step: its final weights, as the trainer saved them."""
+    checkpoint = last_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ValueError(f"{run_dir} holds no checkpoint-N; train it first")
+    state = trainer_state(checkpoint)
+    if state.get("global_step") != state.get("max_steps"):
+        raise ValueError(f"{checkpoint} is step {state.get('global_step')} of {state.get('max_steps')}: the last step "
+                         "was not checkpointed; set grpo.save_steps=1 so the final weights are one")
+    return checkpoint
+
+
+# ------------------------------------------------------------------ is it a run, and which model of it
 
 
 def is_training_run(path: str | Path) -> bool:

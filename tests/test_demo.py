@@ -37,6 +37,13 @@ class ReportSpy:
         return real_write_report(run_dirs, out)
 
 
+def slow_bf16(dtype, **_) -> float:
+    """The CPU dtype probe on a CPU without fast bf16 (GFLOP/s): training takes fp32 wherever the tests run."""
+    import torch
+
+    return 100.0 if dtype == torch.float32 else 20.0
+
+
 def demo(out: Path, tiny_dir: Path, **changes) -> tuple[dict, str]:
     """``run_demo`` on the tiny model; returns its result and what it printed."""
     sink = io.StringIO()
@@ -51,7 +58,7 @@ def finished(tmp_path_factory, tiny_dir):
     out = tmp_path_factory.mktemp("finished") / "demo"
     report = ReportSpy()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("rlcot.train.recipe.cpu_matmul_speed", lambda: (100.0, 20.0))  # fp32 on every CPU
+        patch.setattr("rlcot.models.matmul_gflops", slow_bf16)  # fp32 on every CPU
         patch.setitem(sys.modules, "evals.report", report.module)
         result, text = demo(out, tiny_dir)
     return out, result, text, report
@@ -107,7 +114,7 @@ def test_an_interrupted_demo_resumes_where_it_stopped_without_redoing_the_sweep_
                                                                                                monkeypatch):
     from rlcot.train.trainer import RunLog
 
-    monkeypatch.setattr("rlcot.train.recipe.cpu_matmul_speed", lambda: (100.0, 20.0))
+    monkeypatch.setattr("rlcot.models.matmul_gflops", slow_bf16)
     monkeypatch.setitem(sys.modules, "evals.report", ReportSpy().module)
     out = tmp_path / "demo"
 

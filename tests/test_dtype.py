@@ -1,6 +1,7 @@
 """Choosing the dtype: spec parsing, the CPU decision as a function of measured speeds,
-and load_policy honouring what it is given. No test times anything: the speeds the
-decision sees are passed in or stubbed, so the outcome is the same on every CPU."""
+load_policy honouring what it is given, and training's bf16 autocast taking the same
+decision. No test times anything but the probe's own: the speeds the decision sees are
+passed in or stubbed, so the outcome is the same on every CPU."""
 
 from __future__ import annotations
 
@@ -95,6 +96,21 @@ def test_an_explicit_dtype_is_taken_as_given_without_probing(monkeypatch):
     choice = resolve_dtype("bf16", "cpu")
     assert choice == DtypeChoice(torch.bfloat16, "asked for bf16") and asked == []
     assert resolve_dtype(choice, "cuda") is choice  # an earlier choice passes through
+
+
+@pytest.mark.parametrize(
+    "speeds, bf16",
+    [({torch.float32: 50.0, torch.bfloat16: 1.0}, False),
+     ({torch.float32: 300.0, torch.bfloat16: 2000.0}, True)],
+)
+def test_training_on_cpu_takes_bf16_autocast_by_the_same_probe_once(monkeypatch, speeds, bf16):
+    from rlcot.train.recipe import load_recipe, resolve_run
+
+    asked = _stub_probe(monkeypatch, speeds)
+    run = resolve_run(load_recipe(None), "cpu")
+    assert run.grpo.bf16 is bf16 and sorted(map(str, asked)) == ["torch.bfloat16", "torch.float32"]
+    assert choose_cpu_dtype(speeds[torch.float32], speeds[torch.bfloat16]).reason.removeprefix("auto: ") in \
+        "\n".join(run.notes)  # the run records the same measured reason a sweep does
 
 
 def test_the_probe_measures_a_positive_speed():

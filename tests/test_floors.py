@@ -1,7 +1,10 @@
 """The floors of the package: verifiers/ at the bottom, nothing imports upward, no import loops.
 
-Read from the source with ``ast`` (module-level imports only: an import inside a
-function is deferred on purpose and cannot form a loop at import time).
+Read from the source with ``ast``. Floors count every import, those inside functions
+too: a deferred import is still a dependency, only a later one. Loops count
+module-level imports only: a deferred import cannot form a loop at import time. A
+module's floor is its longest matching prefix, so ``rlcot.generation.hf`` sits on the
+generation floor, below the ``rlcot`` core, and is checked against it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("verifiers", "rlcot", "evals")
 # lower floors first: a module may import its own floor and those below, never above
-FLOORS = ["verifiers", "rlcot.generation", "rlcot", "evals", "rlcot.train", "rlcot.demo", "rlcot.cli", "rlcot.__main__"]
+FLOORS = ["verifiers", "rlcot.thinking", "rlcot.generation", "rlcot", "rlcot.train", "evals", "rlcot.demo", "rlcot.cli",
+          "rlcot.__main__"]
+ENTRY_POINTS = ("rlcot.demo", "rlcot.cli", "rlcot.__main__")  # the only rlcot modules that may use evals
 
 
 def _module_name(path: Path) -> str:
@@ -22,12 +27,12 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """Modules of ours that ``path`` imports at module level (relative imports resolved)."""
+def _imports(path: Path, deferred: bool = False) -> set[str]:
+    """Modules of ours that ``path`` imports (relative imports resolved): at module level, or anywhere."""
     tree = ast.parse(path.read_text())
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
     found = set()
-    for node in tree.body:  # module level only
+    for node in ast.walk(tree) if deferred else tree.body:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -40,13 +45,13 @@ def _imports(path: Path) -> set[str]:
     return {name for name in found if name.split(".")[0] in PACKAGES}
 
 
-def _graph() -> dict[str, set[str]]:
+def _graph(deferred: bool = False) -> dict[str, set[str]]:
     files = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py")]
     modules = {_module_name(p): p for p in files}
     graph = {}
     for name, path in modules.items():
         deps = set()
-        for dep in _imports(path):
+        for dep in _imports(path, deferred):
             # importing a.b.c runs a/__init__ and a/b/__init__ first, unless we are inside them already
             parts = dep.split(".")
             deps.update(".".join(parts[:k]) for k in range(1, len(parts) + 1)
@@ -56,7 +61,9 @@ def _graph() -> dict[str, set[str]]:
 
 
 def _floor(module: str) -> int:
-    return max(i for i, floor in enumerate(FLOORS) if module == floor or module.startswith(floor + "."))
+    """The index of the longest floor that is ``module`` or a package above it."""
+    matching = [floor for floor in FLOORS if module == floor or module.startswith(floor + ".")]
+    return FLOORS.index(max(matching, key=len))
 
 
 def test_verifiers_import_nothing_of_rlcot_anywhere():
@@ -66,8 +73,28 @@ def test_verifiers_import_nothing_of_rlcot_anywhere():
 
 
 def test_no_module_imports_a_floor_above_its_own():
-    upward = [(a, b) for a, deps in _graph().items() for b in deps if _floor(b) > _floor(a)]
+    upward = [(a, b) for a, deps in _graph(deferred=True).items() for b in deps if _floor(b) > _floor(a)]
     assert upward == []
+
+
+def test_no_rlcot_library_module_imports_evals_only_the_entry_points_do():
+    users = sorted(a for a, deps in _graph(deferred=True).items() if a.startswith("rlcot")
+                   and not a.startswith(ENTRY_POINTS) and any(d.split(".")[0] == "evals" for d in deps))
+    assert users == []
+
+
+@pytest.mark.parametrize("module, source", [
+    ("rlcot/generation/_floor_probe.py", "from ..tasks import Task\n"),  # generation below the core
+    ("rlcot/_floor_probe.py", "def f():\n    from rlcot.cli import app\n"),  # deferred, still upward
+])
+def test_a_planted_upward_import_is_caught(module, source):
+    path = ROOT / module
+    try:
+        path.write_text(source)
+        name = _module_name(path)
+        assert any(_floor(b) > _floor(name) for b in _graph(deferred=True)[name])
+    finally:
+        path.unlink()
 
 
 def test_there_are_no_import_loops():
@@ -89,14 +116,15 @@ def test_there_are_no_import_loops():
     assert loops == []
 
 
-@pytest.mark.parametrize("source, expected", [
-    ("from rlcot.tasks import Task\n", {"rlcot.tasks", "rlcot.tasks.Task"}),
-    ("def f():\n    import rlcot.cli\n", set()),  # deferred: not a module-level edge
+@pytest.mark.parametrize("source, expected, deferred", [
+    ("from rlcot.tasks import Task\n", {"rlcot.tasks", "rlcot.tasks.Task"}, False),
+    ("def f():\n    import rlcot.cli\n", set(), False),  # deferred: not a module-level edge (loops)
+    ("def f():\n    import rlcot.cli\n", {"rlcot.cli"}, True),  # but a dependency all the same (floors)
 ])
-def test_the_import_reader_sees_module_level_imports_only(tmp_path, source, expected):
+def test_the_import_reader_sees_module_level_or_every_import(tmp_path, source, expected, deferred):
     path = ROOT / "rlcot" / "_floor_probe.py"
     try:
         path.write_text(source)
-        assert _imports(path) == expected
+        assert _imports(path, deferred) == expected
     finally:
         path.unlink()

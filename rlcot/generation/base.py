@@ -171,3 +171,21 @@ def check_prompt_lengths(requests: Sequence[GenerationRequest], context: int | N
         more = f" and {len(too_long) - 5} more" if len(too_long) > 5 else ""
         raise ValueError(f"the prompt of row(s) {', '.join(listed)}{more} is longer than the model's context of "
                          f"{context:,} tokens; shorten or drop those rows")
+
+
+def forced_spans(trace, tokenizer) -> list[list[int]]:
+    """Character ranges ``[start, end)`` of the completion text that budget forcing wrote."""
+    opening = len(trace.completion) - len(tokenizer.decode(trace.completion_ids, skip_special_tokens=True))
+    spans, i, ids = [], 0, trace.completion_ids
+    while i < len(ids):
+        if not trace.forced[i]:
+            i += 1
+            continue
+        j = i
+        while j < len(ids) and trace.forced[j]:
+            j += 1
+        start = len(tokenizer.decode(ids[:i], skip_special_tokens=True))
+        end = len(tokenizer.decode(ids[:j], skip_special_tokens=True))
+        spans.append([opening + start, opening + end])
+        i = j
+    return spans

@@ -33,7 +33,8 @@ from pathlib import Path
 
 from ..models import BUILTIN_MODELS, cached_path, check_model_dir, is_cached, local_model_dir
 from ..files import check_output
-from .trainer import SFT_MODEL_DIR, check_run_logs, is_saved_model, last_checkpoint
+from ..runinfo import SFT_MODEL_DIR, is_saved_model, last_checkpoint
+from .trainer import check_run_logs
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def resume_point(recipe, output_dir: Path) -> ResumePoint:
     """Where ``--resume`` starts, after every check that could fail it once the model is loaded."""
     sft_dir = output_dir / SFT_MODEL_DIR
     warmed = recipe.sft_warmup is not None and is_saved_model(sft_dir)
-    start = last_checkpoint(output_dir) if output_dir.is_dir() else None
+    start = last_checkpoint(output_dir)
     if start is None and not warmed:
         raise ValueError(f"--resume: {output_dir} holds no checkpoint-N to resume (nor a finished SFT warm-up); "
                          "drop --resume to start afresh")

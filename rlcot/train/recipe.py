@@ -5,7 +5,13 @@ precedence defaults < YAML < ``--set``. Our own fields (tasks, rewards, thinking
 budget, evaluation, LoRA) live in the frozen dataclasses below, documented once, and
 are checked here with errors that name the key, the bad value and the fix. The
 ``grpo:`` block goes verbatim to ``trl.GRPOConfig`` so TRL validates it itself; we
-only add defaults that a small CPU run needs (``grpo_config``) and say which.
+only add defaults that a small CPU run needs and say which.
+
+A checked recipe is resolved once, by ``resolve_run``, into everything a run needs
+(``ResolvedRun``): TRL's config, the LoRA config, the rollouts' thinking budget and
+answer cap, the held-out eval curves, and the notes on each default chosen. The CLI,
+the trainer, the demo and the benchmark all take that one object; none of them builds
+a ``GRPOConfig`` or works out the answer cap again.
 
 TRL checks types and a few combinations but almost no ranges: ``max_steps: -5``
 trains three epochs, ``learning_rate: .nan`` trains to NaN weights. So one check
@@ -25,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import math
 import re
 import types
@@ -33,14 +38,16 @@ import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import yaml
 
 from ..files import read_text
 
+if TYPE_CHECKING:
+    from ..generation import Budget
+
 CPU_DEFAULTS = {"use_cpu": True}  # without it TRL's bf16=True default fails on CPU; bf16 is chosen by measuring
-BF16_MIN_SPEEDUP = 2.0  # train under bf16 autocast on CPU only where its matmuls are at least this much faster
 RUN_DEFAULTS = {"report_to": "none", "logging_steps": 1, "save_strategy": "steps"}
 # Checkpoints: a LoRA checkpoint (adapter + its optimizer state) is tens of MB and saves in
 # well under a second, so LoRA runs save every step and a kill loses at most the step in
@@ -430,22 +437,99 @@ def _check_sft_warmup(options: dict) -> None:
             raise ValueError(f"sft_warmup.steps={steps!r} must be a whole number above 0, e.g. 20")
 
 
+# ---------------------------------------------------------------- resolving a run
+
+
+def task_keys(recipe: Recipe) -> list[str]:
+    """A key per recipe task: its name, numbered when a name repeats (arith, arith#2)."""
+    keys, seen = [], {}
+    for mix in recipe.tasks:
+        seen[mix.name] = seen.get(mix.name, 0) + 1
+        keys.append(mix.name if seen[mix.name] == 1 else f"{mix.name}#{seen[mix.name]}")
+    return keys
+
+
+@dataclass(frozen=True)
+class EvalCurve:
+    """One task's budget curve on its held-out rows; the fields are ``evals.sweep.SweepSpec``'s, by name."""
+
+    key: str  # the task's key in the run (task_keys): its curves go to eval/<key>
+    task: str
+    data: str | None
+    task_args: dict
+    budgets: tuple[int, ...]
+    samples: int
+    temperature: float
+    seed: int
+    limit: int  # the task's eval_size; 0: no curve
+    skip: int  # the task's size: the rows trained on come first, so the held-out ones are never trained on
+    max_answer_tokens: int | None  # thinking.max_answer_tokens; None: each task's own cap, as a sweep takes it
+    dtype: str = "fp32"  # the policy as it trains: fp32 weights
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A recipe resolved for one device and run directory: all a run needs, built once by ``resolve_run``."""
+
+    recipe: Recipe
+    device: str
+    output_dir: Path
+    grpo: Any  # trl.GRPOConfig: the recipe's grpo: block over our defaults
+    lora: Any  # peft.LoraConfig, or None for a full fine-tune
+    budget: Budget  # the rollouts' thinking caps and answer cap
+    eval_curves: tuple[EvalCurve, ...]  # one per task, in recipe order
+    notes: tuple[str, ...]  # each default chosen and why
+
+    @property
+    def answer_cap(self) -> int:
+        """Tokens an answer may take after thinking: ``thinking.max_answer_tokens``, else the largest task's own."""
+        return self.budget.max_answer_tokens
+
+    def record(self) -> dict:
+        """What ``run.json`` keeps of it: our resolved fields, every GRPOConfig field, the notes."""
+        return {"recipe": resolved(self.recipe), "grpo": self.grpo.to_dict(), "notes": list(self.notes)}
+
+
+def resolve_run(recipe: Recipe, device: str | None = None, output_dir: str | Path | None = None) -> ResolvedRun:
+    """``recipe`` resolved once for ``device`` (default: cuda if available) and ``output_dir`` (default: the recipe's).
+
+    TRL validates its config here, so a bad ``grpo:`` value is a ValueError naming the
+    key before any model loads. On a CPU, bf16 autocast is chosen by the matmul probe
+    sweeps use (``rlcot.models.resolve_dtype``), unless the recipe sets ``grpo.bf16``.
+    """
+    from ..generation import Budget
+    from ..models import default_device
+
+    device = str(device or default_device())
+    output_dir = Path(output_dir if output_dir is not None else recipe.output_dir)
+    cap = answer_cap(recipe)
+    config, notes = _grpo_config(recipe, device, str(output_dir), cap)
+    thinking = recipe.thinking
+    budget = Budget(max_thinking_tokens=thinking.max_thinking_tokens, min_thinking_tokens=thinking.min_thinking_tokens,
+                    max_answer_tokens=cap)
+    curves = tuple(EvalCurve(key=key, task=mix.name, data=mix.data, task_args=dict(mix.options),
+                             budgets=tuple(recipe.eval.budgets), samples=recipe.eval.samples,
+                             temperature=recipe.eval.temperature, seed=recipe.seed, limit=mix.eval_size,
+                             skip=mix.size, max_answer_tokens=thinking.max_answer_tokens)
+                   for key, mix in zip(task_keys(recipe), recipe.tasks))
+    return ResolvedRun(recipe=recipe, device=device, output_dir=output_dir, grpo=config, lora=lora_config(recipe),
+                       budget=budget, eval_curves=curves, notes=tuple(notes))
+
+
+def answer_cap(recipe: Recipe) -> int:
+    """``thinking.max_answer_tokens``, else the largest of the tasks' own answer caps (one budget serves them all)."""
+    from rlcot.tasks import get_task
+
+    if recipe.thinking.max_answer_tokens is not None:
+        return recipe.thinking.max_answer_tokens
+    return max(get_task(mix.name, data=mix.data, options=mix.options).max_answer_tokens for mix in recipe.tasks)
+
+
 # ---------------------------------------------------------------- TRL's config
 
 
-def max_completion_tokens(recipe: Recipe) -> int:
-    """Thinking cap + answer cap + a margin: the completion length a rollout can reach."""
-    from rlcot.tasks import get_task
-
-    answer = recipe.thinking.max_answer_tokens
-    if answer is None:
-        answer = max(get_task(mix.name, data=mix.data, options=mix.options).max_answer_tokens
-                     for mix in recipe.tasks)
-    return recipe.thinking.max_thinking_tokens + answer + COMPLETION_MARGIN
-
-
-def grpo_config(recipe: Recipe, device: str = "cpu", output_dir: str | None = None):
-    """``(trl.GRPOConfig, notes)``: the recipe's ``grpo:`` block plus our defaults, validated by TRL.
+def _grpo_config(recipe: Recipe, device: str, output_dir: str, cap: int):
+    """``(trl.GRPOConfig, notes)``: the recipe's ``grpo:`` block over our defaults, validated by TRL.
 
     ``notes`` are readable lines on each default we chose and why; keys the recipe sets
     are never overridden.
@@ -461,8 +545,8 @@ def grpo_config(recipe: Recipe, device: str = "cpu", output_dir: str | None = No
     for key, value in recipe.grpo.items():
         _check_trl_type(key, value, hints.get(key))
     check_ranges(recipe.grpo, "grpo")
-    ours, notes = _trl_defaults(recipe, device)
-    base = {**ours, "output_dir": output_dir or recipe.output_dir, "seed": recipe.seed}
+    ours, notes = _trl_defaults(recipe, device, cap)
+    base = {**ours, "output_dir": output_dir, "seed": recipe.seed}
     try:
         return _construct(GRPOConfig, {**base, **recipe.grpo}, recipe.grpo), notes
     except (ValueError, TypeError) as err:
@@ -471,51 +555,19 @@ def grpo_config(recipe: Recipe, device: str = "cpu", output_dir: str | None = No
         raise ValueError(f"{where}: trl.GRPOConfig rejects it: {err}") from None
 
 
-@functools.cache
-def cpu_matmul_speed(seconds: float = 0.15) -> tuple[float, float]:
-    """(fp32, bf16) GFLOP/s of this CPU on a decode-sized matmul of a small model (128x576 by 576x1536).
-
-    CPUs differ by an order of magnitude here (DESIGN.md): AMX runs bf16 ~6x fp32, an
-    EPYC without bf16 units ~0.2x. Measured once per process, ~0.3 s; both dtypes see
-    the same load, so the ratio holds up where the absolute figures would not.
-    """
-    import time
-
-    import torch
-
-    rates = []
-    for dtype in (torch.float32, torch.bfloat16):
-        a, b = torch.randn(128, 576, dtype=dtype), torch.randn(576, 1536, dtype=dtype)
-        torch.mm(a, b)  # warm-up: kernel selection, allocation
-        reps, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds or reps < 3:
-            torch.mm(a, b)
-            reps += 1
-        rates.append(2 * 128 * 576 * 1536 * reps / elapsed / 1e9)
-    return rates[0], rates[1]
-
-
-def _trl_defaults(recipe: Recipe, device: str) -> tuple[dict, list[str]]:
+def _trl_defaults(recipe: Recipe, device: str, cap: int) -> tuple[dict, list[str]]:
     chosen: dict[str, Any] = {}
     notes: list[str] = []
-    if str(device).startswith("cpu"):
-        cpu = {key: value for key, value in CPU_DEFAULTS.items() if key not in recipe.grpo}
-        if "bf16" not in recipe.grpo:
-            fp32, bf16 = cpu_matmul_speed()
-            cpu["bf16"] = bf16 >= BF16_MIN_SPEEDUP * fp32
-            why = ("fast bf16 units (AMX): TRL trains under bf16 autocast, weights kept in fp32" if cpu["bf16"] else
-                   f"bf16 is not {BF16_MIN_SPEEDUP:g}x faster here, so fp32 (set grpo.bf16 to choose)")
-            notes.append(f"bf16={cpu['bf16']}: measured on this CPU, bf16 matmul {bf16:.0f} GFLOP/s vs fp32 "
-                         f"{fp32:.0f} ({bf16 / fp32:.2f}x); {why}")
-        if "use_cpu" in cpu:
-            notes.append("use_cpu=True: training on CPU, where TRL's bf16=True default would fail without it")
-        chosen.update(cpu)
+    if device.startswith("cpu"):
+        chosen.update(_cpu_defaults(recipe, notes))
     if "max_completion_length" not in recipe.grpo:
-        chosen["max_completion_length"] = max_completion_tokens(recipe)
         thinking = recipe.thinking.max_thinking_tokens
-        answer = chosen["max_completion_length"] - thinking - COMPLETION_MARGIN
+        chosen["max_completion_length"] = thinking + cap + COMPLETION_MARGIN
         notes.append(f"max_completion_length={chosen['max_completion_length']}: thinking cap {thinking} "
-                     f"+ answer cap {answer} + {COMPLETION_MARGIN} for the closing tag, cue and EOS")
+                     f"+ answer cap {cap} + {COMPLETION_MARGIN} for the closing tag, cue and EOS")
+    if "reward_weights" not in recipe.grpo and len(recipe.rewards) > 1:  # one reward: TRL's default weight 1
+        chosen["reward_weights"] = [float(reward.weight) for reward in recipe.rewards]
+        notes.append(f"reward_weights={chosen['reward_weights']}: the rewards' weights, in order")
     run = {key: value for key, value in RUN_DEFAULTS.items() if key not in recipe.grpo}
     if run:
         chosen.update(run)
@@ -530,6 +582,25 @@ def _trl_defaults(recipe: Recipe, device: str) -> tuple[dict, list[str]]:
                "loses at most one)")
         notes.append(f"{', '.join(f'{k}={v}' for k, v in saving.items())}: {why}")
     return chosen, notes
+
+
+def _cpu_defaults(recipe: Recipe, notes: list[str]) -> dict[str, Any]:
+    """``use_cpu`` and, unless the recipe sets it, ``bf16`` by the CPU dtype probe sweeps use; each noted."""
+    import torch
+
+    from ..models import resolve_dtype
+
+    cpu = {key: value for key, value in CPU_DEFAULTS.items() if key not in recipe.grpo}
+    if "bf16" not in recipe.grpo:
+        choice = resolve_dtype("auto", "cpu")
+        cpu["bf16"] = choice.dtype == torch.bfloat16
+        how = ": TRL trains under bf16 autocast, weights kept in fp32" if cpu["bf16"] else ""
+        notes.append(f"bf16={cpu['bf16']}: measured on this CPU with the probe sweeps use "
+                     f"(rlcot.models.resolve_dtype), {choice.reason.removeprefix('auto: ')}{how}; "
+                     "set grpo.bf16 to choose")
+    if "use_cpu" in cpu:
+        notes.append("use_cpu=True: training on CPU, where TRL's bf16=True default would fail without it")
+    return cpu
 
 
 def _check_trl_type(key: str, value: Any, hint: Any) -> None:
@@ -599,8 +670,8 @@ def trl_non_defaults(config) -> dict:
             if key in always or (value != reference.get(key) and key != "hub_token")}
 
 
-def describe(recipe: Recipe, config) -> str:
+def describe(run: ResolvedRun) -> str:
     """Readable YAML for ``--dry-run``: our resolved fields, then TRL's non-default ones."""
-    ours = yaml.safe_dump(resolved(recipe), sort_keys=False, default_flow_style=False)
-    trl = yaml.safe_dump({"trl.GRPOConfig": _plain(trl_non_defaults(config))}, default_flow_style=False)
+    ours = yaml.safe_dump(resolved(run.recipe), sort_keys=False, default_flow_style=False)
+    trl = yaml.safe_dump({"trl.GRPOConfig": _plain(trl_non_defaults(run.grpo))}, default_flow_style=False)
     return f"# recipe (defaults < YAML < --set)\n{ours}\n# fields differing from TRL's defaults\n{trl}"

@@ -2,8 +2,8 @@
 
 TRL's own generation cannot force a thinking budget, so with the ``hf`` backend the
 trainer's rollouts come from our generator (``rlcot.generation.hf``) with the
-recipe's budget. The contract (TRL 1.16, ``GRPOTrainer._generate``; notes in
-DESIGN.md):
+recipe's budget. The contract, as read from TRL 1.16's source
+(``trl/trainer/grpo_trainer.py``, ``GRPOTrainer._generate``):
 
 - ``rollout_func(prompts, trainer)`` gets the raw dataset prompts of this process,
   already repeated ``num_generations`` times, and returns ONE completion per prompt:
@@ -108,7 +108,7 @@ class BudgetForcedRollout:
     def _keep(self, traces: list, step: int) -> None:
         if self.traces_path is None or not traces:
             return
-        from evals.sweep import forced_spans
+        from ..generation.base import forced_spans
 
         with self.traces_path.open("a") as sink:
             for trace in traces[: self.keep_traces]:

@@ -1,7 +1,8 @@
-"""GRPO training on TRL's GRPOTrainer: a recipe in, a run directory out.
+"""GRPO training on TRL's GRPOTrainer: a resolved recipe in, a run directory out.
 
 The trainer is TRL's (``trl.GRPOTrainer``); this module only assembles what it takes
-from a recipe (``rlcot.train.recipe``):
+from a recipe resolved once (``rlcot.train.recipe.resolve_run``: TRL's config, the
+LoRA config, the rollouts' budget, the eval curves):
 
 - the dataset: each task's rows, its prompt built by ``Task.prompt`` (chat template,
   instruction, pre-filled ``<think>``) as a plain-text ``prompt`` column, with the
@@ -22,7 +23,8 @@ The run directory holds ``run.json`` (the resolved recipe, TRL's arguments and t
 library versions), TRL's ``checkpoint-N`` directories, ``metrics.jsonl``,
 ``traces.jsonl`` (sampled rollouts with their verdicts), with an SFT warm-up its merged
 model in ``sft-warmup/model`` (what GRPO starts from, and the base LoRA adapters name),
-and, at the end, ``summary.json``.
+and, at the end, the final weights and ``summary.json``. Its layout is read through
+``rlcot.runinfo`` alone (checkpoints, the warm-up model, trainer states).
 """
 
 from __future__ import annotations
@@ -34,18 +36,20 @@ import random
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from transformers import TrainerCallback
 
-from ..generation import Budget
 from ..jsonl import complete_rows, parse_line, repair_tail
 from ..records import Scorer
+from ..runinfo import SFT_MODEL_DIR
 from ..tasks import Task, get_task
 from ..thinking import ThinkingProtocol
+from .recipe import ResolvedRun, resolve_run, task_keys
 from .rollout import BudgetForcedRollout
 
-SFT_MODEL_DIR = "sft-warmup/model"  # the warmed-up policy GRPO starts from (and LoRA adapters build on)
+if TYPE_CHECKING:
+    from .preflight import ResumePoint  # preflight imports this module
 
 
 @dataclass
@@ -57,15 +61,6 @@ class TrainingData:
     eval_rows: dict[str, list[dict]]  # task key -> held-out rows
     cues: dict[str, str] = field(default_factory=dict)  # prompt -> its task's answer cue
     examples: dict[str, tuple[str, dict]] = field(default_factory=dict)  # prompt -> (task key, row)
-
-
-def task_keys(recipe) -> list[str]:
-    """A key per recipe task: its name, numbered when a name repeats (arith, arith#2)."""
-    keys, seen = [], {}
-    for mix in recipe.tasks:
-        seen[mix.name] = seen.get(mix.name, 0) + 1
-        keys.append(mix.name if seen[mix.name] == 1 else f"{mix.name}#{seen[mix.name]}")
-    return keys
 
 
 def build_data(recipe, tokenizer, protocol: ThinkingProtocol) -> TrainingData:
@@ -99,40 +94,37 @@ def interleave(per_task: list[tuple[float, list[dict]]], rng: random.Random) -> 
     return out
 
 
-def build_trainer(recipe, config, model, tokenizer, output_dir: Path, protocol: ThinkingProtocol | None = None,
+def build_trainer(run: ResolvedRun, model, tokenizer, protocol: ThinkingProtocol | None = None,
                   data: TrainingData | None = None, callbacks: list | None = None):
-    """TRL's GRPOTrainer for ``recipe``; ``config`` is its ``trl.GRPOConfig``.
+    """TRL's GRPOTrainer for a resolved run: its GRPOConfig, LoRA config and rollout budget.
 
-    ``callbacks`` default to a ``RunLog`` writing ``output_dir/metrics.jsonl``.
+    ``callbacks`` default to a ``RunLog`` writing ``metrics.jsonl`` in the run directory.
     """
     from datasets import Dataset
     from trl import GRPOTrainer
 
     from .rewards import reward_functions
 
-    protocol = protocol or ThinkingProtocol()
+    recipe, protocol = run.recipe, protocol or ThinkingProtocol()
     data = data or build_data(recipe, tokenizer, protocol)
-    functions, weights = reward_functions(data.tasks, recipe.rewards, protocol)
-    if config.reward_weights is None and len(functions) > 1:
-        # set in place: dataclasses.replace re-runs GRPOConfig's __post_init__, which then finds both
-        # generation_batch_size and steps_per_generation filled in (by its first run) and refuses
-        config.reward_weights = list(weights)
-    budget = Budget(max_thinking_tokens=recipe.thinking.max_thinking_tokens,
-                    min_thinking_tokens=recipe.thinking.min_thinking_tokens,
-                    max_answer_tokens=recipe.thinking.max_answer_tokens or max(
-                        task.max_answer_tokens for task in data.tasks.values()))
+    functions, _ = reward_functions(data.tasks, recipe.rewards, protocol)  # weights: run.grpo.reward_weights
     rollout = None
-    if not config.use_vllm:
-        rollout = BudgetForcedRollout(tokenizer, protocol, budget, data.cues, seed=recipe.seed,
-                                      traces_path=output_dir / "traces.jsonl", judge=_judge(data, protocol))
+    if not run.grpo.use_vllm:
+        rollout = BudgetForcedRollout(tokenizer, protocol, run.budget, data.cues, seed=recipe.seed,
+                                      traces_path=run.output_dir / "traces.jsonl", judge=_judge(data, protocol))
     # rollout_func is marked experimental in TRL; the pinned TRL (1.16) is the one this was built and tested on
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    from .recipe import lora_config
+    return GRPOTrainer(model=model, reward_funcs=functions, args=run.grpo,
+                       train_dataset=Dataset.from_list(data.train_rows), processing_class=tokenizer,
+                       peft_config=_fresh(run.lora), rollout_func=rollout,
+                       callbacks=list(callbacks) if callbacks is not None else [RunLog(run.output_dir)])
 
-    peft_config = lora_config(recipe)
-    return GRPOTrainer(model=model, reward_funcs=functions, args=config, train_dataset=Dataset.from_list(data.train_rows),
-                       processing_class=tokenizer, peft_config=peft_config, rollout_func=rollout,
-                       callbacks=list(callbacks) if callbacks is not None else [RunLog(output_dir)])
+
+def _fresh(lora):
+    """A copy of the run's LoraConfig: PEFT writes into the one it is given (its base model's name, ...)."""
+    import copy
+
+    return copy.deepcopy(lora)
 
 
 def _judge(data: TrainingData, protocol: ThinkingProtocol) -> Callable:
@@ -200,62 +192,87 @@ def _warn(message: str) -> None:
 
 
 def run_training(recipe, output_dir: str | Path | None = None, resume: bool = False, device: str | None = None,
-                 warn: Callable[[str], None] | None = None) -> dict:
-    """Train ``recipe`` into ``output_dir``: budget curves before and after, TRL's loop, a summary.
+                 warn: Callable[[str], None] | None = None, evals: Callable | None = None) -> dict:
+    """Check, resolve and train ``recipe`` into ``output_dir`` (default: the recipe's): ``train_run`` on it.
 
     Everything that can be checked without the model is checked first (``preflight``),
-    and the run directory's ``run.json`` and logs are rewritten only once TRL has loaded
-    the checkpoint (``RunStart``): a resume that fails leaves the directory as it was.
+    then the recipe is resolved once (``resolve_run``: TRL validates its config there).
+    """
+    from .preflight import preflight
+
+    start = preflight(recipe, output_dir, resume)
+    return train_run(resolve_run(recipe, device, output_dir), start, warn, evals)
+
+
+def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable[[str], None] | None = None,
+              evals: Callable | None = None) -> dict:
+    """Train a resolved run: budget curves before and after, TRL's loop, a summary.
+
+    ``evals(run, tokenizer)`` builds the hook that draws the run's eval curves: a
+    ``TrainerCallback`` with ``curve(model, label, step)`` and ``summary()``. The entry
+    points hand ``rlcot.evals.training.EvalCurves``; the trainer itself imports nothing
+    of the eval layer (it sits below it). None: no eval curves.
+
+    ``start`` is where a resume starts (``rlcot.train.preflight.ResumePoint``, from
+    ``preflight``), None for a fresh run. The run directory's ``run.json`` and logs are
+    rewritten only once TRL has loaded the checkpoint (``RunStart``): a resume that
+    fails leaves the directory as it was.
     """
     import torch
 
-    from ..models import default_device, load_policy
+    from ..models import load_policy
     from ..runinfo import run_info
-    from .preflight import preflight
-    from .recipe import grpo_config, resolved
 
-    point = preflight(recipe, output_dir, resume)
-    output_dir = Path(output_dir or recipe.output_dir)
-    device = device or default_device()
-    config, notes = grpo_config(recipe, device=device, output_dir=str(output_dir))
-    start, sft_dir = (point.checkpoint if point else None), output_dir / SFT_MODEL_DIR
+    recipe, output_dir, device, resume = run.recipe, run.output_dir, run.device, start is not None
+    checkpoint, sft_dir = (start.checkpoint if start else None), output_dir / SFT_MODEL_DIR
     output_dir.mkdir(parents=True, exist_ok=True)
-    model, tokenizer = load_policy(point.policy if point else recipe.model, device=device,
+    model, tokenizer = load_policy(start.policy if start else recipe.model, device=device,
                                    dtype=torch.float32 if device == "cpu" else "auto")
     protocol = ThinkingProtocol()
     data = build_data(recipe, tokenizer, protocol)
-    info = run_info({"recipe": resolved(recipe), "grpo": config.to_dict(), "notes": notes})
     log = RunLog(output_dir, warn)
-    evals = EvalCurves(recipe, tokenizer, output_dir)
+    evals = (evals or _NoEvals)(run, tokenizer)
     main = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch, one process evaluates and writes
     if not resume and main:
         evals.curve(model, "step 0", step=0)  # the policy before any training, SFT warm-up included
     if recipe.sft_warmup is not None and not resume:
-        model = sft_warmup(recipe, model, tokenizer, data, output_dir, device, protocol)
+        model = sft_warmup(run, model, tokenizer, data, protocol)
         if main:
             sft_dir.mkdir(parents=True, exist_ok=True)
             model.save_pretrained(sft_dir)
             tokenizer.save_pretrained(sft_dir)
     if recipe.sft_warmup is not None:
-        if main and start is None:  # a resume stopped before the first GRPO checkpoint finishes this curve
+        if main and checkpoint is None:  # a resume stopped before the first GRPO checkpoint finishes this curve
             evals.curve(model, "after SFT warm-up", step=0)  # what GRPO starts from
         # LoRA adapters saved from here on name their base by this path (PEFT reads name_or_path),
         # so `rlcot sweep RUN_DIR` merges each checkpoint into the warmed-up model, not the original
         model.name_or_path = model.config._name_or_path = str(sft_dir.resolve())
-    begin = RunStart(output_dir, info, point.step if point else 0)
+    begin = RunStart(output_dir, run_info(run.record()), start.step if start else 0)
     with _quiet_checkpointing_warnings():
-        trainer = build_trainer(recipe, config, model, tokenizer, output_dir, protocol, data,
-                                callbacks=[begin, log, evals])
-        trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
+        trainer = build_trainer(run, model, tokenizer, protocol, data, callbacks=[begin, log, evals])
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
     trainer.save_model(str(output_dir))
     trainer.save_state()  # trainer_state.json beside the final weights: their step, the LR schedule
     if not trainer.accelerator.is_main_process:
         return {"steps": trainer.state.global_step, "start": {}, "end": {}, "warnings": [], "eval": {}}
     evals.curve(trainer.accelerator.unwrap_model(trainer.model), f"step {trainer.state.global_step}",
                 step=trainer.state.global_step)
-    summary = summarize(output_dir, log.warnings)
+    summary = summarize(output_dir, log.warnings, evals)
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+class _NoEvals(TrainerCallback):
+    """The eval hook of a run that draws no eval curves."""
+
+    def __init__(self, run: ResolvedRun, tokenizer):
+        pass
+
+    def curve(self, model, label: str, step: int) -> None:
+        pass
+
+    def summary(self) -> dict:
+        return {}
 
 
 class RunStart(TrainerCallback):
@@ -283,8 +300,7 @@ def _quiet_checkpointing_warnings():
         yield
 
 
-def sft_warmup(recipe, model, tokenizer, data: TrainingData, output_dir: Path, device: str,
-               protocol: ThinkingProtocol | None = None):
+def sft_warmup(run: ResolvedRun, model, tokenizer, data: TrainingData, protocol: ThinkingProtocol | None = None):
     """A short TRL SFT pass on the answer format, for a policy too weak to earn any GRPO reward.
 
     Each training prompt is paired with the task's worked thought (``Task.worked_thought``:
@@ -299,18 +315,15 @@ def sft_warmup(recipe, model, tokenizer, data: TrainingData, output_dir: Path, d
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from .recipe import lora_config
-
-    options = dict(recipe.sft_warmup)
+    options = dict(run.recipe.sft_warmup)
     steps = options.pop("steps", 20)
     examples = sft_examples(data, tokenizer, protocol or ThinkingProtocol())
-    cpu = device == "cpu"
-    defaults = {"output_dir": str(output_dir / "sft-warmup"), "max_steps": steps, "report_to": "none",
-                "save_strategy": "no", "logging_steps": 1, "seed": recipe.seed}
-    if cpu:  # TRL's bf16 default fails on CPU, as for GRPO
+    defaults = {"output_dir": str(run.output_dir / "sft-warmup"), "max_steps": steps, "report_to": "none",
+                "save_strategy": "no", "logging_steps": 1, "seed": run.recipe.seed}
+    if run.device == "cpu":  # TRL's bf16 default fails on CPU, as for GRPO
         defaults.update(use_cpu=True, bf16=False)
     trainer = SFTTrainer(model=model, args=SFTConfig(**{**defaults, **options}), processing_class=tokenizer,
-                         train_dataset=Dataset.from_list(examples), peft_config=lora_config(recipe))
+                         train_dataset=Dataset.from_list(examples), peft_config=_fresh(run.lora))
     trainer.train()
     tuned = trainer.model
     return tuned.merge_and_unload() if hasattr(tuned, "merge_and_unload") else tuned
@@ -327,23 +340,6 @@ def sft_examples(data: TrainingData, tokenizer, protocol: ThinkingProtocol) -> l
                          "completion": f"{thought}\n{protocol.close_tag}\n\n{task.gold_answer(row)}"
                                        + (tokenizer.eos_token or "")})
     return examples
-
-
-def last_checkpoint(output_dir: Path) -> Path | None:
-    """The newest complete ``checkpoint-N``: one whose ``trainer_state.json`` (written last) reads back.
-
-    A run killed while saving leaves a newer, partial directory; it is skipped (and
-    overwritten when that step is saved again).
-    """
-    from ..runinfo import checkpoints
-
-    for _, path in reversed(checkpoints(output_dir)):
-        try:
-            json.loads((path / "trainer_state.json").read_text())
-        except (OSError, ValueError):
-            continue
-        return path
-    return None
 
 
 RUN_LOGS = ("metrics.jsonl", "traces.jsonl")  # append-only, one JSON object with its "step" a line
@@ -390,88 +386,13 @@ def _forget_after(output_dir: Path, step: int) -> None:
             path.write_text("".join(json.dumps(row) + "\n" for row in rows if keep(row["step"])))
 
 
-def is_saved_model(path: Path) -> bool:
-    """A model saved in full: the tokenizer is written after the weights, so its files come last."""
-    return all((path / name).is_file() for name in ("config.json", "tokenizer_config.json", "tokenizer.json")) \
-        and any(path.glob("*.safetensors"))
-
-
-class EvalCurves(TrainerCallback):
-    """The budget curve on held-out rows (``evals.sweep``) at the start, every ``eval.every`` steps and the end."""
-
-    def __init__(self, recipe, tokenizer, output_dir: Path):
-        self.recipe, self.tokenizer, self.root = recipe, tokenizer, Path(output_dir) / "eval"
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        every = self.recipe.eval.every
-        if every and state.global_step % every == 0 and state.is_world_process_zero and model is not None:
-            self.curve(getattr(model, "module", model), f"step {state.global_step}", step=state.global_step)  # DDP wraps it
-
-    def curve(self, model, label: str, step: int) -> None:
-        from evals.sweep import SweepSpec, model_loader, run_sweep
-
-        recipe = self.recipe
-        was_training = model.training
-        model.eval()
-        try:
-            for key, mix in zip(task_keys(recipe), recipe.tasks):
-                if mix.eval_size < 1:
-                    continue
-                spec = SweepSpec(models=(label,), task=mix.name, data=mix.data, task_args=dict(mix.options),
-                                 budgets=tuple(recipe.eval.budgets), samples=recipe.eval.samples,
-                                 temperature=recipe.eval.temperature, seed=recipe.seed, limit=mix.eval_size,
-                                 skip=mix.size, dtype="fp32", max_answer_tokens=recipe.thinking.max_answer_tokens)
-                with _EvalBar(f"eval {label}: {key}, {mix.eval_size} held-out rows x {recipe.eval.samples}") as bar:
-                    report = run_sweep(spec, self.root / key, progress=bar, loader=model_loader(model, self.tokenizer),
-                                       step=step, run_dir=str(self.root.parent))
-                print(f"eval {label}: {key}: {report.written} rows in {report.seconds:.0f} s",
-                      flush=True)
-        finally:
-            model.train(was_training)
-
-
-class _EvalBar:
-    """A tqdm bar for one eval curve (``evals.sweep.ProgressSink``): rows stored of the pass."""
-
-    def __init__(self, label: str):
-        self.label, self.bar = label, None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
-
-    def start(self, label: str, total: int) -> None:
-        from tqdm.auto import tqdm
-
-        if self.bar is not None:
-            self.bar.close()
-        self.bar = tqdm(total=total, desc=self.label, unit="row", leave=False)
-
-    def step(self, sequences: int) -> None:
-        pass
-
-    def written(self, rows: int, tokens: int) -> None:
-        if self.bar is not None:
-            self.bar.update(rows - self.bar.n)
-
-    def note(self, message: str) -> None:
-        print(f"eval: {message}", flush=True)
-
-
-def summarize(output_dir: Path, warnings: list[str]) -> dict:
-    """Reward and outcome rates at the start vs the end, and each eval budget curve before vs after.
+def summarize(output_dir: Path, warnings: list[str], evals=None) -> dict:
+    """Reward and outcome rates at the start vs the end, and (``evals.summary()``) each eval curve before vs after.
 
     One step's rates come from a single group or two (8-16 completions), so ``start``
     and ``end`` average the first and the last ``window`` steps (a quarter of the run,
-    at most 5). ``eval`` holds, per task, the headline table of every curve and the
-    first curve against the last (``evals.analysis.before_after``).
+    at most 5). ``eval`` holds what the run's eval hook says of its curves, per task.
     """
-    from evals.analysis import before_after, headline
-    from evals.sweep import load_rows
-
     output_dir = Path(output_dir)
     logs = list(complete_rows(output_dir / "metrics.jsonl"))  # a torn tail (a run killed mid-write) is skipped
     steps = [line for line in logs if "reward" in line]
@@ -479,7 +400,8 @@ def summarize(output_dir: Path, warnings: list[str]) -> dict:
                    if k in ("reward", "score/mean", "thinking/mean_tokens", "thinking/cap_rate")
                    or k.startswith(("outcomes/", "rewards/"))})
     window = max(1, min(5, len(steps) // 4))
-    summary: dict = {"steps": len(steps), "window": window, "warnings": warnings, "start": {}, "end": {}, "eval": {}}
+    summary: dict = {"steps": len(steps), "window": window, "warnings": warnings, "start": {}, "end": {},
+                     "eval": evals.summary() if evals is not None else {}}
 
     def mean_of(lines: list[dict], key: str):
         values = [line[key] for line in lines if isinstance(line.get(key), (int, float))]
@@ -488,9 +410,6 @@ def summarize(output_dir: Path, warnings: list[str]) -> dict:
     if steps:
         summary["start"] = {k: mean_of(steps[:window], k) for k in keys}
         summary["end"] = {k: mean_of(steps[-window:], k) for k in keys}
-    for task_dir in sorted((output_dir / "eval").glob("*")) if (output_dir / "eval").is_dir() else []:
-        rows = load_rows(task_dir)
-        summary["eval"][task_dir.name] = {"curves": headline(rows), "before_after": before_after(rows)}
     return summary
 
 

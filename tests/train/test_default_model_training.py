@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from rlcot.train.recipe import EvalSpec, Recipe, TaskMix, ThinkingSpec, grpo_config
+from rlcot.train.recipe import EvalSpec, Recipe, TaskMix, ThinkingSpec, resolve_run
 from rlcot.train.trainer import build_data, build_trainer
 from rlcot.thinking import ThinkingProtocol
 
@@ -24,10 +24,10 @@ def test_a_lora_grpo_step_on_the_default_model_updates_only_the_adapter(tmp_path
                     grpo={"num_generations": 4, "per_device_train_batch_size": 4, "max_steps": 1,
                           "learning_rate": 1e-3, "logging_steps": 1, "save_strategy": "no", "report_to": "none"},
                     eval=EvalSpec(budgets=(0,)), output_dir=str(tmp_path))
-    config, _ = grpo_config(recipe, device="cpu", output_dir=str(tmp_path))
+    run = resolve_run(recipe, device="cpu", output_dir=tmp_path)
     base = {name: p.detach().clone() for name, p in model.named_parameters()}
     protocol = ThinkingProtocol()
-    trainer = build_trainer(recipe, config, model, tokenizer, tmp_path, protocol, build_data(recipe, tokenizer, protocol))
+    trainer = build_trainer(run, model, tokenizer, protocol, build_data(recipe, tokenizer, protocol))
     trainer.train()
     assert trainer.state.global_step == 1
     named = dict(trainer.model.named_parameters())

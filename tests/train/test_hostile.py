@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from rlcot.train.preflight import preflight
-from rlcot.train.recipe import EvalSpec, Recipe, RewardSpec, TaskMix, ThinkingSpec, grpo_config, load_recipe
+from rlcot.train.recipe import EvalSpec, Recipe, RewardSpec, TaskMix, ThinkingSpec, load_recipe, resolve_run
 from rlcot.train.trainer import RunStart, run_training
 
 # ------------------------------------------------------------------ numbers in a recipe
@@ -61,9 +61,9 @@ def test_nan_and_infinity_are_refused_in_every_block_naming_the_key(override, ke
 def test_grpo_values_without_meaning_are_refused_at_load_naming_key_value_and_fix(key, value):
     with pytest.raises(ValueError, match=rf"^grpo\.{key}={value!r} must be .*; fix the recipe or --set grpo\.{key}="):
         load_recipe(None, [f"grpo.{key}={value}"])
-    # a recipe built in code, never loaded, meets the same check in grpo_config
+    # a recipe built in code, never loaded, meets the same check when it is resolved
     with pytest.raises(ValueError, match=rf"^grpo\.{key}={value!r} must be "):
-        grpo_config(Recipe(grpo={key: value}))
+        resolve_run(Recipe(grpo={key: value}), "cpu")
 
 
 @pytest.mark.parametrize("override, message", [

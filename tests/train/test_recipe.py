@@ -1,4 +1,5 @@
-"""Recipes: precedence, errors that name the key and the fix, TRL's GRPOConfig built from each."""
+"""Recipes: precedence, errors that name the key and the fix, each resolved once into TRL's GRPOConfig,
+the LoRA config, the rollout budget and the eval curves."""
 
 import json
 from pathlib import Path
@@ -10,9 +11,9 @@ from rlcot.train.recipe import (
     Recipe,
     TaskMix,
     describe,
-    grpo_config,
     load_recipe,
     lora_config,
+    resolve_run,
     resolved,
 )
 
@@ -35,10 +36,11 @@ def test_the_shipped_recipes_are_all_there():
 # GRPOConfig(use_vllm=True) constructs without vllm installed (TRL imports it only in
 # the trainer), so the GPU recipes are validated as they are, nothing popped.
 @pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda path: path.stem)
-def test_every_recipe_loads_and_builds_a_grpo_config(path):
+def test_every_recipe_loads_and_resolves_to_a_grpo_config(path):
     recipe = load_recipe(path)
-    config, notes = grpo_config(recipe)
-    assert config.output_dir == recipe.output_dir
+    run = resolve_run(recipe, "cpu")
+    config, notes = run.grpo, run.notes
+    assert config.output_dir == recipe.output_dir and run.output_dir == Path(recipe.output_dir)
     assert config.seed == recipe.seed
     for key, value in recipe.grpo.items():
         assert getattr(config, key) == value or key == "scale_rewards", key  # TRL maps scale_rewards false -> "none"
@@ -47,7 +49,7 @@ def test_every_recipe_loads_and_builds_a_grpo_config(path):
 
 
 def test_gpu_recipes_use_vllm_and_keep_their_bf16_on_a_cpu_host():
-    config, notes = grpo_config(load_recipe(RECIPES / "gsm8k-grpo-vllm.yaml"))
+    config = resolve_run(load_recipe(RECIPES / "gsm8k-grpo-vllm.yaml"), "cpu").grpo
     assert config.use_vllm and config.vllm_mode == "colocate"
     assert config.bf16 is True
     assert load_recipe(RECIPES / "gsm8k-grpo-vllm-full.yaml").peft is None
@@ -55,7 +57,7 @@ def test_gpu_recipes_use_vllm_and_keep_their_bf16_on_a_cpu_host():
 
 
 def test_hedge_recipe_does_not_scale_by_group_std():
-    config, _ = grpo_config(load_recipe(RECIPES / "hedge-calibration-cpu.yaml"))
+    config = resolve_run(load_recipe(RECIPES / "hedge-calibration-cpu.yaml"), "cpu").grpo
     assert config.scale_rewards != "group"
     assert load_recipe(RECIPES / "hedge-calibration-cpu.yaml").rewards[0].scheme == "default"
 
@@ -167,7 +169,7 @@ def test_bad_peft_key_is_named_with_a_suggestion_or_the_valid_keys():
 def test_unknown_grpo_key_gets_trls_nearest_field():
     recipe = load_recipe(None, ["grpo.learning_rat=1e-5"])  # ours are fine; TRL's are checked by TRL's fields
     with pytest.raises(ValueError, match=r"grpo\.learning_rat \(did you mean 'learning_rate'\?\)"):
-        grpo_config(recipe)
+        resolve_run(recipe, "cpu")
 
 
 @pytest.mark.parametrize(
@@ -185,7 +187,7 @@ def test_unknown_grpo_key_gets_trls_nearest_field():
 )
 def test_trl_rejected_value_gets_the_key_and_trls_reason(overrides, message):
     with pytest.raises(ValueError, match=message):
-        grpo_config(load_recipe(None, overrides))
+        resolve_run(load_recipe(None, overrides), "cpu")
 
 
 def test_seed_and_output_dir_belong_at_the_top_level():
@@ -194,58 +196,99 @@ def test_seed_and_output_dir_belong_at_the_top_level():
 
 
 def test_cpu_defaults_are_applied_and_noted():
-    config, notes = grpo_config(load_recipe(None), device="cpu", output_dir="elsewhere")
+    run = resolve_run(load_recipe(None), device="cpu", output_dir="elsewhere")
+    config, notes = run.grpo, run.notes
     assert config.bf16 is False and config.use_cpu is True  # the conftest's CPU: bf16 at 0.2x fp32
-    assert any("bf16=False" in note and "0.20x" in note for note in notes)
+    assert any("bf16=False" in note and "0.20x" in note and "resolve_dtype" in note for note in notes)
     assert any("use_cpu=True" in note for note in notes)
-    assert config.output_dir == "elsewhere"
+    assert config.output_dir == "elsewhere" and run.output_dir == Path("elsewhere")
     assert config.max_completion_length == 128 + 64 + 32  # thinking cap + arith's answer cap + margin
     assert config.logging_steps == 1 and config.report_to == []
     assert config.save_steps == 10 and config.save_total_limit is None  # full fine-tune: big checkpoints
     assert any("save_steps=10" in note and "up to 9 steps" in note for note in notes)
+    assert run.lora is None and config.reward_weights is None  # one reward: TRL's weight of 1
 
 
 def test_lora_runs_checkpoint_every_step_and_keep_the_last_three():
-    recipe = load_recipe(None, ["peft.r=8", "peft.target_modules=[q_proj]"])
-    config, notes = grpo_config(recipe, device="cpu")
-    assert config.save_steps == 1 and config.save_total_limit == 3
-    assert any("at most the step in flight" in note for note in notes)
-    config, notes = grpo_config(load_recipe(None, ["peft.r=8", "grpo.save_steps=5"]), device="cpu")
+    run = resolve_run(load_recipe(None, ["peft.r=8", "peft.target_modules=[q_proj]"]), device="cpu")
+    assert run.grpo.save_steps == 1 and run.grpo.save_total_limit == 3
+    assert any("at most the step in flight" in note for note in run.notes)
+    assert run.lora.r == 8 and run.lora.target_modules == {"q_proj"}
+    config = resolve_run(load_recipe(None, ["peft.r=8", "grpo.save_steps=5"]), device="cpu").grpo
     assert config.save_steps == 5 and config.save_total_limit == 3  # the recipe's own choice wins
 
 
-def test_bf16_is_chosen_on_cpu_only_where_it_measures_fast(monkeypatch):
-    monkeypatch.setattr("rlcot.train.recipe.cpu_matmul_speed", lambda: (100.0, 600.0))  # AMX-like
-    config, notes = grpo_config(load_recipe(None), device="cpu")
-    assert config.bf16 is True and config.use_cpu is True
-    assert any("bf16=True" in note and "6.00x" in note and "AMX" in note for note in notes)
-    monkeypatch.setattr("rlcot.train.recipe.cpu_matmul_speed", lambda: (100.0, 150.0))  # faster, not 2x
-    config, _ = grpo_config(load_recipe(None), device="cpu")
-    assert config.bf16 is False
+@pytest.mark.parametrize("fp32, bf16, chosen", [
+    (100.0, 600.0, True),  # AMX-like
+    (100.0, 150.0, True),  # exactly the threshold sweeps use (rlcot.models.BF16_MIN_SPEEDUP)
+    (100.0, 149.0, False),  # faster, not clearly
+    (100.0, 20.0, False),  # emulated bf16
+])
+def test_training_chooses_bf16_on_cpu_by_the_probe_and_threshold_sweeps_use(stub_matmul_speeds, fp32, bf16, chosen):
+    import torch
+
+    from rlcot.models import resolve_dtype
+
+    stub_matmul_speeds(fp32, bf16)
+    run = resolve_run(load_recipe(None), device="cpu")
+    assert run.grpo.bf16 is chosen and run.grpo.use_cpu is True
+    assert chosen == (resolve_dtype("auto", "cpu").dtype == torch.bfloat16)  # the sweeps' choice, the same
+    (note,) = [note for note in run.notes if note.startswith("bf16=")]
+    assert f"bf16={chosen}" in note and f"({bf16 / fp32:.2f}x)" in note  # the measured speeds, for run.json
+    assert ("autocast" in note) is chosen
 
 
-def test_the_cpu_matmul_measurement_gives_both_rates(monkeypatch):
-    monkeypatch.undo()  # the real measurement, not the conftest's pin
-    from rlcot.train.recipe import cpu_matmul_speed
-
-    fp32, bf16 = cpu_matmul_speed.__wrapped__(seconds=0.02)  # uncached
-    assert fp32 > 0.1 and bf16 > 0.01  # GFLOP/s: any x86-64 CPU does far more
+def test_off_cpu_the_bf16_choice_is_trls_and_nothing_is_probed(stub_matmul_speeds):
+    asked = stub_matmul_speeds(100.0, 600.0)
+    run = resolve_run(load_recipe(None, ["grpo.bf16=false"]), device="cuda")
+    assert asked == [] and not any(note.startswith(("bf16=", "use_cpu=")) for note in run.notes)
 
 
-def test_explicit_settings_are_kept_and_not_noted():
-    recipe = load_recipe(None, ["grpo.bf16=true", "grpo.max_completion_length=100", "grpo.save_steps=3"])
-    config, notes = grpo_config(recipe, device="cpu")
-    assert config.bf16 is True  # an AMX CPU may want it; use_cpu still set so TRL accepts it
-    assert config.use_cpu is True
+def test_explicit_settings_are_kept_and_not_noted(stub_matmul_speeds):
+    asked = stub_matmul_speeds(100.0, 20.0)
+    run = resolve_run(load_recipe(None, ["grpo.bf16=true", "grpo.max_completion_length=100", "grpo.save_steps=3"]),
+                      device="cpu")
+    config, notes = run.grpo, run.notes
+    assert config.bf16 is True and asked == []  # an AMX CPU may want it: taken as given, nothing measured
+    assert config.use_cpu is True  # still set, so TRL accepts it
     assert config.max_completion_length == 100 and config.save_steps == 3
     assert not any("bf16=False" in note or "max_completion_length" in note or "save_steps" in note for note in notes)
+    assert run.answer_cap == 64  # the rollouts' answer cap is the task's still
 
 
 def test_answer_cap_comes_from_the_largest_task_unless_set():
-    recipe = load_recipe(None, ["tasks.1.name=sudoku"])
-    assert grpo_config(recipe)[0].max_completion_length == 128 + 200 + 32
-    capped = load_recipe(None, ["thinking.max_answer_tokens=10"])
-    assert grpo_config(capped)[0].max_completion_length == 128 + 10 + 32
+    run = resolve_run(load_recipe(None, ["tasks.1.name=sudoku"]), "cpu")
+    assert run.answer_cap == run.budget.max_answer_tokens == 200  # sudoku's, for arith's rows too
+    assert run.grpo.max_completion_length == 128 + 200 + 32
+    capped = resolve_run(load_recipe(None, ["thinking.max_answer_tokens=10"]), "cpu")
+    assert capped.answer_cap == 10 and capped.grpo.max_completion_length == 128 + 10 + 32
+
+
+def test_the_rollout_budget_and_eval_curves_come_from_the_recipe():
+    recipe = load_recipe(None, ["thinking.max_thinking_tokens=48", "thinking.min_thinking_tokens=8",
+                                "tasks.0.size=10", "tasks.0.eval_size=3", "tasks.1.name=arith", "tasks.1.eval_size=0",
+                                "eval.budgets=[0, 16]", "seed=5"])
+    run = resolve_run(recipe, "cpu")
+    assert (run.budget.max_thinking_tokens, run.budget.min_thinking_tokens, run.answer_cap) == (48, 8, 64)
+    first, second = run.eval_curves
+    assert (first.key, first.task, first.limit, first.skip, first.budgets, first.seed) == ("arith", "arith", 3, 10,
+                                                                                          (0, 16), 5)
+    assert (second.key, second.limit) == ("arith#2", 0)  # eval_size 0: no curve
+    assert first.max_answer_tokens is None  # each task's own cap, as a sweep takes it (not the rollouts' largest)
+
+
+def test_several_rewards_weigh_in_as_trls_reward_weights_and_are_noted():
+    run = resolve_run(load_recipe(None, ["rewards.1.scheme=binary", "rewards.1.weight=0.5"]), "cpu")
+    assert run.grpo.reward_weights == [1.0, 0.5] and any("reward_weights=[1.0, 0.5]" in n for n in run.notes)
+    assert resolve_run(load_recipe(None, ["rewards.1.weight=0.5", "grpo.reward_weights=[2.0, 1.0]"]),
+                       "cpu").grpo.reward_weights == [2.0, 1.0]  # the recipe's own
+
+
+def test_the_run_record_holds_the_recipe_trls_fields_and_the_notes(tmp_path):
+    run = resolve_run(load_recipe(None), "cpu", tmp_path)
+    record = json.loads(json.dumps(run.record(), default=str))
+    assert record["recipe"] == resolved(run.recipe) and record["notes"] == list(run.notes)
+    assert record["grpo"]["output_dir"] == str(tmp_path) and record["grpo"]["max_completion_length"] == 224
 
 
 def test_resolved_is_json_and_reads_back_to_the_same_recipe(tmp_path):
@@ -257,7 +300,7 @@ def test_resolved_is_json_and_reads_back_to_the_same_recipe(tmp_path):
 
 def test_describe_shows_ours_and_only_trls_changed_fields():
     recipe = load_recipe(RECIPES / "arith-grpo-cpu.yaml")
-    text = describe(recipe, grpo_config(recipe)[0])
+    text = describe(resolve_run(recipe, "cpu"))
     shown = yaml.safe_load(text)
     assert shown["thinking"]["max_thinking_tokens"] == 128
     trl_fields = shown["trl.GRPOConfig"]

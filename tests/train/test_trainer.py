@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlcot.train.recipe import EvalSpec, Recipe, RewardSpec, TaskMix, ThinkingSpec, grpo_config
+from rlcot.train.recipe import EvalSpec, Recipe, RewardSpec, TaskMix, ThinkingSpec, resolve_run
 from rlcot.train.trainer import build_data, build_trainer, run_training
 from rlcot.thinking import ThinkingProtocol
 
@@ -33,12 +33,12 @@ def test_two_grpo_steps_change_the_weights_write_metrics_and_mask_forced_tokens(
     from rlcot.models import load_policy
 
     recipe = recipe_for(tiny_dir, tmp_path)
-    config, notes = grpo_config(recipe, device="cpu", output_dir=str(tmp_path))
-    assert any("bf16" in note for note in notes)
+    run = resolve_run(recipe, device="cpu", output_dir=tmp_path)
+    assert any("bf16" in note for note in run.notes)
     model, tok = load_policy(str(tiny_dir), device="cpu", dtype=torch.float32)
     before = weights(model)
     protocol = ThinkingProtocol()
-    trainer = build_trainer(recipe, config, model, tok, tmp_path, protocol, build_data(recipe, tok, protocol))
+    trainer = build_trainer(run, model, tok, protocol, build_data(recipe, tok, protocol))
     received = []
     rollout = trainer.rollout_func
 
@@ -67,17 +67,17 @@ def test_two_grpo_steps_change_the_weights_write_metrics_and_mask_forced_tokens(
                 assert ids[-1] == eos and mask[-1] == 0 and trace.finish_reason != "length"
 
 
-def test_a_bf16_step_runs_on_cpu_as_an_amx_machine_would_choose(tmp_path, tiny_dir, monkeypatch):
+def test_a_bf16_step_runs_on_cpu_as_an_amx_machine_would_choose(tmp_path, tiny_dir, stub_matmul_speeds):
     from rlcot.models import load_policy
 
-    monkeypatch.setattr("rlcot.train.recipe.cpu_matmul_speed", lambda: (100.0, 600.0))
+    stub_matmul_speeds(100.0, 600.0)
     recipe = recipe_for(tiny_dir, tmp_path, max_steps=1, save_strategy="no")
-    config, _ = grpo_config(recipe, device="cpu", output_dir=str(tmp_path))
-    assert config.bf16 is True
+    run = resolve_run(recipe, device="cpu", output_dir=tmp_path)
+    assert run.grpo.bf16 is True
     model, tok = load_policy(str(tiny_dir), device="cpu", dtype=torch.float32)
     before = weights(model)
     protocol = ThinkingProtocol()
-    trainer = build_trainer(recipe, config, model, tok, tmp_path, protocol, build_data(recipe, tok, protocol))
+    trainer = build_trainer(run, model, tok, protocol, build_data(recipe, tok, protocol))
     trainer.train()
     after = weights(trainer.model)
     assert all(p.dtype == torch.float32 for p in after.values())  # autocast: the weights stay fp32
@@ -90,10 +90,10 @@ def test_several_rewards_train_with_their_weights(tmp_path, tiny_dir):
     recipe = replace(recipe_for(tiny_dir, tmp_path, max_steps=1, save_strategy="no"), rewards=(
         RewardSpec(verifier="tests.train.plugins:even_length"),
         RewardSpec(verifier="tests.train.plugins:even_length", scheme="binary", weight=0.5)))
-    config, _ = grpo_config(recipe, device="cpu", output_dir=str(tmp_path))
+    run = resolve_run(recipe, device="cpu", output_dir=tmp_path)
     model, tok = load_policy(str(tiny_dir), device="cpu", dtype=torch.float32)
     protocol = ThinkingProtocol()
-    trainer = build_trainer(recipe, config, model, tok, tmp_path, protocol, build_data(recipe, tok, protocol))
+    trainer = build_trainer(run, model, tok, protocol, build_data(recipe, tok, protocol))
     assert trainer.args.reward_weights == [1.0, 0.5]
     trainer.train()
     log = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
@@ -101,11 +101,13 @@ def test_several_rewards_train_with_their_weights(tmp_path, tiny_dir):
 
 
 def test_resume_continues_at_the_next_step(tmp_path, tiny_dir):
+    from evals.training import EvalCurves
+
     recipe = recipe_for(tiny_dir, tmp_path)
-    first = run_training(recipe, tmp_path, device="cpu")
+    first = run_training(recipe, tmp_path, device="cpu", evals=EvalCurves)
     assert first["steps"] == 2
     longer = recipe_for(tiny_dir, tmp_path, max_steps=3)
-    run_training(longer, tmp_path, resume=True, device="cpu")
+    run_training(longer, tmp_path, resume=True, device="cpu", evals=EvalCurves)
     logs = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in logs if "reward" in line] == [1, 2, 3]
     state = json.loads((tmp_path / "checkpoint-3" / "trainer_state.json").read_text())
@@ -163,14 +165,14 @@ def test_an_sft_warm_up_teaches_the_answer_format_before_grpo(tmp_path, tiny_dir
     model, tok = load_policy(str(tiny_dir), device="cpu", dtype=torch.float32)
     before = weights(model)
     protocol = ThinkingProtocol()
-    tuned = sft_warmup(recipe, model, tok, build_data(recipe, tok, protocol), tmp_path, "cpu")
+    tuned = sft_warmup(resolve_run(recipe, "cpu", tmp_path), model, tok, build_data(recipe, tok, protocol))
     after = weights(tuned)
     assert set(after) == set(before)  # a plain model again (a LoRA warm-up is merged)
     assert any(not torch.equal(before[name], after[name]) for name in before)
 
 
 def test_a_lora_run_after_an_sft_warm_up_builds_on_the_warmed_up_model_and_resumes_on_it(tmp_path, tiny_dir):
-    from evals.sweep import expand_models, load_model
+    from evals.sweep import expand_models
     from rlcot.models import load_policy
 
     lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM"}
@@ -184,7 +186,7 @@ def test_a_lora_run_after_an_sft_warm_up_builds_on_the_warmed_up_model_and_resum
     original, _ = load_policy(str(tiny_dir), device="cpu", dtype=torch.float32)
     assert any(not torch.equal(a, b) for a, b in zip(warmed.state_dict().values(), original.state_dict().values()))
     refs = expand_models([str(tmp_path)])
-    merged, _ = load_model(refs[0].path, device="cpu", dtype=torch.float32)  # checkpoint-1 onto its real base
+    merged, _ = load_policy(refs[0].path, device="cpu", dtype=torch.float32)  # checkpoint-1 merged onto its real base
     assert set(merged.state_dict()) == set(warmed.state_dict())
     run_training(replace(recipe, grpo={**recipe.grpo, "max_steps": 2}), tmp_path, resume=True, device="cpu")
     state = json.loads((tmp_path / "checkpoint-2" / "trainer_state.json").read_text())

@@ -1,0 +1,92 @@
+"""A training run's eval curves: the budget sweep on held-out rows, drawn while it trains.
+
+The trainer (``rlcot.train.trainer``) sits below the eval layer and imports nothing of
+it; the entry points (``rlcot train``, ``make demo``) hand it ``EvalCurves`` as its
+eval hook. The hook sweeps each task's held-out rows (``rlcot.train.recipe.EvalCurve``:
+the rows after the ones trained on, the recipe's eval budgets, samples and temperature)
+with the policy in memory at the start, after an SFT warm-up, every ``eval.every``
+steps and at the end, into ``RUN/eval/<task>``; its rows carry their training step, so
+``rlcot plot`` and ``rlcot report`` draw accuracy over checkpoints. ``summary()`` gives
+the end-of-run tables: every curve's headline and the first curve against the last,
+with a paired bootstrap CI of the change (``analysis.before_after``).
+"""
+
+from __future__ import annotations
+
+from transformers import TrainerCallback
+
+from .analysis import before_after, headline
+from .sweep import SweepSpec, load_rows, model_loader, run_sweep
+
+
+def sweep_spec(curve, model: str, **changes) -> SweepSpec:
+    """The ``SweepSpec`` of a resolved eval curve (``rlcot.train.recipe.EvalCurve``) for ``model``."""
+    fields = {name: getattr(curve, name) for name in ("task", "data", "budgets", "samples", "temperature", "seed",
+                                                       "limit", "skip", "max_answer_tokens", "dtype")}
+    return SweepSpec(models=(model,), task_args=dict(curve.task_args), **{**fields, **changes})
+
+
+class EvalCurves(TrainerCallback):
+    """The budget curve on held-out rows at the start, every ``eval.every`` steps and the end (the trainer's hook)."""
+
+    def __init__(self, run, tokenizer):
+        self.run, self.tokenizer, self.root = run, tokenizer, run.output_dir / "eval"
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        every = self.run.recipe.eval.every
+        if every and state.global_step % every == 0 and state.is_world_process_zero and model is not None:
+            self.curve(getattr(model, "module", model), f"step {state.global_step}", step=state.global_step)  # DDP
+
+    def curve(self, model, label: str, step: int) -> None:
+        was_training = model.training
+        model.eval()
+        try:
+            for curve in self.run.eval_curves:
+                if curve.limit < 1:
+                    continue
+                with _EvalBar(f"eval {label}: {curve.key}, {curve.limit} held-out rows x {curve.samples}") as bar:
+                    report = run_sweep(sweep_spec(curve, label), self.root / curve.key, progress=bar,
+                                       loader=model_loader(model, self.tokenizer), step=step,
+                                       run_dir=str(self.root.parent))
+                print(f"eval {label}: {curve.key}: {report.written} rows in {report.seconds:.0f} s", flush=True)
+        finally:
+            model.train(was_training)
+
+    def summary(self) -> dict:
+        """Per task: the headline table of every curve, and the first curve against the last."""
+        found = {}
+        for task_dir in sorted(self.root.glob("*")) if self.root.is_dir() else []:
+            rows = load_rows(task_dir)
+            found[task_dir.name] = {"curves": headline(rows), "before_after": before_after(rows)}
+        return found
+
+
+class _EvalBar:
+    """A tqdm bar for one eval curve (a ``sweep.ProgressSink``): rows stored of the pass."""
+
+    def __init__(self, label: str):
+        self.label, self.bar = label, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+    def start(self, label: str, total: int) -> None:
+        from tqdm.auto import tqdm
+
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = tqdm(total=total, desc=self.label, unit="row", leave=False)
+
+    def step(self, sequences: int) -> None:
+        pass
+
+    def written(self, rows: int, tokens: int) -> None:
+        if self.bar is not None:
+            self.bar.update(rows - self.bar.n)
+
+    def note(self, message: str) -> None:
+        print(f"eval: {message}", flush=True)
