@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evals.report import write_report  # noqa: E402
+from rlcot.evals.report import write_report  # noqa: E402
 from rlcot.tasks import get_task  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,7 +39,7 @@ CUE = "\n\nThe final answer is \\boxed{"
 
 
 def sweep_rows(problems: int = PROBLEMS) -> list[dict]:
-    """``problems`` x ``BUDGETS`` rows as ``evals.sweep`` writes them; a budget's trace is a prefix of the next's."""
+    """``problems`` x ``BUDGETS`` rows as ``rlcot.evals.sweep`` writes them; a budget's trace is a prefix of the next's."""
     task = get_task("arith")
     rows = []
     for i, example in enumerate(task.rows(problems, seed=0)):

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from generation import MODEL, LoadLog, _flag, measure_roof, warn_if_busy_now  # noqa: E402
 
-from evals.analysis import headline  # noqa: E402
-from evals.sweep import SweepSpec, load_rows, model_loader, run_sweep  # noqa: E402
+from rlcot.evals.analysis import headline  # noqa: E402
+from rlcot.evals.sweep import SweepSpec, load_rows, model_loader, run_sweep  # noqa: E402
 from rlcot.models import load_policy  # noqa: E402
 
 

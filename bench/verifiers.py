@@ -42,7 +42,7 @@ HERE, ROOT = Path(__file__).resolve().parent, Path(__file__).resolve().parents[1
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 from rlcot.tasks import GSM8K_DIR  # noqa: E402
-from verifiers import get_verifier  # noqa: E402
+from rlcot.verifiers import get_verifier  # noqa: E402
 
 GSM8K = GSM8K_DIR / "test.jsonl"  # the copy the package ships
 
@@ -109,7 +109,7 @@ def math_verify_direct(cases) -> tuple[float, list[bool]]:
     """Verdicts/s of math-verify alone (parse the gold and the answer section, verify), and its results."""
     from math_verify import parse, verify
 
-    from verifiers.math import gold_answer
+    from rlcot.verifiers.math import gold_answer
 
     def run(items):
         return [verify(parse(f"${gold_answer(e)}$"), parse(c.split("</think>")[-1])) for c, e in items]
@@ -165,7 +165,7 @@ def timed_in_threads(verifier, cases: list[tuple[str, dict]]) -> list[tuple[floa
 
 def bench_contention() -> None:
     """More threads than workers: every call's latency against the bound, towers and easy answers apart."""
-    from verifiers.math import MathVerifier
+    from rlcot.verifiers.math import MathVerifier
 
     tower = ("<think>x</think>\\boxed{9^{9^{9^{9^{9}}}}}", {"answer": "4"})
     easy = ("<think>x</think>\\boxed{\\frac{1}{2}}", {"answer": "0.5"})  # not a plain number: needs a worker
@@ -186,8 +186,8 @@ def bench_contention() -> None:
 
 def bench_oversized() -> None:
     """Latency of answer sections no honest model writes: 4 MB for the puzzles, 1 MB of braces for all."""
-    from verifiers.crossword import generate as crosswords
-    from verifiers.sudoku import generate as sudokus
+    from rlcot.verifiers.crossword import generate as crosswords
+    from rlcot.verifiers.sudoku import generate as sudokus
 
     rows = {"math": {"answer": "4"}, "sudoku": sudokus(1, size=9, seed=0)[0], "crossword": crosswords(1, seed=0)[0]}
     sections = {"sudoku": "5 3 4 6 7 8 9 1 2\n" * 230_000, "crossword": "CAT\nO#O\nBYE\n" * 350_000}

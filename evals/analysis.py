@@ -1,8 +1,8 @@
 """From sweep rows to the numbers and points a paper reports.
 
-``evals.sweep`` stores one row per (model, row, sample, budget); this module groups
+``rlcot.evals.sweep`` stores one row per (model, row, sample, budget); this module groups
 them into series (one per model or checkpoint, and per forcing mode: a "Wait"-extended
-budget is another curve) and computes, with the estimators of ``evals.metrics``:
+budget is another curve) and computes, with the estimators of ``rlcot.evals.metrics``:
 
 - accuracy per budget with a paired bootstrap CI resampled by problem: budgets share
   traces (a budget's trace is a fork of the next one's), so the points of one curve are
@@ -68,7 +68,7 @@ class Series:
 def series_of(rows: Iterable[dict]) -> list[Series]:
     """Rows grouped into curves, in order of first appearance (checkpoints by step).
 
-    A curve never pools rows swept with different settings (``evals.sweep.SETTINGS``:
+    A curve never pools rows swept with different settings (``rlcot.evals.sweep.SETTINGS``:
     task, temperature, seed, ...). A sweep refuses to write them into one directory, but
     an older version did not: such rows are split into one curve per setting, each
     labelled with the settings that tell them apart (``m [temperature=0.7]``).

@@ -48,7 +48,7 @@ same problems) is that of a paired statistic, usually much narrower than the nai
 **s1's metrics** (Muennighoff et al. 2025, "s1: Simple test-time scaling",
 arXiv:2501.19393, section 3.2): Control, Scaling and Performance of a budget sweep.
 
-**Outcomes and calibration** for the hedge/abstain scheme (``verifiers.hedging``):
+**Outcomes and calibration** for the hedge/abstain scheme (``rlcot.verifiers.hedging``):
 outcome rates, agreement-based confidence (the fraction of a problem's samples that
 gave the same answer, usable when there are several samples per problem), expected
 calibration error (Guo et al. 2017, "On Calibration of Modern Neural Networks"),
@@ -68,7 +68,7 @@ from fractions import Fraction
 
 import numpy as np
 
-# Mirrors verifiers.base.OUTCOMES (a test checks); not imported, to keep evals.metrics
+# Mirrors rlcot.verifiers.base.OUTCOMES (a test checks); not imported, to keep rlcot.evals.metrics
 # free of every project import.
 OUTCOMES = ("correct", "wrong", "abstain", "unparsed")
 

@@ -395,7 +395,7 @@ def _grid(example: dict) -> dict:
         return {}
     sized = {} if size is None else {"size": size}
     if isinstance(puzzle, str) and isinstance(solution, str) and solution:
-        from verifiers.sudoku import BOX_SHAPES
+        from rlcot.verifiers.sudoku import BOX_SHAPES
 
         # a sudoku's boxes: 6x6 has 2x3 boxes, so the side's square root will not do
         return {"puzzle": puzzle, "solution": solution, "box": BOX_SHAPES.get(size or round(len(puzzle) ** 0.5)),

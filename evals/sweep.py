@@ -499,7 +499,7 @@ class ProgressSink:
 
 
 class SweepBar(ProgressSink):
-    """A sweep's progress (``evals.sweep.ProgressSink``) as a rich bar: rows stored, tokens/s, ETA.
+    """A sweep's progress (``rlcot.evals.sweep.ProgressSink``) as a rich bar: rows stored, tokens/s, ETA.
 
     The bar is drawn from the first pass on: a sweep with nothing left to do prints its note alone.
     """

@@ -326,7 +326,7 @@ def sweep(
                                                    "readers merge them)"),
 ) -> None:
     """Sweep thinking budgets and samples: trace, score and store every (model, row, sample, budget) once."""
-    from evals.sweep import Shard, SweepSpec, load_rows
+    from rlcot.evals.sweep import Shard, SweepSpec, load_rows
 
     flags = dict(models=model or None, task=task, data=data, task_args=_task_options(task_arg) or None,
                  budgets=budgets, extend=extend, samples=samples, temperature=temperature, top_p=top_p, seed=seed,
@@ -358,8 +358,8 @@ def plot(
     seed: int = typer.Option(0, help="bootstrap seed for the confidence intervals"),
 ) -> None:
     """Plot sweeps: accuracy vs thinking tokens with CIs, pass@k/maj@k, risk-coverage, training steps; PNG, SVG, CSV."""
-    from evals.analysis import label_rows, plot_runs
-    from evals.sweep import load_rows
+    from rlcot.evals.analysis import label_rows, plot_runs
+    from rlcot.evals.sweep import load_rows
 
     rows = []
     try:
@@ -401,7 +401,7 @@ def report(
     seed: int = typer.Option(0, help="bootstrap seed for the confidence intervals"),
 ) -> None:
     """One self-contained HTML page: headline numbers, figures, and every trace, filterable, with forcing marked."""
-    from evals.report import write_report
+    from rlcot.evals.report import write_report
 
     if out is not None and out.suffix.lower() not in (".html", ".htm"):
         _fail(f"--out {out} is not an .html file; the report is one HTML page: pass e.g. --out report.html")
@@ -453,7 +453,7 @@ def train(
     if dry_run:
         _dry_run(run)
         return
-    from evals.training import EvalCurves
+    from rlcot.evals.training import EvalCurves
 
     from .train.trainer import train_run
 
@@ -545,7 +545,7 @@ def _dry_run(run) -> None:
 
 
 def _run_sweep(spec, out: Path, part):
-    from evals.sweep import SweepBar, run_sweep
+    from rlcot.evals.sweep import SweepBar, run_sweep
 
     try:
         with SweepBar(console) as bar:  # stopped before the error prints
@@ -555,10 +555,10 @@ def _run_sweep(spec, out: Path, part):
 
 
 def _print_headline(rows: list[dict], scheme: str, out: Path, plotted: bool = True) -> None:
-    from evals.analysis import headline
+    from rlcot.evals.analysis import headline
 
 
-    from evals.analysis import series_of
+    from rlcot.evals.analysis import series_of
 
     sizes = ", ".join(sorted({f"{len(s.problems)} problems x {s.samples} samples" for s in series_of(rows)}))
     table = Table(title=f"{out}: accuracy by thinking budget ({scheme} scoring; {sizes})", box=box.SIMPLE_HEAD,
@@ -578,7 +578,7 @@ def _print_headline(rows: list[dict], scheme: str, out: Path, plotted: bool = Tr
 
 
 def _rescore_sweep(run_dir: Path, scheme: str, verifier, verifier_option: list[str], name, stray) -> None:
-    from evals.sweep import rescore, scorings
+    from rlcot.evals.sweep import rescore, scorings
 
     if stray:
         _fail("RUN_DIR is scored with the task its rows record; drop --input/--out/--task/--data/--task-arg")

@@ -5,7 +5,7 @@ Five stages, in order, each writing its own directory under ``out``:
 1. ``sweep-before``: the default model's budget curve (greedy, budgets 0-128) on the 64
    held-out rows of ``recipes/arith-grpo-cpu.yaml``: the rows after the ``size`` it
    trains on, swept with the spec the trainer builds for its own eval curves (the
-   resolved run's ``EvalCurve`` through ``evals.training.sweep_spec``), so
+   resolved run's ``EvalCurve`` through ``rlcot.evals.training.sweep_spec``), so
    "before" here is its step 0;
 2. ``train``: the recipe, SFT warm-up included, for 10 GRPO steps instead of 20 (the
    README's table: the second ten moved nothing), with the in-training curves off
@@ -17,12 +17,12 @@ Five stages, in order, each writing its own directory under ``out``:
    sweeps where one is wanted. The checkpoint is a LoRA adapter whose config names the
    merged SFT warm-up as its base (an absolute path: the run directory is resolved
    first), and ``rlcot.models.load_policy`` merges it into that;
-4. ``plots``: ``evals.analysis.plot_runs`` on both sweeps' rows, labelled as the series
+4. ``plots``: ``rlcot.evals.analysis.plot_runs`` on both sweeps' rows, labelled as the series
    "before training" and "after training": ``plots/accuracy.png`` has both curves;
-5. ``report.html``: ``evals.report.write_report`` on the three run directories.
+5. ``report.html``: ``rlcot.evals.report.write_report`` on the three run directories.
 
 Then the headline: accuracy at each budget before and after, with the paired bootstrap
-CI of the change (``evals.analysis.before_after``), and where the files are.
+CI of the change (``rlcot.evals.analysis.before_after``), and where the files are.
 
 Resuming is each component's own mechanism, not a new one: a sweep skips rows whose
 key is stored (rows are appended and fsynced a problem at a time); training resumes
@@ -65,7 +65,7 @@ class DemoPlan:
     out: Path
     recipe_path: Path
     run: Any  # rlcot.train.recipe.ResolvedRun: the training run, demo overrides applied, resolved once
-    spec: Any  # evals.sweep.SweepSpec of the "before" sweep; "after" swaps the model
+    spec: Any  # rlcot.evals.sweep.SweepSpec of the "before" sweep; "after" swaps the model
     device: str | None = None
 
     @property
@@ -94,7 +94,7 @@ def plan_demo(out: Path = Path("demo"), model: str | None = None, recipe: Path =
     ``budgets`` default to the recipe's ``eval.budgets`` and ``limit`` to its held-out
     ``eval_size``; the sweeps skip the ``size`` rows it trains on.
     """
-    from evals.training import sweep_spec
+    from rlcot.evals.training import sweep_spec
 
     from .train.recipe import load_recipe, resolve_run
 
@@ -127,7 +127,7 @@ def run_demo(out: Path = Path("demo"), console=None, *, model: str | None = None
              device: str | None = None) -> dict:
     """Sweep, train, sweep again, plot and report into ``out``; print and return the before/after headline.
 
-    Returns ``before_after`` (one line per budget, ``evals.analysis.before_after``), the
+    Returns ``before_after`` (one line per budget, ``rlcot.evals.analysis.before_after``), the
     paths (``plot``, ``report``, ``sweep_before``, ``train``, ``sweep_after``) and
     ``stages``: per stage, its seconds and whether it found its work already done.
     """
@@ -172,7 +172,7 @@ def run_demo(out: Path = Path("demo"), console=None, *, model: str | None = None
 
 
 def _sweep(plan: DemoPlan, model: str, out_dir: Path, console) -> dict:
-    from evals.sweep import SweepBar, run_sweep
+    from rlcot.evals.sweep import SweepBar, run_sweep
 
     spec = replace(plan.spec, models=(model,))
     total = spec.limit * spec.samples * len(set(spec.budgets))
@@ -187,7 +187,7 @@ def _sweep(plan: DemoPlan, model: str, out_dir: Path, console) -> dict:
 
 def _rows_there(out_dir: Path, spec) -> int:
     """Distinct (problem, sample, budget) rows of ``spec`` already stored in ``out_dir``."""
-    from evals.sweep import load_rows, row_files
+    from rlcot.evals.sweep import load_rows, row_files
 
     if not row_files(out_dir):
         return 0
@@ -198,7 +198,7 @@ def _rows_there(out_dir: Path, spec) -> int:
 
 def _train(plan: DemoPlan, console) -> dict:
     from .runinfo import SFT_MODEL_DIR, is_saved_model, last_checkpoint
-    from evals.training import EvalCurves
+    from rlcot.evals.training import EvalCurves
 
     from .train.preflight import preflight
     from .train.trainer import train_run
@@ -228,15 +228,15 @@ def _train(plan: DemoPlan, console) -> dict:
 
 
 def _labelled_rows(plan: DemoPlan) -> list[dict]:
-    from evals.sweep import load_rows
+    from rlcot.evals.sweep import load_rows
 
     return ([{**row, "series": BEFORE} for row in load_rows(plan.out / "sweep-before")]
             + [{**row, "series": AFTER} for row in load_rows(plan.out / "sweep-after")])
 
 
 def _plot(plan: DemoPlan, console) -> dict:
-    from evals.analysis import plot_runs
-    from evals.sweep import row_files
+    from rlcot.evals.analysis import plot_runs
+    from rlcot.evals.sweep import row_files
 
     plots = plan.out / "plots"
     target = plots / "accuracy.png"
@@ -251,7 +251,7 @@ def _plot(plan: DemoPlan, console) -> dict:
 
 
 def _report(plan: DemoPlan, console) -> dict:
-    from evals.sweep import row_files
+    from rlcot.evals.sweep import row_files
 
     target = plan.out / "report.html"
     runs = [plan.out / "sweep-before", plan.out / "sweep-after", plan.train_dir]
@@ -262,7 +262,7 @@ def _report(plan: DemoPlan, console) -> dict:
                   + ("up to date with the runs" if fresh else "writing"), highlight=False)
     if fresh:
         return {"skipped": True, "path": target}
-    from evals.report import write_report
+    from rlcot.evals.report import write_report
 
     return {"skipped": False, "path": write_report(runs, target)}
 
@@ -282,7 +282,7 @@ def _headline(plan: DemoPlan, found: dict, console) -> list[dict]:
     from rich import box
     from rich.table import Table
 
-    from evals.analysis import before_after
+    from rlcot.evals.analysis import before_after
 
     lines = before_after(_labelled_rows(plan))
     if lines:

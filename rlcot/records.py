@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from verifiers import BINARY, HedgeScheme, Verdict
+from rlcot.verifiers import BINARY, HedgeScheme, Verdict
 
 from .generation.base import Trace
 from .tasks import Task

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from verifiers.sections import last_boxed
+from rlcot.verifiers.sections import last_boxed
 
 from .generation.base import GenerationRequest, derive_seed
 from .generation.budget import cue_opens_braces
@@ -49,7 +49,7 @@ ABSTAIN_HINT = " If the problem cannot be answered, write \\boxed{IDK}."
 class Task:
     name: str
     description: str
-    verifier: str  # a name for verifiers.get_verifier
+    verifier: str  # a name for rlcot.verifiers.get_verifier
     answer_cue: str = MATH_CUE
     instruction: str = DEFAULT_INSTRUCTION
     max_answer_tokens: int = 64
@@ -61,7 +61,7 @@ class Task:
 
     def build_verifier(self):
         """The verifier this task is scored by, built with the task's options."""
-        from verifiers import get_verifier
+        from rlcot.verifiers import get_verifier
 
         return get_verifier(self.verifier, **self.verifier_options)
 
@@ -96,7 +96,7 @@ class Task:
         """The answer section a perfect model writes for ``row`` (contract tests, SFT data).
 
         The gold is a plain value, GSM8K's ``#### x``, or a MATH solution, whose boxes the
-        math verifier reads as the gold (``verifiers.math.gold_parts``); boxing the
+        math verifier reads as the gold (``rlcot.verifiers.math.gold_parts``); boxing the
         whole solution would make a second, different answer.
         """
         if row.get("answerable", True) is False:
@@ -112,7 +112,7 @@ class Task:
         if "####" in answer:
             gold = answer.split("####")[-1].strip().replace(",", "")
         elif last_boxed(answer) is not None:
-            from verifiers.math import gold_answer
+            from rlcot.verifiers.math import gold_answer
 
             gold = gold_answer(row)
         else:
@@ -449,7 +449,7 @@ class SudokuTask(PuzzleTask):
     difficulty: str = "easy"
 
     def generate(self, n: int, seed: int) -> list[dict]:
-        from verifiers.sudoku import generate
+        from rlcot.verifiers.sudoku import generate
 
         return generate(n, size=self.size, seed=seed, difficulty=self.difficulty)
 
@@ -474,7 +474,7 @@ class CrosswordTask(PuzzleTask):
     size: int = 4
 
     def generate(self, n: int, seed: int) -> list[dict]:
-        from verifiers.crossword import generate
+        from rlcot.verifiers.crossword import generate
 
         return generate(n, size=self.size, seed=seed)
 
@@ -483,7 +483,7 @@ class CrosswordTask(PuzzleTask):
 
     def gold_continuation(self, row: dict) -> str | None:
         """The entries after the forced ``1A:`` cue, one ``KEY: WORD`` per line."""
-        from verifiers.crossword import number_grid
+        from rlcot.verifiers.crossword import number_grid
 
         grid = row["solution"]
         lines = [f"{e.key}: {''.join(grid[r][c] for r, c in e.cells)}" for e in number_grid(grid)]

@@ -8,7 +8,7 @@ so every completion begins inside the thinking section. A chat template that alr
 opens the thinking section itself (R1-style templates) is detected and not doubled.
 
 Splitting a completion into thinking and answer sections (``split_completion``,
-``Sections``, ``OPEN``/``CLOSE``) is defined, with its rules, in ``verifiers.sections``
+``Sections``, ``OPEN``/``CLOSE``) is defined, with its rules, in ``rlcot.verifiers.sections``
 and re-exported here: verifiers are the ground floor and must read answers the same
 way without importing ``rlcot``. A protocol only chooses the tags it splits on.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from verifiers.sections import CLOSE, OPEN, Sections, split_completion
+from rlcot.verifiers.sections import CLOSE, OPEN, Sections, split_completion
 
 # No placeholder inside the box: the default model copies "\boxed{answer}" verbatim.
 DEFAULT_INSTRUCTION = (

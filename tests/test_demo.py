@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from evals.report import write_report as real_write_report
-from evals.sweep import load_rows
+from rlcot.evals.report import write_report as real_write_report
+from rlcot.evals.sweep import load_rows
 from rlcot.demo import RECIPE, run_demo
 from rlcot.tasks import get_task
 
@@ -25,11 +25,11 @@ OVERRIDES = ["tasks.0.size=8", "tasks.0.eval_size=2", "thinking.max_thinking_tok
 
 
 class ReportSpy:
-    """``evals.report`` as the demo sees it: the real ``write_report``, each call recorded."""
+    """``rlcot.evals.report`` as the demo sees it: the real ``write_report``, each call recorded."""
 
     def __init__(self):
         self.calls = []
-        self.module = types.ModuleType("evals.report")
+        self.module = types.ModuleType("rlcot.evals.report")
         self.module.write_report = self.write_report
 
     def write_report(self, run_dirs, out=None):
@@ -59,7 +59,7 @@ def finished(tmp_path_factory, tiny_dir):
     report = ReportSpy()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("rlcot.models.matmul_gflops", slow_bf16)  # fp32 on every CPU
-        patch.setitem(sys.modules, "evals.report", report.module)
+        patch.setitem(sys.modules, "rlcot.evals.report", report.module)
         result, text = demo(out, tiny_dir)
     return out, result, text, report
 
@@ -101,7 +101,7 @@ def test_a_second_run_redoes_nothing(finished, tiny_dir):
     out, _, _, report = finished
     files = snapshot(out)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(sys.modules, "evals.report", report.module)
+        patch.setitem(sys.modules, "rlcot.evals.report", report.module)
         result, text = demo(out, tiny_dir)
     assert snapshot(out) == files  # rows, checkpoints, plot and page untouched
     assert all(stage["skipped"] for stage in result["stages"].values())
@@ -115,7 +115,7 @@ def test_an_interrupted_demo_resumes_where_it_stopped_without_redoing_the_sweep_
     from rlcot.train.trainer import RunLog
 
     monkeypatch.setattr("rlcot.models.matmul_gflops", slow_bf16)
-    monkeypatch.setitem(sys.modules, "evals.report", ReportSpy().module)
+    monkeypatch.setitem(sys.modules, "rlcot.evals.report", ReportSpy().module)
     out = tmp_path / "demo"
 
     def ctrl_c(*args, **kwargs):

@@ -10,7 +10,7 @@ import pytest
 
 from rlcot import models, records, runinfo
 from rlcot.tasks import get_task
-from verifiers import HedgeScheme, Verdict, get_verifier
+from rlcot.verifiers import HedgeScheme, Verdict, get_verifier
 
 
 def _write_rows(path, rows) -> str:
@@ -199,7 +199,7 @@ def test_a_broken_user_verifier_is_one_line_naming_the_module(module_dir, source
 
 
 def test_a_verifier_spec_without_module_or_attribute_says_the_form():
-    for spec in (":f", "verifiers.base:"):
+    for spec in (":f", "rlcot.verifiers.base:"):
         with pytest.raises(ValueError, match=r"names no (module|attribute); write module.path:attr"):
             get_verifier(spec)
 

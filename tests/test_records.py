@@ -7,7 +7,7 @@ import pytest
 from rlcot.records import CompletionRow, Scorer, resolve_scheme, score_completion
 from rlcot.tasks import Task, get_task
 from rlcot.thinking import ThinkingProtocol
-from verifiers import BINARY, HedgeScheme
+from rlcot.verifiers import BINARY, HedgeScheme
 
 PROMPT = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n<think>\n"  # pre-fills <think>
 ROW = {"id": "r1", "answer": "4"}

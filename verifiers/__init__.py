@@ -7,7 +7,7 @@ a plugin installed under the entry-point group ``rlcot.verifiers``, or
 instance, or a plain function ``f(answer_section, example) -> Verdict | bool | None``
 (None: no answer found). Any other object with a ``verify(completion, example)``
 method is wrapped in ``DuckTypedVerifier``, so every verifier this returns also has
-``verify_answer`` and ``verify_answer_batch`` (``verifiers.base``).
+``verify_answer`` and ``verify_answer_batch`` (``rlcot.verifiers.base``).
 
 The package is the ground floor of the project: it imports nothing from ``rlcot``.
 ``sections`` reads completions (thinking split, boxes), ``base`` holds the shared
@@ -32,11 +32,11 @@ from .sections import answer_section, boxed_contents, last_boxed, split_completi
 
 ENTRY_POINT_GROUP = "rlcot.verifiers"
 
-# name -> "module:attr"; imported on first use, so `import verifiers` stays light.
+# name -> "module:attr"; imported on first use, so `import rlcot.verifiers` stays light.
 REGISTRY: dict[str, str] = {
-    "math": "verifiers.math:MathVerifier",
-    "sudoku": "verifiers.sudoku:SudokuVerifier",
-    "crossword": "verifiers.crossword:CrosswordVerifier",
+    "math": "rlcot.verifiers.math:MathVerifier",
+    "sudoku": "rlcot.verifiers.sudoku:SudokuVerifier",
+    "crossword": "rlcot.verifiers.crossword:CrosswordVerifier",
 }
 
 

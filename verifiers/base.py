@@ -1,7 +1,7 @@
 """The Verdict, the rules every verifier shares, and the answer-section API.
 
 A verifier turns an answer section and a task example into a ``Verdict``. Only the
-answer section counts (splitting rules in ``verifiers.sections``): an answer that
+answer section counts (splitting rules in ``rlcot.verifiers.sections``): an answer that
 appears only inside thinking is no answer, and a turn whose thinking never closed has
 no answer section at all.
 

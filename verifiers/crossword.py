@@ -40,7 +40,7 @@ allowed, in a code block or not. A line with any other character is text and end
 grid; lines of ``-``/``+``/``=`` dividers are skipped; a line mixing upper- and
 lower-case letters ("Grid") is text. A run of >= 2 rows with a letter is a grid; an
 echo of the empty puzzle (no letters) is ignored. Two different grids are ``wrong``
-(``multiple_answers``), as in ``verifiers.sudoku``: listing candidates never wins.
+(``multiple_answers``), as in ``rlcot.verifiers.sudoku``: listing candidates never wins.
 Text is NFKC-folded first, so fullwidth ``ＣＡＴ`` is ``CAT``; accented letters stay
 themselves and never match ``A``-``Z`` (``É`` is not ``E``): ``wrong_letters``. An
 answer section over ``CHARS_PER_SQUARE`` characters per square of the grid (at least

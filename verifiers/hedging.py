@@ -12,7 +12,7 @@ abstaining only above p = 0.8 (hedged: also 0.8), and unhedged beats hedged abov
 p = 0.8: ``HedgeScheme.thresholds()`` derives these from any numbers, so a user can
 see what behaviour their scheme rewards.
 
-Detection reads only the answer section (``verifiers.base`` passes it), lower-cased,
+Detection reads only the answer section (``rlcot.verifiers.base`` passes it), lower-cased,
 with word boundaries, so "maybe" hedges but "Maybelline" does not. Departure from
 reasoning-gym: no partial credit and no score floor leak into this scheme.
 """

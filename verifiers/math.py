@@ -93,7 +93,7 @@ ANSWER_PATTERNS = {
     "answer_is": r"(?i)\banswer is\s*:?\s*(\$[^$\n]+\$|[^\s$]+)",
 }
 MAX_DISTINCT_ANSWERS = 16
-COMPARER = "verifiers.math:make_comparer"  # what each worker runs
+COMPARER = "rlcot.verifiers.math:make_comparer"  # what each worker runs
 _UNICODE_MATH = str.maketrans({"\u2212": "-", "\uff0d": "-", "\u00d7": "\\times ", "\u00f7": "\\div ",
                                "\u22c5": "\\cdot ", "\u00b7": "\\cdot ", "\uff05": "\\%", "\u066a": "\\%"})
 _NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")  # \d on str is any Unicode decimal digit

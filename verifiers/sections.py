@@ -16,7 +16,7 @@ Splitting rules (``split_completion``), applied to the whole assistant turn:
 
 Text before the first ``<think>`` belongs to neither section. Consequence: ``<think>``
 immediately followed by ``</think>``, then any text, splits back to exactly that text
-(what ``verifiers.base.DuckTypedVerifier`` relies on).
+(what ``rlcot.verifiers.base.DuckTypedVerifier`` relies on).
 
 Boxes (``boxed_contents``): every ``\\boxed{...}`` and ``\\fbox{...}`` with its nested
 braces, in order; an unclosed box is no box. ``strip_text_commands`` drops the LaTeX

@@ -9,7 +9,7 @@ the user's ``__main__``), spoken to over pipes with one JSON line per request.
 What runs in a worker is named by its caller: ``WorkerPool("pkg.module:factory")``.
 The worker imports the module, calls ``factory()`` once (imports, warm-up) and then
 answers each request ``{"args": {...}, "soft": seconds}`` with ``handler(**args)``, a
-JSON object with ``"status": "ok"``. ``verifiers.math`` names ``make_comparer``.
+JSON object with ``"status": "ok"``. ``rlcot.verifiers.math`` names ``make_comparer``.
 
 The bound of a call (``WorkerPool.call(args, deadline)``), with the caller's deadline:
 
@@ -172,7 +172,7 @@ class _Worker:
 
     def __init__(self, factory: str, memory_limit: int | None):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
-        code = f"from verifiers.workers import serve; serve({factory!r}, {memory_limit!r})"
+        code = f"from rlcot.verifiers.workers import serve; serve({factory!r}, {memory_limit!r})"
         self.process = subprocess.Popen(
             [sys.executable, "-c", code],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=ROOT,  # cwd: no shadowing `verifiers`

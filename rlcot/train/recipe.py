@@ -297,7 +297,7 @@ def check_recipe(recipe: Recipe) -> None:
 
 
 def _check_reward(reward: RewardSpec, where: str) -> None:
-    import verifiers
+    from rlcot import verifiers
     from rlcot.records import resolve_scheme
 
     if reward.verifier is not None:
@@ -451,7 +451,7 @@ def task_keys(recipe: Recipe) -> list[str]:
 
 @dataclass(frozen=True)
 class EvalCurve:
-    """One task's budget curve on its held-out rows; the fields are ``evals.sweep.SweepSpec``'s, by name."""
+    """One task's budget curve on its held-out rows; the fields are ``rlcot.evals.sweep.SweepSpec``'s, by name."""
 
     key: str  # the task's key in the run (task_keys): its curves go to eval/<key>
     task: str

@@ -387,7 +387,7 @@ def _forget_after(output_dir: Path, step: int) -> None:
 
 
 def summarize(output_dir: Path, warnings: list[str], evals=None) -> dict:
-    """Reward and outcome rates at the start vs the end, and (``evals.summary()``) each eval curve before vs after.
+    """Reward and outcome rates at the start vs the end, and (the eval hook's ``summary()``) each eval curve before vs after.
 
     One step's rates come from a single group or two (8-16 completions), so ``start``
     and ``end`` average the first and the last ``window`` steps (a quarter of the run,

@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from evals.analysis import at_k_points, curve_points, headline, plot_runs, series_of
-from evals.plots import read_points_csv
-from evals.sweep import model_loader, run_sweep
+from rlcot.evals.analysis import at_k_points, curve_points, headline, plot_runs, series_of
+from rlcot.evals.plots import read_points_csv
+from rlcot.evals.sweep import model_loader, run_sweep
 from rlcot.cli import app
 from tests.evals.test_sweep import hash_lm, spec
 
@@ -128,7 +128,7 @@ def test_rlcot_plot_of_an_unknown_scoring_names_what_there_is(tmp_path, tokenize
 
 
 def test_before_after_pairs_the_first_curve_with_the_last_per_budget():
-    from evals.analysis import before_after
+    from rlcot.evals.analysis import before_after
 
     before = make_rows("step 0", lambda p, s, b: p == 0, budgets=(0, 64), samples=1)
     middle = make_rows("step 5", lambda p, s, b: False, budgets=(0, 64), samples=1)
@@ -146,7 +146,7 @@ def test_before_after_pairs_the_first_curve_with_the_last_per_budget():
 
 
 def test_before_after_reports_abstaining_on_answerable_and_unanswerable_rows_apart():
-    from evals.analysis import before_after
+    from rlcot.evals.analysis import before_after
 
     rows = []
     for model, abstains in (("step 0", lambda p: False), ("step 9", lambda p: p >= 3)):

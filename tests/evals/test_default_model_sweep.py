@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from evals.analysis import headline
-from evals.sweep import SweepSpec, load_rows, model_loader, run_sweep
+from rlcot.evals.analysis import headline
+from rlcot.evals.sweep import SweepSpec, load_rows, model_loader, run_sweep
 
 pytestmark = pytest.mark.default_model
 

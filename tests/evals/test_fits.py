@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from evals.fits import (
+from rlcot.evals.fits import (
     SHAPES,
     Curve,
     LRChange,

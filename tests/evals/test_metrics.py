@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evals.metrics import (
+from rlcot.evals.metrics import (
     OUTCOMES,
     agreement_confidence,
     aurc,
@@ -372,7 +372,7 @@ def test_outcome_rates_rejects_unknown_outcomes():
 
 
 def test_outcomes_match_the_verifiers():
-    from verifiers.base import OUTCOMES as VERDICT_OUTCOMES
+    from rlcot.verifiers.base import OUTCOMES as VERDICT_OUTCOMES
 
     assert set(OUTCOMES) == set(VERDICT_OUTCOMES)
 

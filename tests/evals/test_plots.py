@@ -1,4 +1,4 @@
-"""evals.plots: the points CSV round-trips, each figure writes PNG/SVG/CSV of what it draws."""
+"""rlcot.evals.plots: the points CSV round-trips, each figure writes PNG/SVG/CSV of what it draws."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from evals.plots import (Point, accuracy_chart, at_k_chart, plot_accuracy, plot_at_k, plot_curve,
+from rlcot.evals.plots import (Point, accuracy_chart, at_k_chart, plot_accuracy, plot_at_k, plot_curve,
                          plot_risk_coverage, read_points_csv, risk_coverage_chart, write_points_csv)
 
 BUDGETS = [0, 16, 32, 64, 128, 256]

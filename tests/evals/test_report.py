@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evals.report import read_run, report_data, write_report
-from evals.sweep import model_loader, run_sweep
+from rlcot.evals.report import read_run, report_data, write_report
+from rlcot.evals.sweep import model_loader, run_sweep
 from rlcot.cli import app
 from rlcot.tasks import get_task
 from tests.evals.test_sweep import hash_lm, spec
-from verifiers import get_verifier
+from rlcot.verifiers import get_verifier
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("RLCOT_TEST_ARTIFACTS", ROOT / "test-artifacts"))

@@ -10,8 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
-from evals.report import write_report
-from evals.sweep import model_loader, run_sweep
+from rlcot.evals.report import write_report
+from rlcot.evals.sweep import model_loader, run_sweep
 from tests.evals import test_report
 from tests.evals.test_report import crossword_row, embedded, training_dir
 from tests.evals.test_sweep import hash_lm, spec

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evals.sweep import (RowFile, Shard, SweepSpec, expand_models, load_rows, model_loader, rescore, run_sweep,
+from rlcot.evals.sweep import (RowFile, Shard, SweepSpec, expand_models, load_rows, model_loader, rescore, run_sweep,
                          scorings)
 from tests.conftest import ScriptedLM
 

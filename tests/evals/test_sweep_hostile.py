@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from evals.analysis import headline, series_of
-from evals.sweep import expand_models, load_rows, model_loader, run_sweep
+from rlcot.evals.analysis import headline, series_of
+from rlcot.evals.sweep import expand_models, load_rows, model_loader, run_sweep
 from rlcot.jsonl import DamagedLinesWarning, SkippedLine, exclusive
 from tests.evals.test_sweep import hash_lm, spec
 

@@ -143,7 +143,7 @@ def test_unknown_verifier_is_refused_with_the_choices():
     with pytest.raises(ValueError, match=r"rewards\.0\.verifier: unknown verifier 'mathh'.*math"):
         load_recipe(None, ["rewards.0.verifier=mathh"])
     with pytest.raises(ValueError, match=r"rewards\.0\.verifier: .*has no attribute 'nope'"):
-        load_recipe(None, ["rewards.0.verifier=verifiers.math:nope"])
+        load_recipe(None, ["rewards.0.verifier=rlcot.verifiers.math:nope"])
     assert load_recipe(None, ["rewards.0.verifier=sudoku"]).rewards[0].verifier == "sudoku"
 
 

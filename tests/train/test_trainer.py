@@ -101,7 +101,7 @@ def test_several_rewards_train_with_their_weights(tmp_path, tiny_dir):
 
 
 def test_resume_continues_at_the_next_step(tmp_path, tiny_dir):
-    from evals.training import EvalCurves
+    from rlcot.evals.training import EvalCurves
 
     recipe = recipe_for(tiny_dir, tmp_path)
     first = run_training(recipe, tmp_path, device="cpu", evals=EvalCurves)
@@ -172,7 +172,7 @@ def test_an_sft_warm_up_teaches_the_answer_format_before_grpo(tmp_path, tiny_dir
 
 
 def test_a_lora_run_after_an_sft_warm_up_builds_on_the_warmed_up_model_and_resumes_on_it(tmp_path, tiny_dir):
-    from evals.sweep import expand_models
+    from rlcot.evals.sweep import expand_models
     from rlcot.models import load_policy
 
     lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM"}

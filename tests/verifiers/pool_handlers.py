@@ -1,4 +1,4 @@
-"""A scripted stand-in for math-verify, run inside ``verifiers.workers`` processes by test_workers.py.
+"""A scripted stand-in for math-verify, run inside ``rlcot.verifiers.workers`` processes by test_workers.py.
 
 Not a test module: a worker imports it by name (``tests.verifiers.pool_handlers:make_handler``),
 so it imports nothing heavy.

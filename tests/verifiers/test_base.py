@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from verifiers import DuckTypedVerifier, FunctionVerifier, Verdict, Verifier, get_verifier, last_boxed
-from verifiers.sections import split_completion
+from rlcot.verifiers import DuckTypedVerifier, FunctionVerifier, Verdict, Verifier, get_verifier, last_boxed
+from rlcot.verifiers.sections import split_completion
 
 
 def exact(answer: str, example) -> bool | None:
@@ -189,7 +189,7 @@ def test_module_attr_loads_a_plain_function_and_a_class():
     [
         ("nope", "unknown verifier 'nope'"),
         ("no.such.module:f", "cannot import module 'no.such.module'"),
-        ("verifiers.base:missing", "has no attribute 'missing'"),
+        ("rlcot.verifiers.base:missing", "has no attribute 'missing'"),
         ("", "empty"),
     ],
 )
@@ -206,7 +206,7 @@ def test_a_function_returning_junk_is_refused():
 def test_entry_point_plugins_register_by_name(monkeypatch):
     from importlib import metadata
 
-    import verifiers
+    from rlcot import verifiers
 
     plugin = metadata.EntryPoint(name="exact-plugin", value="tests.verifiers.test_base:Exact",
                                  group=verifiers.ENTRY_POINT_GROUP)
@@ -216,13 +216,15 @@ def test_entry_point_plugins_register_by_name(monkeypatch):
     assert "exact-plugin" in verifiers.available()
 
 
-def test_verifiers_import_neither_torch_nor_rlcot():
+def test_verifiers_import_neither_torch_nor_the_rest_of_rlcot():
+    """rlcot.verifiers is pure Python: beside itself it loads only rlcot's own light __init__."""
     import subprocess
     import sys
 
-    code = ("import sys, verifiers, verifiers.base, verifiers.hedging, verifiers.sections, verifiers.workers, "
-            "verifiers.math, verifiers.sudoku, verifiers.crossword; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'rlcot'}))")
+    code = ("import sys, rlcot.verifiers, rlcot.verifiers.base, rlcot.verifiers.hedging, rlcot.verifiers.sections, "
+            "rlcot.verifiers.workers, rlcot.verifiers.math, rlcot.verifiers.sudoku, rlcot.verifiers.crossword; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch' "
+            "or (m.startswith('rlcot') and m != 'rlcot' and not m.startswith('rlcot.verifiers'))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rlcot.tasks import TASKS, get_task
-from verifiers import REGISTRY, get_verifier
+from rlcot.verifiers import REGISTRY, get_verifier
 
 JUNK = "}{\\boxed{" * 125_000  # 1 MB of brace soup; its latency per verifier is in bench/verifiers.py
 

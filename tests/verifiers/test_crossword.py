@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifiers import get_verifier
-from verifiers.crossword import (
+from rlcot.verifiers import get_verifier
+from rlcot.verifiers.crossword import (
     CrosswordVerifier,
     format_answer,
     generate,
@@ -231,7 +231,7 @@ def test_the_wordnet_licence_ships_beside_the_word_file():
 
 
 def test_importing_the_crossword_verifier_loads_no_torch():
-    code = "import sys, verifiers.crossword; print('torch' in sys.modules)"
+    code = "import sys, rlcot.verifiers.crossword; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from verifiers import BINARY, HedgeLexicon, HedgeScheme, Verdict
+from rlcot.verifiers import BINARY, HedgeLexicon, HedgeScheme, Verdict
 
 LEX = HedgeLexicon()
 

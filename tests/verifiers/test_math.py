@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifiers import get_verifier
-from verifiers.base import OUTCOMES
-from verifiers.math import MathVerifier, compile_answer_pattern, gold_answer, gold_parts, plain_number
+from rlcot.verifiers import get_verifier
+from rlcot.verifiers.base import OUTCOMES
+from rlcot.verifiers.math import MathVerifier, compile_answer_pattern, gold_answer, gold_parts, plain_number
 
 TIMEOUT = 1.0  # shorter than the default 2 s: the hostile cases below wait it out
 # The time bound is a feature, so tests check it, with a margin no machine load flips: a bounded
@@ -361,7 +361,7 @@ def test_the_registry_gives_a_math_verifier_that_survives_pickling():
 
 
 def test_importing_the_math_verifier_loads_neither_torch_nor_sympy():
-    code = "import sys, verifiers.math; print(sorted({'torch', 'sympy'} & set(sys.modules)))"
+    code = "import sys, rlcot.verifiers.math; print(sorted({'torch', 'sympy'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

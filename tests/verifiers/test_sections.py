@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from verifiers.sections import CLOSE, OPEN, boxed_contents, split_completion, strip_text_commands
+from rlcot.verifiers.sections import CLOSE, OPEN, boxed_contents, split_completion, strip_text_commands
 
 PACKAGE = Path(__file__).resolve().parents[2] / "verifiers"
 
@@ -48,10 +48,10 @@ def test_custom_tags_split_the_same_way():
 
 def test_rlcot_thinking_re_exports_the_same_objects():
     import rlcot.thinking
-    import verifiers.sections
+    import rlcot.verifiers.sections
 
     for name in ("OPEN", "CLOSE", "Sections", "split_completion"):
-        assert getattr(rlcot.thinking, name) is getattr(verifiers.sections, name)
+        assert getattr(rlcot.thinking, name) is getattr(rlcot.verifiers.sections, name)
 
 
 def test_boxed_contents_handles_nesting_and_ignores_unclosed_boxes():

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifiers import get_verifier
-from verifiers.sudoku import (
+from rlcot.verifiers import get_verifier
+from rlcot.verifiers.sudoku import (
     REACHABLE,
     SudokuVerifier,
     check_solution,
@@ -215,7 +215,7 @@ def test_sudoku_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, verifiers.sudoku; print('torch' in sys.modules)"
+    code = "import sys, rlcot.verifiers.sudoku; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 

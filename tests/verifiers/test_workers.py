@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from verifiers.workers import WorkerPool
+from rlcot.verifiers.workers import WorkerPool
 
 HANDLER = "tests.verifiers.pool_handlers:make_handler"
 MARGIN_S = 1.5  # a bounded call returns ~10 ms after its deadline; the margin is for a loaded machine
