@@ -186,8 +186,8 @@ def bench_contention() -> None:
 
 def bench_oversized() -> None:
     """Latency of answer sections no honest model writes: 4 MB for the puzzles, 1 MB of braces for all."""
-    from rlcot.verifiers.crossword import generate as crosswords
-    from rlcot.verifiers.sudoku import generate as sudokus
+    from rlcot.verifiers.crossword_generator import generate as crosswords
+    from rlcot.verifiers.sudoku_generator import generate as sudokus
 
     rows = {"math": {"answer": "4"}, "sudoku": sudokus(1, size=9, seed=0)[0], "crossword": crosswords(1, seed=0)[0]}
     sections = {"sudoku": "5 3 4 6 7 8 9 1 2\n" * 230_000, "crossword": "CAT\nO#O\nBYE\n" * 350_000}

@@ -360,21 +360,23 @@ def plot_runs(rows: Sequence[dict], out_dir, scheme: str = "default", fit: bool 
 def _shape_and_fits(series: Series, curve: list[Point], fit: bool, fits: dict) -> dict:
     """The accuracy curve's shape (Wei et al.'s categories) and, when asked, its sigmoid and the gold power law."""
     from . import fits as fitting
+    from . import shapes
+    from .curves import INTERVAL_Z
 
     accuracy = [p for p in curve if p.metric == "accuracy" and p.x > 0]
     out: dict = {}
-    if len(accuracy) >= fitting.MIN_CLASSIFY_POINTS:
-        shape = fitting.classify_curve([p.x for p in accuracy], [p.y for p in accuracy],
-                                       y_err=[(p.hi - p.lo) / (2 * fitting.INTERVAL_Z) for p in accuracy])
+    if len(accuracy) >= shapes.MIN_CLASSIFY_POINTS:
+        shape = shapes.classify_curve([p.x for p in accuracy], [p.y for p in accuracy],
+                                      y_err=[(p.hi - p.lo) / (2 * INTERVAL_Z) for p in accuracy])
         out["shape"] = {"label": shape.label, "reason": shape.reason}
     else:
         out["shape"] = {"label": None, "reason": f"{len(accuracy)} budgets above 0 tokens; "
-                                                 f"{fitting.MIN_CLASSIFY_POINTS} are needed to classify"}
+                                                 f"{shapes.MIN_CLASSIFY_POINTS} are needed to classify"}
     if not fit:
         return out
     xs = np.array([p.x for p in accuracy])
     sigmoid = fitting.fit_sigmoid(xs, [p.y for p in accuracy],
-                                  sigma=[max((p.hi - p.lo) / (2 * fitting.INTERVAL_Z), 1e-3) for p in accuracy])
+                                  sigma=[max((p.hi - p.lo) / (2 * INTERVAL_Z), 1e-3) for p in accuracy])
     out["sigmoid"] = _fit_dict(sigmoid)
     if sigmoid.converged:
         grid = np.geomspace(xs.min(), xs.max(), 64)
@@ -399,8 +401,8 @@ def _training_plot(all_series: list[Series], points: list[Point], out_dir) -> tu
     """
     from rlcot.runinfo import latest_trainer_state
 
-    from . import fits as fitting
-    from . import plots
+    from . import plots, schedule
+    from .curves import Curve
 
     # one curve per step: where two share one (a trainer's step 0 before and after its SFT warm-up), the later
     # is the policy the steps after it start from
@@ -412,16 +414,16 @@ def _training_plot(all_series: list[Series], points: list[Point], out_dir) -> tu
     curve = sorted((replace(p, series=f"B={p.budget}", x=float(by_label[p.series].step))
                     for p in points if p.metric == "accuracy" and p.series in by_label), key=lambda p: p.x)
     state = latest_trainer_state(run_dir) if run_dir else None
-    changes = fitting.lr_changes(state) if state is not None else []
+    changes = schedule.lr_changes(state) if state is not None else []
     info: dict = {"lr_changes": [{"step": c.step, "kind": c.kind, "lr_before": c.lr_before, "lr_after": c.lr_after}
                                  for c in changes], "jumps": []}
     for budget in sorted({p.budget for p in curve}):
         line = [p for p in curve if p.budget == budget]
         if len(line) < 2:
             continue
-        shape = fitting.Curve("training step", [p.x for p in line], [p.y for p in line],
-                              lo=[p.lo for p in line], hi=[p.hi for p in line], label=f"B={budget}")
-        for jump in fitting.jumps_at_lr_changes(shape, changes):
+        shape = Curve("training step", [p.x for p in line], [p.y for p in line],
+                      lo=[p.lo for p in line], hi=[p.hi for p in line], label=f"B={budget}")
+        for jump in schedule.jumps_at_lr_changes(shape, changes):
             info["jumps"].append({"budget": budget, "from_step": jump.step_before, "to_step": jump.step_after,
                                   "delta": jump.delta, "at_lr_change": jump.at_lr_change,
                                   "lr_changes": [c.kind for c in jump.changes]})

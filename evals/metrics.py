@@ -68,9 +68,8 @@ from fractions import Fraction
 
 import numpy as np
 
-# Mirrors rlcot.verifiers.base.OUTCOMES (a test checks); not imported, to keep rlcot.evals.metrics
-# free of every project import.
-OUTCOMES = ("correct", "wrong", "abstain", "unparsed")
+from rlcot.verifiers.base import OUTCOMES
+
 
 # Bootstrap replicates are drawn in chunks of about this many (replicate, problem) cells.
 _BOOTSTRAP_CHUNK_CELLS = 2_000_000

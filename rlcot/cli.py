@@ -641,7 +641,9 @@ class _ScoreSummary:
         table.add_column("outcome")
         table.add_column("count", justify="right")
         table.add_column("share", justify="right")
-        for outcome in ("correct", "wrong", "abstain", "unparsed"):
+        from rlcot.verifiers.base import OUTCOMES
+
+        for outcome in OUTCOMES:
             count = self.counts.get(outcome, 0)
             table.add_row(outcome, str(count), f"{count / self.total:.1%}" if self.total else "-")
         console.print(table)

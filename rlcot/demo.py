@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -96,7 +95,7 @@ def plan_demo(out: Path = Path("demo"), model: str | None = None, recipe: Path =
     """
     from rlcot.evals.training import sweep_spec
 
-    from .train.recipe import load_recipe, resolve_run
+    from .train.recipe import load_recipe, quiet_checkpointing_warnings, resolve_run
 
     out, recipe = Path(out), Path(recipe)
     if out.exists() and not out.is_dir():
@@ -113,8 +112,7 @@ def plan_demo(out: Path = Path("demo"), model: str | None = None, recipe: Path =
     mix = base.tasks[0]
     # the in-training curves would repeat the two sweeps; eval_size=0 skips them all (step 0, warm-up, end)
     training = replace(base, tasks=(replace(mix, eval_size=0),), output_dir=str((out / "train").resolve()))
-    with warnings.catch_warnings():  # TRL checks the grpo: block now, before any work; quietly (see _train)
-        warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
+    with quiet_checkpointing_warnings():  # TRL checks the grpo: block now, before any work
         run = resolve_run(training, device, training.output_dir)
     # the trainer's own held-out curve of the task (rows after the trained ones), with the demo's budgets and limit
     spec = sweep_spec(run.eval_curves[0], base.model, limit=mix.eval_size if limit is None else limit,
@@ -201,6 +199,7 @@ def _train(plan: DemoPlan, console) -> dict:
     from rlcot.evals.training import EvalCurves
 
     from .train.preflight import preflight
+    from .train.recipe import quiet_checkpointing_warnings
     from .train.trainer import train_run
 
     recipe, out_dir = plan.recipe, plan.run.output_dir
@@ -220,9 +219,7 @@ def _train(plan: DemoPlan, console) -> dict:
     else:
         state, note, resume = "from the start", "nothing there yet", False
     console.print(f"{what}: {note}", highlight=False)
-    with warnings.catch_warnings():
-        # TRL's and SFT's configs are built with transformers 5's deprecated name: a warning each, nothing to act on
-        warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
+    with quiet_checkpointing_warnings():  # TRL's and SFT's configs use transformers 5's deprecated name
         train_run(plan.run, preflight(recipe, out_dir, resume), evals=EvalCurves)
     return {"skipped": False, "state": state}
 

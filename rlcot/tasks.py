@@ -449,7 +449,7 @@ class SudokuTask(PuzzleTask):
     difficulty: str = "easy"
 
     def generate(self, n: int, seed: int) -> list[dict]:
-        from rlcot.verifiers.sudoku import generate
+        from rlcot.verifiers.sudoku_generator import generate
 
         return generate(n, size=self.size, seed=seed, difficulty=self.difficulty)
 
@@ -474,7 +474,7 @@ class CrosswordTask(PuzzleTask):
     size: int = 4
 
     def generate(self, n: int, seed: int) -> list[dict]:
-        from rlcot.verifiers.crossword import generate
+        from rlcot.verifiers.crossword_generator import generate
 
         return generate(n, size=self.size, seed=seed)
 

@@ -61,7 +61,7 @@ import torch
 
 from rlcot.generation.base import GenerationRequest, SamplingConfig, Trace
 from rlcot.generation.forcing import eos_ids
-from rlcot.generation.hf import uniform
+from rlcot.generation.sampling import uniform
 
 # fp32: see the module docstring; half precision is not measured here (the CPU tests
 # run fp32), so its entry is its own rounding (~4e-3) with a margin
@@ -182,7 +182,7 @@ def plausible_tokens(logits: torch.Tensor, sampling: SamplingConfig, draw: float
 def _nucleus_bounds(probs: torch.Tensor, top_p: float, eta: float):
     """(surely kept, ambiguous) under top-p when each prob may move by a factor exp(+-2 eta).
 
-    ``hf._top_p`` keeps a token iff the mass of the more probable tokens is < top_p.
+    ``sampling.top_p_filter`` keeps a token iff the mass of the more probable tokens is < top_p.
     Under noise, token j surely precedes i if p_j > p_i exp(4 eta), and may if
     p_j >= p_i exp(-4 eta).
     """

@@ -18,7 +18,8 @@ import torch
 
 from rlcot.generation import Budget
 from rlcot.generation.base import SamplingConfig
-from rlcot.generation.hf import HFGenerator, uniform
+from rlcot.generation.hf import HFGenerator
+from rlcot.generation.sampling import uniform
 from tests.conftest import make_request
 from tests.noise import assert_same_up_to_ties, plausible_tokens
 

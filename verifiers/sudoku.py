@@ -1,4 +1,7 @@
-"""Sudoku: a rule checker for filled grids, and a generator of unique puzzles graded by technique.
+"""Sudoku: the grid representation, and a rule checker for filled grids.
+
+The solvers, the technique grader and the puzzle generator live in
+``rlcot.verifiers.sudoku_generator``; this module is all the verifier needs.
 
 Representation. A grid is a row-major string of ``N*N`` characters, a digit
 ``1..N`` or ``.`` for a blank; the side is read off the length: 16 cells is 4x4
@@ -47,28 +50,10 @@ than ``N`` cells ("\\boxed{5}") is not a grid, and no grid at all is ``unparsed`
 (``no_answer``). An answer section over ``CHARS_PER_CELL`` characters per cell (at
 least ``MIN_ANSWER_LIMIT``) is ``unparsed`` (``too_long``) unread: reading costs
 time, and no honest answer is that long.
-
-Difficulty. ``grade`` runs a logical solver that always applies the easiest
-technique that makes progress: naked singles, then hidden singles, naked pairs,
-locked candidates (pointing and claiming). A puzzle is ``easy`` when naked singles
-alone finish it, ``medium`` when logic finishes it but needs more than naked
-singles, ``hard`` when logic stalls and search is needed. The generator fills a
-random grid (randomised backtracking), then removes givens in random order, keeping
-a removal only while the target still holds: for easy and medium, "logic at that
-level finishes the puzzle", which also proves the solution unique; for hard, a
-removal that defeats logic is kept when the solution count (search, stopped at 2)
-is 1. Logic is monotone in the givens (fewer givens, fewer deductions), so once a
-puzzle needs search it keeps needing it, and the final grade is checked anyway.
-An attempt that ends at the wrong grade (a medium attempt that naked singles still
-finish) starts over from a new grid, with the same seeded generator. Every item is
-seeded as ``seed + index``: ``generate_item`` rebuilds any row alone. Every 4x4
-puzzle with one solution falls to naked singles, so 4x4 offers only ``easy``
-(``REACHABLE``); 6x6 and 9x9 offer all three.
 """
 
 from __future__ import annotations
 
-import random
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -79,14 +64,6 @@ from .base import Verdict, Verifier
 
 BOX_SHAPES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}  # side -> (box rows, box columns)
 _SIDE_OF_LENGTH = {side * side: side for side in BOX_SHAPES}
-TECHNIQUES = ("naked_single", "hidden_single", "naked_pair", "locked_candidates")
-DIFFICULTIES = ("easy", "medium", "hard")
-# Which difficulties a side can reach: every 4x4 puzzle with one solution falls to naked singles
-# (checked exhaustively over all 2**16 sets of givens of both essentially different 4x4 grids).
-REACHABLE = {4: ("easy",), 6: DIFFICULTIES, 9: DIFFICULTIES}
-# Fresh grids tried per item. An attempt lands on its target about 5% of the time for 6x6 hard,
-# 30% for 6x6 medium, 40% for 9x9 hard, 99% for 9x9 medium, always for easy: 2000 never runs out.
-MAX_ATTEMPTS = 2000
 # Answer sections longer than this many characters per cell (at least MIN_ANSWER_LIMIT) are
 # `too_long`, unread: a written-out 9x9 grid is ~200 characters, and reading costs ~0.5 s per MB.
 CHARS_PER_CELL = 200
@@ -118,7 +95,9 @@ def normalise_grid(value, field: str = "puzzle") -> str:
 
 
 @dataclass(frozen=True)
-class _Geometry:
+class Geometry:
+    """The units of a side's grid: the checker finds conflicts in them, the solvers in sudoku_generator deduce."""
+
     side: int
     row: tuple[int, ...]  # cell -> its row, column, box
     col: tuple[int, ...]
@@ -136,7 +115,8 @@ class _Geometry:
 
 
 @lru_cache(maxsize=None)
-def _geometry(side: int) -> _Geometry:
+def geometry_of(side: int) -> Geometry:
+    """The rows, columns, boxes and peers of a ``side`` x ``side`` grid (built once per side)."""
     box_rows, box_cols = BOX_SHAPES[side]
     cells = range(side * side)
     row = tuple(i // side for i in cells)
@@ -152,15 +132,8 @@ def _geometry(side: int) -> _Geometry:
             shared = tuple(i for i in box_cells if i in line)
             intersections.append((shared, tuple(i for i in box_cells if i not in line),
                                   tuple(i for i in line if i not in box_cells)))
-    return _Geometry(side, row, col, box, rows, cols, boxes, peers, tuple(sorted(intersections)))
+    return Geometry(side, row, col, box, rows, cols, boxes, peers, tuple(sorted(intersections)))
 
-
-def _values(grid: str) -> list[int]:
-    return [0 if ch == "." else int(ch) for ch in grid]
-
-
-def _grid(values: list[int]) -> str:
-    return "".join(str(v) if v else "." for v in values)
 
 
 def check_solution(grid: str, puzzle: str) -> str | None:
@@ -179,7 +152,7 @@ def check_solution(grid: str, puzzle: str) -> str | None:
 
 def _first_conflict(grid: str) -> str | None:
     """``row_conflict``, ``column_conflict`` or ``box_conflict``: the first kind of unit repeating a digit."""
-    geometry = _geometry(grid_size(grid))
+    geometry = geometry_of(grid_size(grid))
     for reason, units in (("row_conflict", geometry.rows), ("column_conflict", geometry.cols),
                           ("box_conflict", geometry.boxes)):
         for unit in units:
@@ -383,281 +356,3 @@ def example_solution(example: Mapping, puzzle: str) -> str:
         raise ValueError(f"sudoku solution {solution!r} does not solve the puzzle ({problem}); "
                          f"fix it or leave the solution out")
     return solution
-
-
-# ---------------------------------------------------------------------- search
-
-
-def _search(values: list[int], side: int, limit: int, rng: random.Random | None = None) -> tuple[int, list[int] | None]:
-    """(number of solutions up to ``limit``, the first one found); ``rng`` shuffles digit order.
-
-    Bitmask backtracking on the most constrained cell (bit d-1 stands for digit d).
-    """
-    geometry = _geometry(side)
-    row_of, col_of, box_of = geometry.row, geometry.col, geometry.box
-    full = (1 << side) - 1
-    rows, cols, boxes = [0] * side, [0] * side, [0] * side
-    values = list(values)
-    empty = []
-    for i, value in enumerate(values):
-        if not value:
-            empty.append(i)
-            continue
-        bit = 1 << (value - 1)
-        if (rows[row_of[i]] | cols[col_of[i]] | boxes[box_of[i]]) & bit:
-            return 0, None  # the givens already clash
-        rows[row_of[i]] |= bit
-        cols[col_of[i]] |= bit
-        boxes[box_of[i]] |= bit
-    found: list[list[int]] = []
-    count = 0
-
-    def descend(depth: int) -> bool:  # True: stop, the limit is reached
-        nonlocal count
-        if depth == len(empty):
-            count += 1
-            if not found:
-                found.append(list(values))
-            return count >= limit
-        best, best_mask, best_bits = depth, 0, side + 1
-        for j in range(depth, len(empty)):
-            i = empty[j]
-            mask = full & ~(rows[row_of[i]] | cols[col_of[i]] | boxes[box_of[i]])
-            bits = mask.bit_count()
-            if bits < best_bits:
-                best, best_mask, best_bits = j, mask, bits
-                if bits <= 1:
-                    break
-        if not best_mask:
-            return False
-        empty[depth], empty[best] = empty[best], empty[depth]
-        i = empty[depth]
-        r, c, b = row_of[i], col_of[i], box_of[i]
-        digits = [d for d in range(side) if best_mask >> d & 1]
-        if rng is not None:
-            rng.shuffle(digits)
-        for d in digits:
-            bit = 1 << d
-            rows[r] |= bit
-            cols[c] |= bit
-            boxes[b] |= bit
-            values[i] = d + 1
-            stop = descend(depth + 1)
-            rows[r] ^= bit
-            cols[c] ^= bit
-            boxes[b] ^= bit
-            if stop:
-                values[i] = 0
-                return True
-        values[i] = 0
-        return False
-
-    descend(0)
-    return count, (found[0] if found else None)
-
-
-def count_solutions(puzzle: str, limit: int = 2) -> int:
-    """How many solutions ``puzzle`` has, counting no further than ``limit``."""
-    puzzle = normalise_grid(puzzle)
-    return _search(_values(puzzle), grid_size(puzzle), limit)[0]
-
-
-def solve(puzzle: str) -> str | None:
-    """A solution of ``puzzle`` (the first search finds), or None when it has none."""
-    puzzle = normalise_grid(puzzle)
-    solution = _search(_values(puzzle), grid_size(puzzle), 1)[1]
-    return None if solution is None else _grid(solution)
-
-
-# ---------------------------------------------------------------------- logic
-
-
-def _logic(values: list[int], side: int, max_level: int) -> tuple[bool, set[int]]:
-    """Solve with techniques up to ``TECHNIQUES[max_level]``: (solved, levels that made progress).
-
-    Always uses the easiest technique that makes progress, and starts over from
-    naked singles after any progress, so the levels used are the ones needed.
-    """
-    geometry = _geometry(side)
-    full = (1 << side) - 1
-    units, peers, n = geometry.units, geometry.peers, side * side
-    placed = [1 << (v - 1) if v else 0 for v in values]
-    candidates = [0] * n
-    for i in range(n):
-        if not placed[i]:
-            seen = 0
-            for p in peers[i]:
-                seen |= placed[p]
-            candidates[i] = full & ~seen
-            if not candidates[i]:
-                return False, set()
-    remaining = placed.count(0)
-    used: set[int] = set()
-
-    def place(i: int, bit: int) -> bool:  # False: a contradiction (the puzzle has no solution)
-        nonlocal remaining
-        placed[i], candidates[i] = bit, 0
-        remaining -= 1
-        for p in peers[i]:
-            if candidates[p] & bit:
-                candidates[p] ^= bit
-                if not candidates[p]:
-                    return False
-        return True
-
-    def eliminate(cells, mask: int) -> bool | None:  # True: progress, None: contradiction
-        progress = False
-        for j in cells:
-            if candidates[j] & mask:
-                candidates[j] &= ~mask
-                progress = True
-                if not candidates[j] and not placed[j]:
-                    return None
-        return progress
-
-    while remaining:
-        level, progress = 0, False
-        for i in range(n):  # naked singles
-            mask = candidates[i]
-            if mask and not mask & (mask - 1):
-                if not place(i, mask):
-                    return False, used
-                progress = True
-        if not progress and max_level >= 1:  # hidden singles
-            level = 1
-            for unit in units:
-                once = twice = 0
-                for i in unit:
-                    twice |= once & candidates[i]
-                    once |= candidates[i]
-                hidden = once & ~twice
-                while hidden:
-                    bit = hidden & -hidden
-                    hidden ^= bit
-                    for i in unit:
-                        if candidates[i] & bit:
-                            if not place(i, bit):
-                                return False, used
-                            progress = True
-                            break
-        if not progress and max_level >= 2:  # naked pairs
-            level = 2
-            for unit in units:
-                pairs: dict[int, int] = {}
-                for i in unit:
-                    mask = candidates[i]
-                    if mask.bit_count() != 2:
-                        continue
-                    if mask in pairs:
-                        result = eliminate([j for j in unit if j != i and j != pairs[mask]], mask)
-                        if result is None:
-                            return False, used
-                        progress = progress or result
-                    else:
-                        pairs[mask] = i
-        if not progress and max_level >= 3:  # locked candidates: pointing and claiming
-            level = 3
-            for shared, box_rest, line_rest in geometry.intersections:
-                inside = box_only = line_only = 0
-                for i in shared:
-                    inside |= candidates[i]
-                for i in box_rest:
-                    box_only |= candidates[i]
-                for i in line_rest:
-                    line_only |= candidates[i]
-                for cells, mask in ((line_rest, inside & ~box_only), (box_rest, inside & ~line_only)):
-                    result = eliminate(cells, mask) if mask else False
-                    if result is None:
-                        return False, used
-                    progress = progress or result
-        if not progress:
-            return False, used
-        used.add(level)
-    return True, used
-
-
-@dataclass(frozen=True)
-class Grade:
-    difficulty: str  # easy, medium or hard
-    techniques: tuple[str, ...]  # the techniques logic needed, easiest first; "search" last when it stalled
-
-
-def grade(puzzle: str) -> Grade:
-    """How hard ``puzzle`` is for the logical solver (module doc). Meant for puzzles with one solution:
-    one with several, or none, stalls logic and grades as hard."""
-    puzzle = normalise_grid(puzzle)
-    return _grade(_values(puzzle), grid_size(puzzle))
-
-
-def _grade(values: list[int], side: int) -> Grade:
-    solved, used = _logic(values, side, len(TECHNIQUES) - 1)
-    techniques = tuple(TECHNIQUES[level] for level in sorted(used))
-    if not solved:
-        return Grade("hard", techniques + ("search",))
-    return Grade("easy" if used <= {0} else "medium", techniques)
-
-
-# ---------------------------------------------------------------------- generation
-
-
-def _dig(solution: list[int], side: int, difficulty: str, rng: random.Random) -> list[int]:
-    """Remove givens from a full grid in random order while the target difficulty allows it."""
-    puzzle = list(solution)
-    order = list(range(side * side))
-    rng.shuffle(order)
-    needs_search = False
-    for i in order:
-        given, puzzle[i] = puzzle[i], 0
-        if difficulty == "easy":
-            keep_blank = _logic(puzzle, side, 0)[0]
-        elif difficulty == "medium" or not needs_search:
-            keep_blank = _logic(puzzle, side, len(TECHNIQUES) - 1)[0]
-            if not keep_blank and difficulty == "hard":  # logic is beaten: is the solution still unique?
-                keep_blank = needs_search = _search(puzzle, side, 2)[0] == 1
-        else:
-            keep_blank = _search(puzzle, side, 2)[0] == 1
-        if not keep_blank:
-            puzzle[i] = given
-    return puzzle
-
-
-def _check_generation(size: int, difficulty: str) -> None:
-    if size not in BOX_SHAPES:
-        raise ValueError(f"sudoku size {size!r} is not supported; choose 4, 6 or 9")
-    if difficulty not in DIFFICULTIES:
-        raise ValueError(f"sudoku difficulty {difficulty!r} is not one of {', '.join(DIFFICULTIES)}")
-    if difficulty not in REACHABLE[size]:
-        raise ValueError(
-            f"{size}x{size} sudoku never needs {difficulty!r} solving; choose {' or '.join(REACHABLE[size])}"
-        )
-
-
-def generate_item(index: int, size: int = 9, seed: int = 0, difficulty: str = "easy") -> dict:
-    """Row ``index`` of ``generate(..., seed=seed)``, built alone from the seed ``seed + index``."""
-    _check_generation(size, difficulty)
-    rng = random.Random(seed + index)
-    for _ in range(MAX_ATTEMPTS):
-        solution = _search([0] * (size * size), size, 1, rng)[1]
-        puzzle = _dig(solution, size, difficulty, rng)
-        graded = _grade(puzzle, size)
-        if graded.difficulty == difficulty:
-            return {
-                "id": f"sudoku-{size}x{size}-{difficulty}-{seed + index}",
-                "puzzle": _grid(puzzle),
-                "solution": _grid(solution),
-                "size": size,
-                "difficulty": difficulty,
-                "techniques": list(graded.techniques),
-                "givens": sum(1 for v in puzzle if v),
-            }
-    raise RuntimeError(
-        f"no {difficulty} {size}x{size} sudoku in {MAX_ATTEMPTS} attempts for seed {seed + index}; try another seed"
-    )
-
-
-def generate(n: int, size: int = 9, seed: int = 0, difficulty: str = "easy") -> list[dict]:
-    """``n`` puzzles with unique solutions, item i seeded as ``seed + i`` (see ``generate_item``)."""
-    if n < 0:
-        raise ValueError(f"n={n} is negative; ask for at least 0 puzzles")
-    _check_generation(size, difficulty)
-    return [generate_item(index, size, seed, difficulty) for index in range(n)]

@@ -5,7 +5,8 @@ of a batch (append forced tokens to one row, take back another row's delimiter,
 stop a third on a balanced brace, fork a fourth at a sweep budget), which its logits
 processors and stopping criteria cannot express without re-running the batch. So
 this module drives the model's forward pass itself and applies the shared rules of
-``forcing.ForcingRules`` to each row after every sampled token.
+``forcing.ForcingRules`` to each row after every sampled token. The KV cache it
+writes into is ``kv_cache.SlabCache``; tokens are drawn by ``sampling.choose``.
 
 Each step feeds exactly one token per row: the row's next unfed token, which is
 either the one just sampled or the next forced one. Details that matter for speed
@@ -16,52 +17,41 @@ and exactness:
   ``batch_size`` rows are left while requests wait, the next ones are prefilled and
   merged into the running batch, so a long run or sweep keeps the batch full
   instead of draining to a straggler. Requests are taken longest prompt first.
-- The KV cache is ours (``_SlabCache``), in buffers allocated ahead and grown by
-  doubling, not ``DynamicCache``, which concatenates (copies) every layer's whole
-  cache at every step, and whose ``batch_select_indices`` copies it again whenever
-  a row finishes. Here a step writes one column in place; a finished row's slot is
-  refilled by the last row (only moved rows are copied); a fork copies one row.
+- A finished row's cache slot is refilled by the last row, so only moved rows are
+  copied; a fork copies one row.
 - Left padding: a merged group is right-aligned to the running batch's last
   column, and columns a row does not own are masked. Each row's position ids count
-  its own real tokens, so a row's numbers do not depend on its neighbours, and
-  leading columns no live row uses are dropped from the window the model attends.
-- Taking tokens back masks their cache columns instead of cutting the cache, so the
-  other rows are untouched; a masked column is invisible to attention.
+  its own real tokens, so a row's numbers do not depend on its neighbours.
+- Taking tokens back masks their cache columns instead of cutting the cache.
 - Only the last position's logits are computed (``logits_to_keep=1``): the LM head
   over a whole prompt costs as much as several decode steps.
 - A row that starts with forced tokens decided (probing at its cap, a cap of 0) has
   them prefilled, not fed one per step. A sweep forks a thinking row as it reaches
   each smaller budget: the copy takes a duplicate of its cache row.
-- Each sampled token comes from one uniform draw fixed by (seed, position), turned
-  into a token by inverse-CDF search, so a sequence samples the same tokens whatever
-  batch it is in, and a probed or forked trace equals a fresh capped run.
-- Logprobs are of the temperature-scaled distribution before top-p (what TRL's GRPO
-  recomputes); under greedy decoding, of the raw distribution.
+- A sampled token depends on (seed, position) alone, not on the batch, so a probed
+  or forked trace equals a fresh capped run (``sampling``).
 - The gold answer's log-probability (a request's ``gold_ids``): when a row's thinking
   ends (closed, capped, EOS, or a sweep fork capped), a *gold twin* takes a copy of
   its cache row and is fed the cue and the gold tokens, forced, summing the raw
   (temperature 1) log-probability of each gold token as it goes; it never samples and
   leaves the batch when the gold is scored. So every budget's gold log-probability
   costs ~20 fed tokens on the forked cache, like its answer, and no prefill.
-
-Sliding-window attention is not modelled: every layer attends to the row's whole
-history, which is right for the Llama-family models this targets.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Sequence
 
 import torch
-from transformers.cache_utils import Cache, CacheLayerMixin
 
 from ..thinking import ThinkingProtocol
 from .base import GenerationRequest, ProgressCallback, SamplingConfig, Trace
 from .budget import reusable_at
 from .forcing import ForcingRules, SequenceState, check_request, eos_ids
+from .kv_cache import SlabCache
+from .sampling import choose
 
 
 @dataclass
@@ -215,7 +205,7 @@ class HFGenerator:
 
     def _decode(self, waiting: deque, sampling: SamplingConfig, budget, progress, fork_at):
         """Yield each row of ``waiting`` (and each fork) as it finishes; row r of the cache is ``rows[r]``."""
-        cache = _SlabCache(self.device)
+        cache = SlabCache(self.device)
         rows: list[_Row] = []
         logits = None
         eos = frozenset(self.eos_ids)
@@ -223,7 +213,8 @@ class HFGenerator:
             if waiting and len(rows) < max(self.refill_at * self.batch_size, 1):
                 group = [waiting.popleft() for _ in range(min(len(waiting), self.batch_size - len(rows)))]
                 rows, logits = self._admit(cache, rows, logits, group, fork_at)
-            tokens, logprobs = self._choose(rows, logits, sampling)
+            # a token for every row: rows with forced tokens waiting ignore theirs
+            tokens, logprobs = choose(logits, sampling, [(row.request.seed, len(row.ids)) for row in rows])
             self._score_gold(rows, logits)
             gone, forks = set(), []
             for r, row in enumerate(rows):
@@ -255,7 +246,7 @@ class HFGenerator:
             if rows:
                 logits = self._step(rows, cache)
 
-    def _admit(self, cache: "_SlabCache", rows: list[_Row], logits, group: list[_Row], fork_at):
+    def _admit(self, cache: SlabCache, rows: list[_Row], logits, group: list[_Row], fork_at):
         """Prefill ``group`` into the running batch; fork the new rows already at a sweep budget."""
         new_logits = self._prefill(cache, group)
         # the running rows' logits are those of their last step (stale when none are left)
@@ -275,14 +266,14 @@ class HFGenerator:
             rows = rows + [child for _, child in forks]
         return rows, logits
 
-    def _drop_taken_back(self, row: _Row, cache: "_SlabCache", r: int) -> None:
+    def _drop_taken_back(self, row: _Row, cache: SlabCache, r: int) -> None:
         """Mask the cache columns of tokens the rules took back (the rest were never fed)."""
         start = row.taken_back_from
         cache.hide(r, row.columns[start:])
         del row.columns[start:]
         row.taken_back_from = None
 
-    def _prefill(self, cache: "_SlabCache", group: list[_Row]):
+    def _prefill(self, cache: SlabCache, group: list[_Row]):
         """One forward over prompt + resumed thinking (+ forced tokens already decided) of each new row."""
         inputs = [row.request.prompt_ids + row.ids for row in group]
         width = max(len(x) for x in inputs)
@@ -306,7 +297,7 @@ class HFGenerator:
         cache.commit_rows(len(group))
         return out.logits[:, -1, :].float()
 
-    def _step(self, rows: list[_Row], cache: "_SlabCache"):
+    def _step(self, rows: list[_Row], cache: SlabCache):
         """Feed each row's next unfed token; return next-token logits."""
         column = cache.hi
         feed, positions = [], []
@@ -327,21 +318,6 @@ class HFGenerator:
         cache.commit_column()
         return out.logits[:, -1, :].float()
 
-    def _choose(self, rows: list[_Row], logits: torch.Tensor, sampling: SamplingConfig):
-        """A sampled token and its logprob for every row (rows with forced tokens waiting ignore theirs)."""
-        if sampling.greedy:
-            tokens = logits.argmax(-1)
-            logprobs = torch.log_softmax(logits, -1).gather(-1, tokens[:, None])[:, 0]
-            return tokens.tolist(), logprobs.tolist()
-        logp = torch.log_softmax(logits / sampling.temperature if sampling.temperature != 1 else logits, -1)
-        probs = logp.exp()
-        if sampling.top_p < 1:
-            probs = _top_p(probs, sampling.top_p)
-        # One seeded uniform per row; per-row torch.multinomial costs ~1.5 ms a row at this vocabulary size.
-        uniforms = torch.tensor([uniform(row.request.seed, len(row.ids)) for row in rows], dtype=torch.float64)
-        tokens = inverse_cdf(probs, uniforms.to(probs.device))
-        return tokens.tolist(), logp.gather(-1, tokens[:, None])[:, 0].tolist()
-
 
 def _forks_here(row: _Row, fork_at: frozenset[int]) -> bool:
     return row.thinking and row.thinking_tokens in fork_at
@@ -353,212 +329,3 @@ def _refill_holes(size: int, gone: set[int]) -> list[int]:
     kept = size - len(gone)
     movers = iter(r for r in range(kept, size) if r not in gone)
     return [next(movers) if r in gone else r for r in range(kept)]
-
-
-# ------------------------------------------------------------------ the cache
-
-
-class _SlabCache(Cache):
-    """A KV cache for a batch whose rows come and go: preallocated buffers, a moving window.
-
-    Buffers are [rows, heads, columns, dim]. Columns are numbered logically (a column
-    keeps its number while the buffers move or grow; ``origin`` is the number of
-    buffer column 0); live rows are ``0 .. n-1`` and live columns ``lo .. hi-1``.
-    ``mask[r, c]`` says whether row r attends to column c. Before each forward the
-    generator points ``window`` at the rows and columns it feeds: the layers write
-    the new keys there and hand the model the live part, a view, not a copy.
-
-    Every buffer cell is zero or a key/value some row wrote, so a masked column never
-    brings a NaN into attention (0 * NaN would poison the row).
-    """
-
-    def __init__(self, device):
-        super().__init__(layer_class_to_replicate=partial(_SlabLayer, self))
-        self.device = device
-        self.rows_capacity, self.columns_capacity = 0, 0
-        self.mask = torch.zeros((0, 0), dtype=torch.bool, device=device)
-        self.origin = 0
-        self.lo = self.hi = 0
-        self.n = 0
-        self.window = (0, 0, 0, 0)  # buffer rows [first, last), attended from column start, written at write
-
-    def _at(self, column: int) -> int:
-        return column - self.origin
-
-    def open_rows(self, mask: torch.Tensor) -> torch.Tensor:
-        """Make room for a prefill of ``len(mask)`` rows right-aligned to ``hi``; return its attention mask."""
-        count, width = mask.shape
-        if self.n == 0:
-            self.lo = self.hi = self.origin + width  # an empty batch: start afresh
-        start = self.hi - width
-        self._reserve(self.n + count, min(start, self.lo), self.hi + 1)
-        if start < self.lo:  # the batch widens to the left: those columns are not its rows'
-            self.mask[: self.n, self._at(start) : self._at(self.lo)] = False
-            self.lo = start
-        new = slice(self.n, self.n + count)
-        self.mask[new, self._at(self.lo) : self._at(self.hi)] = False
-        self.mask[new, self._at(start) : self._at(self.hi)] = mask
-        self.window = (self.n, self.n + count, self._at(start), self._at(start))
-        return self.mask[new, self._at(start) : self._at(self.hi)]
-
-    def commit_rows(self, count: int) -> None:
-        self.n += count
-
-    def open_column(self) -> torch.Tensor:
-        """Point the window at one new column for every live row; return the mask the step attends with."""
-        self._reserve(self.n, self.lo, self.hi + 1)
-        write = self._at(self.hi)
-        self.mask[: self.n, write] = True
-        self.window = (0, self.n, self._at(self.lo), write)
-        return self.mask[: self.n, self._at(self.lo) : write + 1]
-
-    def commit_column(self) -> None:
-        self.hi += 1
-
-    def hide(self, r: int, columns: Sequence[int]) -> None:
-        for column in columns:
-            self.mask[r, self._at(column)] = False
-
-    def reorder(self, index: list[int]) -> None:
-        """Row i becomes the old row ``index[i]`` (a row named twice is duplicated); rows not named leave."""
-        self._reserve(len(index), self.lo, self.hi)
-        moved = [i for i, source in enumerate(index) if i != source]
-        if moved:
-            target = torch.tensor(moved, device=self.device)
-            source = torch.tensor([index[i] for i in moved], device=self.device)
-            live = slice(self._at(self.lo), self._at(self.hi))
-            for layer in self.layers:
-                layer.copy_rows(target, source, live)
-            self.mask[target, live] = self.mask[source, live]
-        shrank = len(index) < self.n
-        self.n = len(index)
-        if shrank and self.n:
-            # Leading columns no live row attends to leave the window: attention costs per column.
-            used = self.mask[: self.n, self._at(self.lo) : self._at(self.hi)].any(0)
-            self.lo += int(used.to(torch.uint8).argmax())
-
-    def _reserve(self, rows: int, first: int, last: int) -> None:
-        """Grow or shift the buffers so they hold ``rows`` rows and logical columns [first, last)."""
-        rows_fit = rows <= self.rows_capacity
-        columns_fit = first >= self.origin and last <= self.origin + self.columns_capacity
-        if rows_fit and columns_fit:
-            return
-        # Rows grow by half. Columns: a window that outgrows half the buffer gets a buffer
-        # twice its size, otherwise it is shifted to the start; either way at least half the
-        # buffer is free after a move, so a step copies O(1) columns on average.
-        new_rows = self.rows_capacity if rows_fit else max(rows, self.rows_capacity * 3 // 2)
-        need = last - first
-        new_columns = self.columns_capacity if 2 * need <= self.columns_capacity else 2 * need
-        self._relayout(new_rows, new_columns, origin=first)
-
-    def _relayout(self, rows: int, columns: int, origin: int) -> None:
-        """New buffers of ``rows`` x ``columns`` whose column 0 is logical column ``origin``; live part copied."""
-        length = self.hi - self.lo
-        old = slice(self._at(self.lo), self._at(self.lo) + length)
-        new = slice(self.lo - origin, self.lo - origin + length)
-        for layer in self.layers:
-            layer.relayout(rows, columns, self.n, old, new)
-        mask = torch.zeros((rows, columns), dtype=torch.bool, device=self.device)
-        mask[: self.n, new] = self.mask[: self.n, old]
-        self.mask, self.origin = mask, origin
-        self.rows_capacity, self.columns_capacity = rows, columns
-
-
-class _SlabLayer(CacheLayerMixin):
-    """One layer's keys and values in ``_SlabCache``'s layout."""
-
-    is_sliding = False
-
-    def __init__(self, slab: _SlabCache):
-        super().__init__()
-        self.slab = slab
-
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        self.dtype, self.device = key_states.dtype, key_states.device
-        rows, columns = self.slab.rows_capacity, self.slab.columns_capacity
-        self.keys = key_states.new_zeros((rows, key_states.shape[1], columns, key_states.shape[3]))
-        self.values = value_states.new_zeros((rows, value_states.shape[1], columns, value_states.shape[3]))
-        self.is_initialized = True
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        first, last, start, write = self.slab.window
-        end = write + key_states.shape[-2]
-        self.keys[first:last, :, write:end] = key_states
-        self.values[first:last, :, write:end] = value_states
-        return self.keys[first:last, :, start:end], self.values[first:last, :, start:end]
-
-    def get_seq_length(self) -> int:
-        _, _, start, write = self.slab.window
-        return write - start
-
-    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
-        return self.get_seq_length() + query_length, 0
-
-    def get_max_length(self) -> int:
-        return -1
-
-    def copy_rows(self, target: torch.Tensor, source: torch.Tensor, live: slice) -> None:
-        if self.is_initialized:  # the right side is gathered before any row is overwritten
-            self.keys[target, :, live] = self.keys[source, :, live]
-            self.values[target, :, live] = self.values[source, :, live]
-
-    def relayout(self, rows: int, columns: int, n: int, old: slice, new: slice) -> None:
-        if not self.is_initialized:
-            return
-        for name in ("keys", "values"):
-            buffer = getattr(self, name)
-            grown = buffer.new_zeros((rows, buffer.shape[1], columns, buffer.shape[3]))
-            grown[:n, :, new] = buffer[:n, :, old]
-            setattr(self, name, grown)
-
-
-_MASK64 = (1 << 64) - 1
-
-
-def uniform(seed: int, position: int) -> float:
-    """The uniform draw in [0, 1) for the token at ``position``: fixed by (seed, position)
-    alone, so a sequence samples the same tokens in any batch, and when resumed.
-
-    A counter-based draw (SplitMix64's finaliser, Steele et al. 2014, over the pair)
-    rather than a seeded generator: no state to share between threads or calls, and
-    about a microsecond in plain Python.
-    """
-    z = _mix64(_mix64(seed) + (position + 1) * 0x9E3779B97F4A7C15)
-    return (z >> 11) / float(1 << 53)
-
-
-def _mix64(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
-
-
-def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor, block: int = 256) -> torch.Tensor:
-    """For each row, the first token whose cumulative probability exceeds ``uniform * total``.
-
-    In two levels, block sums and then one block, with float64 sums: a float64 cumsum
-    over the whole vocabulary (49k tokens x 64 rows) took ~20 ms a step, this ~3 ms. Only
-    the order of float64 additions differs from the one-level search (~1e-16, far below
-    the model's own float noise), so it picks the same tokens.
-    """
-    rows, vocab = probs.shape
-    if vocab % block:
-        probs = torch.nn.functional.pad(probs, (0, block - vocab % block))  # zero mass: never picked
-    blocks = probs.view(rows, -1, block)
-    mass = blocks.sum(-1, dtype=torch.float64)
-    ends = mass.cumsum(-1)
-    targets = (uniforms * ends[:, -1])[:, None]
-    chosen = torch.searchsorted(ends, targets, right=True).clamp(max=ends.shape[1] - 1)
-    inside = blocks.gather(1, chosen[:, :, None].expand(-1, -1, block))[:, 0].cumsum(-1, dtype=torch.float64)
-    offset = torch.searchsorted(inside + (ends - mass).gather(-1, chosen), targets, right=True).clamp(max=block - 1)
-    return (chosen * block + offset)[:, 0].clamp(max=vocab - 1)
-
-
-def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Nucleus filtering (Holtzman et al. 2020): keep the smallest set with mass >= top_p."""
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
-    outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p
-    sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-    return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)

@@ -29,6 +29,7 @@ Nothing here loads a model or data; ``get_task`` and ``get_verifier`` only resol
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import math
@@ -618,10 +619,18 @@ def _check_trl_type(key: str, value: Any, hint: Any) -> None:
                          f"or --set grpo.{key}=...")
 
 
-def _construct(config_cls, values: dict, user: dict):
+@contextlib.contextmanager
+def quiet_checkpointing_warnings(quiet: bool = True):
+    """transformers 5 deprecates the name ``gradient_checkpointing``, which TRL uses for its own
+    default and toggles around every generation: FutureWarnings that say nothing about the run."""
     with warnings.catch_warnings():
-        if "gradient_checkpointing" not in user:  # transformers warns about TRL's own default
-            warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+        if quiet:
+            warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
+        yield
+
+
+def _construct(config_cls, values: dict, user: dict):
+    with quiet_checkpointing_warnings("gradient_checkpointing" not in user):  # the user's own key: let it warn
         return config_cls(**values)
 
 

@@ -56,8 +56,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from ..records import CompletionRow, ScoredRecord, Scorer, resolve_scheme
 from ..tasks import Task
 from ..thinking import ThinkingProtocol
-
-OUTCOMES = ("correct", "wrong", "abstain", "unparsed")
+from rlcot.verifiers.base import OUTCOMES
 
 
 class RewardLike(Protocol):

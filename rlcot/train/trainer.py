@@ -29,11 +29,9 @@ and, at the end, the final weights and ``summary.json``. Its layout is read thro
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -45,7 +43,7 @@ from ..records import Scorer
 from ..runinfo import SFT_MODEL_DIR
 from ..tasks import Task, get_task
 from ..thinking import ThinkingProtocol
-from .recipe import ResolvedRun, resolve_run, task_keys
+from .recipe import ResolvedRun, quiet_checkpointing_warnings, resolve_run, task_keys
 from .rollout import BudgetForcedRollout
 
 if TYPE_CHECKING:
@@ -248,7 +246,7 @@ def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable
         # so `rlcot sweep RUN_DIR` merges each checkpoint into the warmed-up model, not the original
         model.name_or_path = model.config._name_or_path = str(sft_dir.resolve())
     begin = RunStart(output_dir, run_info(run.record()), start.step if start else 0)
-    with _quiet_checkpointing_warnings():
+    with quiet_checkpointing_warnings():
         trainer = build_trainer(run, model, tokenizer, protocol, data, callbacks=[begin, log, evals])
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
     trainer.save_model(str(output_dir))
@@ -289,15 +287,6 @@ class RunStart(TrainerCallback):
         if state.is_world_process_zero:
             (self.output_dir / "run.json").write_text(json.dumps(self.info, indent=2, default=str) + "\n")
             _forget_after(self.output_dir, self.step)
-
-
-@contextlib.contextmanager
-def _quiet_checkpointing_warnings():
-    """TRL toggles gradient checkpointing around every generation through names transformers 5
-    deprecates: three FutureWarnings a step that say nothing about the run."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
-        yield
 
 
 def sft_warmup(run: ResolvedRun, model, tokenizer, data: TrainingData, protocol: ThinkingProtocol | None = None):

@@ -371,10 +371,10 @@ def test_outcome_rates_rejects_unknown_outcomes():
         outcome_rates(["correct", "skipped"], [False, False], [1.0, 0.0])
 
 
-def test_outcomes_match_the_verifiers():
+def test_outcomes_are_the_verifiers_own_not_a_copy():
     from rlcot.verifiers.base import OUTCOMES as VERDICT_OUTCOMES
 
-    assert set(OUTCOMES) == set(VERDICT_OUTCOMES)
+    assert OUTCOMES is VERDICT_OUTCOMES  # defined once, in the verifiers
 
 
 # ---------------------------------------------------------------- calibration

@@ -12,7 +12,8 @@ from transformers import LlamaConfig
 
 from rlcot.generation import Budget
 from rlcot.generation.base import SamplingConfig
-from rlcot.generation.hf import HFGenerator, inverse_cdf
+from rlcot.generation.hf import HFGenerator
+from rlcot.generation.sampling import inverse_cdf
 from rlcot.generation.sweep import sweep
 from tests.noise import assert_same_up_to_ties
 from tests.conftest import make_request

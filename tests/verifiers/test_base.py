@@ -222,7 +222,8 @@ def test_verifiers_import_neither_torch_nor_the_rest_of_rlcot():
     import sys
 
     code = ("import sys, rlcot.verifiers, rlcot.verifiers.base, rlcot.verifiers.hedging, rlcot.verifiers.sections, "
-            "rlcot.verifiers.workers, rlcot.verifiers.math, rlcot.verifiers.sudoku, rlcot.verifiers.crossword; "
+            "rlcot.verifiers.workers, rlcot.verifiers.math, rlcot.verifiers.sudoku, rlcot.verifiers.crossword, "
+            "rlcot.verifiers.sudoku_generator, rlcot.verifiers.crossword_generator; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch' "
             "or (m.startswith('rlcot') and m != 'rlcot' and not m.startswith('rlcot.verifiers'))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

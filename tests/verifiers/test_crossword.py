@@ -15,15 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlcot.verifiers import get_verifier
-from rlcot.verifiers.crossword import (
-    CrosswordVerifier,
-    format_answer,
-    generate,
-    generate_item,
-    load_words,
-    number_grid,
-    patterns,
-)
+from rlcot.verifiers.crossword import CrosswordVerifier, format_answer, number_grid
+from rlcot.verifiers.crossword_generator import generate, generate_item, load_words, patterns
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,18 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlcot.verifiers import get_verifier
-from rlcot.verifiers.sudoku import (
-    REACHABLE,
-    SudokuVerifier,
-    check_solution,
-    count_solutions,
-    extract_grid,
-    generate,
-    generate_item,
-    grade,
-    grid_size,
-    solve,
-)
+from rlcot.verifiers.sudoku import SudokuVerifier, check_solution, extract_grid, grid_size
+from rlcot.verifiers.sudoku_generator import REACHABLE, count_solutions, generate, generate_item, grade, solve
 
 VERIFIER = SudokuVerifier()
 

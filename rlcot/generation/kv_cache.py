@@ -1,0 +1,184 @@
+"""The hf backend's KV cache: preallocated buffers for a batch whose rows come and go.
+
+Why not ``DynamicCache``: it concatenates (copies) every layer's whole cache at
+every step, and its ``batch_select_indices`` copies it again whenever a row
+finishes. ``SlabCache`` keeps each layer's keys and values in buffers allocated
+ahead and grown by doubling. Here a step writes one column in place; a finished
+row's slot is refilled by the last row (only moved rows are copied, see
+``HFGenerator``); a fork, or a gold twin, copies one row.
+
+- Rows are addressed by slot, columns by a logical number that survives moving or
+  growing the buffers. Which row attends to which column is one boolean mask, so
+  taking tokens back hides their columns instead of cutting the cache: the other
+  rows are untouched, and a masked column is invisible to attention.
+- A prefill is right-aligned to the batch's last column (left padding); leading
+  columns no live row uses leave the window the model attends, since attention
+  costs per column.
+
+Sliding-window attention is not modelled: every layer attends to the row's whole
+history, which is right for the Llama-family models this targets.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Sequence
+
+import torch
+from transformers.cache_utils import Cache, CacheLayerMixin
+
+
+class SlabCache(Cache):
+    """A KV cache for a batch whose rows come and go: preallocated buffers, a moving window.
+
+    Buffers are [rows, heads, columns, dim]. Columns are numbered logically (a column
+    keeps its number while the buffers move or grow; ``origin`` is the number of
+    buffer column 0); live rows are ``0 .. n-1`` and live columns ``lo .. hi-1``.
+    ``mask[r, c]`` says whether row r attends to column c. Before each forward the
+    generator points ``window`` at the rows and columns it feeds: the layers write
+    the new keys there and hand the model the live part, a view, not a copy.
+
+    Every buffer cell is zero or a key/value some row wrote, so a masked column never
+    brings a NaN into attention (0 * NaN would poison the row).
+    """
+
+    def __init__(self, device):
+        super().__init__(layer_class_to_replicate=partial(SlabLayer, self))
+        self.device = device
+        self.rows_capacity, self.columns_capacity = 0, 0
+        self.mask = torch.zeros((0, 0), dtype=torch.bool, device=device)
+        self.origin = 0
+        self.lo = self.hi = 0
+        self.n = 0
+        self.window = (0, 0, 0, 0)  # buffer rows [first, last), attended from column start, written at write
+
+    def _at(self, column: int) -> int:
+        return column - self.origin
+
+    def open_rows(self, mask: torch.Tensor) -> torch.Tensor:
+        """Make room for a prefill of ``len(mask)`` rows right-aligned to ``hi``; return its attention mask."""
+        count, width = mask.shape
+        if self.n == 0:
+            self.lo = self.hi = self.origin + width  # an empty batch: start afresh
+        start = self.hi - width
+        self._reserve(self.n + count, min(start, self.lo), self.hi + 1)
+        if start < self.lo:  # the batch widens to the left: those columns are not its rows'
+            self.mask[: self.n, self._at(start) : self._at(self.lo)] = False
+            self.lo = start
+        new = slice(self.n, self.n + count)
+        self.mask[new, self._at(self.lo) : self._at(self.hi)] = False
+        self.mask[new, self._at(start) : self._at(self.hi)] = mask
+        self.window = (self.n, self.n + count, self._at(start), self._at(start))
+        return self.mask[new, self._at(start) : self._at(self.hi)]
+
+    def commit_rows(self, count: int) -> None:
+        self.n += count
+
+    def open_column(self) -> torch.Tensor:
+        """Point the window at one new column for every live row; return the mask the step attends with."""
+        self._reserve(self.n, self.lo, self.hi + 1)
+        write = self._at(self.hi)
+        self.mask[: self.n, write] = True
+        self.window = (0, self.n, self._at(self.lo), write)
+        return self.mask[: self.n, self._at(self.lo) : write + 1]
+
+    def commit_column(self) -> None:
+        self.hi += 1
+
+    def hide(self, r: int, columns: Sequence[int]) -> None:
+        for column in columns:
+            self.mask[r, self._at(column)] = False
+
+    def reorder(self, index: list[int]) -> None:
+        """Row i becomes the old row ``index[i]`` (a row named twice is duplicated); rows not named leave."""
+        self._reserve(len(index), self.lo, self.hi)
+        moved = [i for i, source in enumerate(index) if i != source]
+        if moved:
+            target = torch.tensor(moved, device=self.device)
+            source = torch.tensor([index[i] for i in moved], device=self.device)
+            live = slice(self._at(self.lo), self._at(self.hi))
+            for layer in self.layers:
+                layer.copy_rows(target, source, live)
+            self.mask[target, live] = self.mask[source, live]
+        shrank = len(index) < self.n
+        self.n = len(index)
+        if shrank and self.n:
+            # Leading columns no live row attends to leave the window: attention costs per column.
+            used = self.mask[: self.n, self._at(self.lo) : self._at(self.hi)].any(0)
+            self.lo += int(used.to(torch.uint8).argmax())
+
+    def _reserve(self, rows: int, first: int, last: int) -> None:
+        """Grow or shift the buffers so they hold ``rows`` rows and logical columns [first, last)."""
+        rows_fit = rows <= self.rows_capacity
+        columns_fit = first >= self.origin and last <= self.origin + self.columns_capacity
+        if rows_fit and columns_fit:
+            return
+        # Rows grow by half. Columns: a window that outgrows half the buffer gets a buffer
+        # twice its size, otherwise it is shifted to the start; either way at least half the
+        # buffer is free after a move, so a step copies O(1) columns on average.
+        new_rows = self.rows_capacity if rows_fit else max(rows, self.rows_capacity * 3 // 2)
+        need = last - first
+        new_columns = self.columns_capacity if 2 * need <= self.columns_capacity else 2 * need
+        self._relayout(new_rows, new_columns, origin=first)
+
+    def _relayout(self, rows: int, columns: int, origin: int) -> None:
+        """New buffers of ``rows`` x ``columns`` whose column 0 is logical column ``origin``; live part copied."""
+        length = self.hi - self.lo
+        old = slice(self._at(self.lo), self._at(self.lo) + length)
+        new = slice(self.lo - origin, self.lo - origin + length)
+        for layer in self.layers:
+            layer.relayout(rows, columns, self.n, old, new)
+        mask = torch.zeros((rows, columns), dtype=torch.bool, device=self.device)
+        mask[: self.n, new] = self.mask[: self.n, old]
+        self.mask, self.origin = mask, origin
+        self.rows_capacity, self.columns_capacity = rows, columns
+
+
+class SlabLayer(CacheLayerMixin):
+    """One layer's keys and values in ``SlabCache``'s layout."""
+
+    is_sliding = False
+
+    def __init__(self, slab: SlabCache):
+        super().__init__()
+        self.slab = slab
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.dtype, self.device = key_states.dtype, key_states.device
+        rows, columns = self.slab.rows_capacity, self.slab.columns_capacity
+        self.keys = key_states.new_zeros((rows, key_states.shape[1], columns, key_states.shape[3]))
+        self.values = value_states.new_zeros((rows, value_states.shape[1], columns, value_states.shape[3]))
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        first, last, start, write = self.slab.window
+        end = write + key_states.shape[-2]
+        self.keys[first:last, :, write:end] = key_states
+        self.values[first:last, :, write:end] = value_states
+        return self.keys[first:last, :, start:end], self.values[first:last, :, start:end]
+
+    def get_seq_length(self) -> int:
+        _, _, start, write = self.slab.window
+        return write - start
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.get_seq_length() + query_length, 0
+
+    def get_max_length(self) -> int:
+        return -1
+
+    def copy_rows(self, target: torch.Tensor, source: torch.Tensor, live: slice) -> None:
+        if self.is_initialized:  # the right side is gathered before any row is overwritten
+            self.keys[target, :, live] = self.keys[source, :, live]
+            self.values[target, :, live] = self.values[source, :, live]
+
+    def relayout(self, rows: int, columns: int, n: int, old: slice, new: slice) -> None:
+        if not self.is_initialized:
+            return
+        for name in ("keys", "values"):
+            buffer = getattr(self, name)
+            grown = buffer.new_zeros((rows, buffer.shape[1], columns, buffer.shape[3]))
+            grown[:n, :, new] = buffer[:n, :, old]
+            setattr(self, name, grown)
