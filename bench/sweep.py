@@ -36,7 +36,9 @@ import torch  # noqa: E402
 from generation import MODEL, LoadLog, _flag, measure_roof, warn_if_busy_now  # noqa: E402
 
 from rlcot.evals.analysis import headline  # noqa: E402
-from rlcot.evals.sweep import SweepSpec, load_rows, model_loader, run_sweep  # noqa: E402
+from rlcot.evals.store import load_rows  # noqa: E402
+from rlcot.evals.sweep import model_loader, run_sweep  # noqa: E402
+from rlcot.evals.sweep_spec import SweepSpec  # noqa: E402
 from rlcot.models import load_policy  # noqa: E402
 
 

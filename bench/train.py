@@ -40,8 +40,10 @@ from transformers import TrainerCallback  # noqa: E402
 
 from rlcot.models import load_policy  # noqa: E402
 from rlcot.thinking import ThinkingProtocol  # noqa: E402
-from rlcot.train.recipe import EvalSpec, load_recipe, resolve_run  # noqa: E402
-from rlcot.train.trainer import build_data, build_trainer  # noqa: E402
+from rlcot.train.data import build_data  # noqa: E402
+from rlcot.train.recipe import EvalSpec, load_recipe  # noqa: E402
+from rlcot.train.resolve import resolve_run  # noqa: E402
+from rlcot.train.trainer import build_trainer  # noqa: E402
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "arith-grpo-cpu.yaml"
 

@@ -68,7 +68,7 @@ class Series:
 def series_of(rows: Iterable[dict]) -> list[Series]:
     """Rows grouped into curves, in order of first appearance (checkpoints by step).
 
-    A curve never pools rows swept with different settings (``rlcot.evals.sweep.SETTINGS``:
+    A curve never pools rows swept with different settings (``rlcot.evals.store.SETTINGS``:
     task, temperature, seed, ...). A sweep refuses to write them into one directory, but
     an older version did not: such rows are split into one curve per setting, each
     labelled with the settings that tell them apart (``m [temperature=0.7]``).
@@ -87,7 +87,7 @@ def _by_settings(rows: list[dict]) -> list[tuple[str, list[dict]]]:
 
     Settings are compared where every row records them (an older row lacks some).
     """
-    from .sweep import SETTING_NAMES, describe_setting, row_settings
+    from .store import SETTING_NAMES, describe_setting, row_settings
 
     settings = [row_settings(row) for row in rows]
     if all(s == settings[0] for s in settings):  # the usual case, and cheap: no serialising

@@ -55,7 +55,7 @@ from rlcot.jsonl import complete_rows
 from . import analysis, plots
 from .metrics import OUTCOMES
 from .plots import Point
-from .sweep import load_rows, row_files
+from .store import load_rows, row_files
 
 REPORT_FILE = "report.html"
 TEMPLATE = Path(__file__).with_name("report_page.html")

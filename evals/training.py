@@ -2,7 +2,7 @@
 
 The trainer (``rlcot.train.trainer``) sits below the eval layer and imports nothing of
 it; the entry points (``rlcot train``, ``make demo``) hand it ``EvalCurves`` as its
-eval hook. The hook sweeps each task's held-out rows (``rlcot.train.recipe.EvalCurve``:
+eval hook. The hook sweeps each task's held-out rows (``rlcot.train.resolve.EvalCurve``:
 the rows after the ones trained on, the recipe's eval budgets, samples and temperature)
 with the policy in memory at the start, after an SFT warm-up, every ``eval.every``
 steps and at the end, into ``RUN/eval/<task>``; its rows carry their training step, so
@@ -16,11 +16,13 @@ from __future__ import annotations
 from transformers import TrainerCallback
 
 from .analysis import before_after, headline
-from .sweep import SweepSpec, load_rows, model_loader, run_sweep
+from .store import load_rows
+from .sweep import model_loader, run_sweep
+from .sweep_spec import SweepSpec
 
 
 def sweep_spec(curve, model: str, **changes) -> SweepSpec:
-    """The ``SweepSpec`` of a resolved eval curve (``rlcot.train.recipe.EvalCurve``) for ``model``."""
+    """The ``SweepSpec`` of a resolved eval curve (``rlcot.train.resolve.EvalCurve``) for ``model``."""
     fields = {name: getattr(curve, name) for name in ("task", "data", "budgets", "samples", "temperature", "seed",
                                                        "limit", "skip", "max_answer_tokens", "dtype")}
     return SweepSpec(models=(model,), task_args=dict(curve.task_args), **{**fields, **changes})

@@ -326,7 +326,8 @@ def sweep(
                                                    "readers merge them)"),
 ) -> None:
     """Sweep thinking budgets and samples: trace, score and store every (model, row, sample, budget) once."""
-    from rlcot.evals.sweep import Shard, SweepSpec, load_rows
+    from rlcot.evals.store import Shard, load_rows
+    from rlcot.evals.sweep_spec import SweepSpec
 
     flags = dict(models=model or None, task=task, data=data, task_args=_task_options(task_arg) or None,
                  budgets=budgets, extend=extend, samples=samples, temperature=temperature, top_p=top_p, seed=seed,
@@ -359,7 +360,7 @@ def plot(
 ) -> None:
     """Plot sweeps: accuracy vs thinking tokens with CIs, pass@k/maj@k, risk-coverage, training steps; PNG, SVG, CSV."""
     from rlcot.evals.analysis import label_rows, plot_runs
-    from rlcot.evals.sweep import load_rows
+    from rlcot.evals.store import load_rows
 
     rows = []
     try:
@@ -438,7 +439,8 @@ def train(
 ) -> None:
     """Train a policy with GRPO (TRL's GRPOTrainer) from a recipe: verifier rewards, budget-forced rollouts."""
     from .train.preflight import preflight
-    from .train.recipe import load_recipe, resolve_run
+    from .train.recipe import load_recipe
+    from .train.resolve import resolve_run
 
     if not recipe.is_file():
         _fail(f"recipe {str(recipe)!r} does not exist; pass a YAML file such as recipes/arith-grpo-cpu.yaml")
@@ -519,7 +521,7 @@ def _dry_run(run) -> None:
     from transformers import AutoTokenizer
 
     from .models import BUILTIN_MODELS, DEFAULT_MODEL, ensure_builtin_cached
-    from .train.recipe import describe
+    from .train.resolve import describe
     from .train.trainer import dry_run
 
     chosen = run.recipe
@@ -578,7 +580,7 @@ def _print_headline(rows: list[dict], scheme: str, out: Path, plotted: bool = Tr
 
 
 def _rescore_sweep(run_dir: Path, scheme: str, verifier, verifier_option: list[str], name, stray) -> None:
-    from rlcot.evals.sweep import rescore, scorings
+    from rlcot.evals.store import rescore, scorings
 
     if stray:
         _fail("RUN_DIR is scored with the task its rows record; drop --input/--out/--task/--data/--task-arg")

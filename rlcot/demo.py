@@ -63,8 +63,8 @@ class DemoPlan:
 
     out: Path
     recipe_path: Path
-    run: Any  # rlcot.train.recipe.ResolvedRun: the training run, demo overrides applied, resolved once
-    spec: Any  # rlcot.evals.sweep.SweepSpec of the "before" sweep; "after" swaps the model
+    run: Any  # rlcot.train.resolve.ResolvedRun: the training run, demo overrides applied, resolved once
+    spec: Any  # rlcot.evals.sweep_spec.SweepSpec of the "before" sweep; "after" swaps the model
     device: str | None = None
 
     @property
@@ -95,7 +95,8 @@ def plan_demo(out: Path = Path("demo"), model: str | None = None, recipe: Path =
     """
     from rlcot.evals.training import sweep_spec
 
-    from .train.recipe import load_recipe, quiet_checkpointing_warnings, resolve_run
+    from .train.recipe import load_recipe
+    from .train.resolve import quiet_checkpointing_warnings, resolve_run
 
     out, recipe = Path(out), Path(recipe)
     if out.exists() and not out.is_dir():
@@ -185,7 +186,7 @@ def _sweep(plan: DemoPlan, model: str, out_dir: Path, console) -> dict:
 
 def _rows_there(out_dir: Path, spec) -> int:
     """Distinct (problem, sample, budget) rows of ``spec`` already stored in ``out_dir``."""
-    from rlcot.evals.sweep import load_rows, row_files
+    from rlcot.evals.store import load_rows, row_files
 
     if not row_files(out_dir):
         return 0
@@ -199,7 +200,7 @@ def _train(plan: DemoPlan, console) -> dict:
     from rlcot.evals.training import EvalCurves
 
     from .train.preflight import preflight
-    from .train.recipe import quiet_checkpointing_warnings
+    from .train.resolve import quiet_checkpointing_warnings
     from .train.trainer import train_run
 
     recipe, out_dir = plan.recipe, plan.run.output_dir
@@ -225,7 +226,7 @@ def _train(plan: DemoPlan, console) -> dict:
 
 
 def _labelled_rows(plan: DemoPlan) -> list[dict]:
-    from rlcot.evals.sweep import load_rows
+    from rlcot.evals.store import load_rows
 
     return ([{**row, "series": BEFORE} for row in load_rows(plan.out / "sweep-before")]
             + [{**row, "series": AFTER} for row in load_rows(plan.out / "sweep-after")])
@@ -233,7 +234,7 @@ def _labelled_rows(plan: DemoPlan) -> list[dict]:
 
 def _plot(plan: DemoPlan, console) -> dict:
     from rlcot.evals.analysis import plot_runs
-    from rlcot.evals.sweep import row_files
+    from rlcot.evals.store import row_files
 
     plots = plan.out / "plots"
     target = plots / "accuracy.png"
@@ -248,7 +249,7 @@ def _plot(plan: DemoPlan, console) -> dict:
 
 
 def _report(plan: DemoPlan, console) -> dict:
-    from rlcot.evals.sweep import row_files
+    from rlcot.evals.store import row_files
 
     target = plan.out / "report.html"
     runs = [plan.out / "sweep-before", plan.out / "sweep-after", plan.train_dir]

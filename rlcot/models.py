@@ -92,7 +92,7 @@ DTYPES: dict[str, torch.dtype] = {
 # bf16 must beat fp32 by this much before "auto" takes it on a CPU: it halves the
 # weights' precision, so a marginal gain (or timing noise) is not worth it. Sweeps load
 # in the dtype it picks; training runs under bf16 autocast where it picks bf16
-# (rlcot.train.recipe.resolve_run): one probe, one threshold.
+# (rlcot.train.resolve.resolve_run): one probe, one threshold.
 BF16_MIN_SPEEDUP = 1.5
 
 

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from rlcot.evals.report import write_report as real_write_report
-from rlcot.evals.sweep import load_rows
+from rlcot.evals.store import load_rows
 from rlcot.demo import RECIPE, run_demo
 from rlcot.tasks import get_task
 
@@ -112,7 +112,7 @@ def test_a_second_run_redoes_nothing(finished, tiny_dir):
 
 def test_an_interrupted_demo_resumes_where_it_stopped_without_redoing_the_sweep_or_the_warm_up(tmp_path, tiny_dir,
                                                                                                monkeypatch):
-    from rlcot.train.trainer import RunLog
+    from rlcot.train.callbacks import RunLog
 
     monkeypatch.setattr("rlcot.models.matmul_gflops", slow_bf16)
     monkeypatch.setitem(sys.modules, "rlcot.evals.report", ReportSpy().module)

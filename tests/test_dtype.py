@@ -104,7 +104,8 @@ def test_an_explicit_dtype_is_taken_as_given_without_probing(monkeypatch):
      ({torch.float32: 300.0, torch.bfloat16: 2000.0}, True)],
 )
 def test_training_on_cpu_takes_bf16_autocast_by_the_same_probe_once(monkeypatch, speeds, bf16):
-    from rlcot.train.recipe import load_recipe, resolve_run
+    from rlcot.train.recipe import load_recipe
+    from rlcot.train.resolve import resolve_run
 
     asked = _stub_probe(monkeypatch, speeds)
     run = resolve_run(load_recipe(None), "cpu")

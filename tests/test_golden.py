@@ -31,7 +31,9 @@ from pathlib import Path
 
 import pytest
 
-from rlcot.evals.sweep import SweepSpec, load_rows, run_sweep
+from rlcot.evals.store import load_rows
+from rlcot.evals.sweep import run_sweep
+from rlcot.evals.sweep_spec import SweepSpec
 from tests.fixtures.golden.make_golden import (GRPO_FILE, ORACLE, SWEEP, SWEEP_DIR, SWEEP_EXPECTED, TINY, one_thread,
                                                oracle_lm, run_golden_grpo, run_golden_sweep, sweep_numbers, tiny_model)
 

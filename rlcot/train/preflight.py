@@ -21,7 +21,7 @@ with one sentence naming the value and the fix for:
   (``rlcot.records.check_rows``: a missing or unreadable gold, a duplicate id);
 - ``--resume``: no checkpoint to resume, the SFT warm-up model its checkpoints build
   on missing, a ``metrics.jsonl``/``traces.jsonl`` damaged before its last line
-  (``rlcot.train.trainer.check_run_logs``; a torn last line is cut when training starts).
+  (``rlcot.train.callbacks.check_run_logs``; a torn last line is cut when training starts).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 from ..models import BUILTIN_MODELS, cached_path, check_model_dir, is_cached, local_model_dir
 from ..files import check_output
 from ..runinfo import SFT_MODEL_DIR, is_saved_model, last_checkpoint
-from .trainer import check_run_logs
+from .callbacks import check_run_logs
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,8 @@ def check_lora_targets(recipe, config_source: Path | str) -> None:
     """Each ``peft.target_modules`` entry must name a module of the model, as PEFT would match it."""
     from peft.tuners.tuners_utils import check_target_module_exists
 
-    from .recipe import did_you_mean, lora_config
+    from .recipe import did_you_mean
+    from .resolve import lora_config
 
     config = lora_config(recipe)
     targets = config.target_modules

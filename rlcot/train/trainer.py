@@ -1,23 +1,20 @@
 """GRPO training on TRL's GRPOTrainer: a resolved recipe in, a run directory out.
 
 The trainer is TRL's (``trl.GRPOTrainer``); this module only assembles what it takes
-from a recipe resolved once (``rlcot.train.recipe.resolve_run``: TRL's config, the
+from a recipe resolved once (``rlcot.train.resolve.resolve_run``: TRL's config, the
 LoRA config, the rollouts' budget, the eval curves):
 
-- the dataset: each task's rows, its prompt built by ``Task.prompt`` (chat template,
-  instruction, pre-filled ``<think>``) as a plain-text ``prompt`` column, with the
-  task's key and the row (JSON) as columns the reward functions read; several tasks
-  are interleaved by their weights. Each task's rows after the first ``size`` are
-  held out for evaluation (rows are a prefix-stable sequence, so they are never
-  trained on);
+- the dataset (``rlcot.train.data``): each task's rows as a plain-text ``prompt``
+  column with the task's key and the row as columns the reward functions read, tasks
+  interleaved by their weights, held-out rows never trained on;
 - the reward functions (``rlcot.train.rewards``): the scored record, the same code
   ``rlcot score`` and sweeps use;
 - the rollouts: with the hf backend, ``BudgetForcedRollout`` (budget forcing, forced
   tokens masked out of the loss); with ``grpo.use_vllm``, TRL's own vLLM generation,
   which knows nothing of budgets: the cap is then only TRL's
   ``max_completion_length`` (cap-only, and no answer cue is forced);
-- callbacks: every log line to ``metrics.jsonl``, and loud warnings for runs that
-  cannot learn.
+- callbacks (``rlcot.train.callbacks``): every log line to ``metrics.jsonl``, and loud
+  warnings for runs that cannot learn.
 
 The run directory holds ``run.json`` (the resolved recipe, TRL's arguments and the
 library versions), TRL's ``checkpoint-N`` directories, ``metrics.jsonl``,
@@ -31,65 +28,20 @@ from __future__ import annotations
 
 import json
 import os
-import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from transformers import TrainerCallback
-
-from ..jsonl import complete_rows, parse_line, repair_tail
+from ..jsonl import complete_rows
 from ..records import Scorer
 from ..runinfo import SFT_MODEL_DIR
-from ..tasks import Task, get_task
 from ..thinking import ThinkingProtocol
-from .recipe import ResolvedRun, quiet_checkpointing_warnings, resolve_run, task_keys
+from .callbacks import NoEvals, RunLog, RunStart
+from .data import TrainingData, build_data, sft_examples
+from .resolve import ResolvedRun, quiet_checkpointing_warnings, resolve_run
 from .rollout import BudgetForcedRollout
 
 if TYPE_CHECKING:
-    from .preflight import ResumePoint  # preflight imports this module
-
-
-@dataclass
-class TrainingData:
-    """What the trainer needs from the recipe's tasks."""
-
-    tasks: dict[str, Task]  # task key -> task
-    train_rows: list[dict]  # {"prompt", "task", "row"} in training order
-    eval_rows: dict[str, list[dict]]  # task key -> held-out rows
-    cues: dict[str, str] = field(default_factory=dict)  # prompt -> its task's answer cue
-    examples: dict[str, tuple[str, dict]] = field(default_factory=dict)  # prompt -> (task key, row)
-
-
-def build_data(recipe, tokenizer, protocol: ThinkingProtocol) -> TrainingData:
-    data = TrainingData(tasks={}, train_rows=[], eval_rows={})
-    per_task = []
-    for key, mix in zip(task_keys(recipe), recipe.tasks):
-        task = get_task(mix.name, data=mix.data, **dict(mix.options))
-        rows = task.rows(mix.size + mix.eval_size, seed=recipe.seed)
-        data.tasks[key] = task
-        data.eval_rows[key] = rows[mix.size :]
-        lines = []
-        for row in rows[: mix.size]:
-            prompt = task.prompt(row, tokenizer, protocol)
-            data.cues[prompt] = task.answer_cue
-            data.examples[prompt] = (key, row)
-            lines.append({"prompt": prompt, "task": key, "row": json.dumps(row)})
-        per_task.append((mix.weight, lines))
-    data.train_rows = interleave(per_task, random.Random(recipe.seed))
-    return data
-
-
-def interleave(per_task: list[tuple[float, list[dict]]], rng: random.Random) -> list[dict]:
-    """All rows of every task, the next one drawn from a task with probability by weight (seeded)."""
-    queues = [(weight, list(lines)) for weight, lines in per_task if lines]
-    out = []
-    while queues:
-        weights = [weight for weight, _ in queues]
-        index = rng.choices(range(len(queues)), weights=weights)[0]
-        out.append(queues[index][1].pop(0))
-        queues = [(w, q) for w, q in queues if q]
-    return out
+    from .preflight import ResumePoint  # a type only: run_training imports preflight when it runs
 
 
 def build_trainer(run: ResolvedRun, model, tokenizer, protocol: ThinkingProtocol | None = None,
@@ -137,55 +89,6 @@ def _judge(data: TrainingData, protocol: ThinkingProtocol) -> Callable:
     return judge
 
 
-# ------------------------------------------------------------------ what a run shows
-
-
-class RunLog(TrainerCallback):
-    """Every log line to ``metrics.jsonl``, and loud warnings for runs that cannot learn."""
-
-    ZERO_STD_STEPS = 3  # frac_reward_zero_std near 1 for this many logs in a row: no signal
-
-    def __init__(self, output_dir: Path, warn: Callable[[str], None] | None = None):
-        self.path = Path(output_dir) / "metrics.jsonl"
-        self.warn = warn or _warn
-        self.zero_std_streak = 0
-        self.warnings: list[str] = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not logs or not state.is_world_process_zero:
-            return
-        with self.path.open("a") as sink:
-            sink.write(json.dumps({"step": state.global_step, **logs}) + "\n")
-        for message in self.check(logs):
-            self.warnings.append(f"step {state.global_step}: {message}")
-            self.warn(f"step {state.global_step}: {message}")
-
-    def check(self, logs: dict) -> list[str]:
-        found = []
-        if logs.get("completions/clipped_ratio", 0) >= 0.9:
-            found.append("nearly all completions are truncated (clipped_ratio >= 0.9): raise max_completion_length "
-                         "or the answer budget")
-        if logs.get("thinking/cap_rate", 0) >= 0.95:
-            found.append("nearly all rollouts hit the thinking cap: the policy never finishes a thought")
-        zero = logs.get("frac_reward_zero_std")
-        self.zero_std_streak = self.zero_std_streak + 1 if zero is not None and zero >= 0.95 else 0
-        if self.zero_std_streak >= self.ZERO_STD_STEPS:
-            found.append(f"frac_reward_zero_std >= 0.95 for {self.zero_std_streak} logs: every group scores the "
-                         "same, so advantages are zero and nothing is learned (easier tasks, more generations, "
-                         "or an SFT warm-up)")
-        if "reward_std" in logs and logs["reward_std"] == 0 and "reward" in logs:
-            found.append(f"rewards are constant ({logs['reward']:+.3f}) across the batch")
-        if logs.get("outcomes/unparsed", 0) >= 0.999:
-            found.append("no answer was parsed in any rollout: check the answer cue and max_answer_tokens")
-        return found
-
-
-def _warn(message: str) -> None:
-    import sys
-
-    print(f"\n!! WARNING: {message}", file=sys.stderr, flush=True)
-
-
 # ------------------------------------------------------------------ a whole run
 
 
@@ -229,7 +132,7 @@ def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable
     protocol = ThinkingProtocol()
     data = build_data(recipe, tokenizer, protocol)
     log = RunLog(output_dir, warn)
-    evals = (evals or _NoEvals)(run, tokenizer)
+    evals = (evals or NoEvals)(run, tokenizer)
     main = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch, one process evaluates and writes
     if not resume and main:
         evals.curve(model, "step 0", step=0)  # the policy before any training, SFT warm-up included
@@ -260,35 +163,6 @@ def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable
     return summary
 
 
-class _NoEvals(TrainerCallback):
-    """The eval hook of a run that draws no eval curves."""
-
-    def __init__(self, run: ResolvedRun, tokenizer):
-        pass
-
-    def curve(self, model, label: str, step: int) -> None:
-        pass
-
-    def summary(self) -> dict:
-        return {}
-
-
-class RunStart(TrainerCallback):
-    """Writes ``run.json`` and drops the log lines after ``step`` once training begins.
-
-    TRL calls ``on_train_begin`` after it has loaded the checkpoint's weights, trainer
-    state, optimizer and scheduler, so a resume that cannot load them rewrites nothing.
-    """
-
-    def __init__(self, output_dir: Path, info: dict, step: int):
-        self.output_dir, self.info, self.step = Path(output_dir), info, step
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            (self.output_dir / "run.json").write_text(json.dumps(self.info, indent=2, default=str) + "\n")
-            _forget_after(self.output_dir, self.step)
-
-
 def sft_warmup(run: ResolvedRun, model, tokenizer, data: TrainingData, protocol: ThinkingProtocol | None = None):
     """A short TRL SFT pass on the answer format, for a policy too weak to earn any GRPO reward.
 
@@ -316,63 +190,6 @@ def sft_warmup(run: ResolvedRun, model, tokenizer, data: TrainingData, protocol:
     trainer.train()
     tuned = trainer.model
     return tuned.merge_and_unload() if hasattr(tuned, "merge_and_unload") else tuned
-
-
-def sft_examples(data: TrainingData, tokenizer, protocol: ThinkingProtocol) -> list[dict]:
-    """Prompt-completion pairs for the warm-up: the worked thought, the closing tag, the gold answer, EOS."""
-    examples = []
-    for line in data.train_rows:
-        task = data.tasks[line["task"]]
-        row = json.loads(line["row"])
-        thought = task.worked_thought(row) or "Let me solve it."
-        examples.append({"prompt": line["prompt"],
-                         "completion": f"{thought}\n{protocol.close_tag}\n\n{task.gold_answer(row)}"
-                                       + (tokenizer.eos_token or "")})
-    return examples
-
-
-RUN_LOGS = ("metrics.jsonl", "traces.jsonl")  # append-only, one JSON object with its "step" a line
-_LOG_LINE = "a log line with a whole-number step"
-_LOG_FIX = "the run's logs are damaged: delete the line, or drop --resume and start afresh"
-
-
-def _is_log_row(row: dict) -> bool:
-    return isinstance(row.get("step"), int) and not isinstance(row.get("step"), bool)
-
-
-def check_run_logs(output_dir: Path) -> None:
-    """Raise where ``_forget_after`` would, reading only: a bad line before a log's last one is damage.
-
-    The last line may be torn (a run killed mid-write); ``_forget_after`` cuts it
-    (``rlcot.jsonl.repair_tail``) when the resumed training begins.
-    """
-    for name in RUN_LOGS:
-        path = Path(output_dir) / name
-        if not path.is_file():
-            continue
-        lines = path.read_bytes().split(b"\n")
-        for number, raw in enumerate(lines[:-2], 1):  # the last line and the text after the last newline may be torn
-            if raw.strip():
-                row, error = parse_line(raw)
-                if error is not None or not _is_log_row(row):
-                    raise ValueError(f"{path}:{number}: not {_LOG_LINE} ({error or 'no step'}); {_LOG_FIX}")
-
-
-def _forget_after(output_dir: Path, step: int) -> None:
-    """Drop log lines of steps after ``step`` (where a resume starts) and the rollouts generated for them.
-
-    A rollout is stamped with the steps done when it was generated, so the one for step
-    ``step + 1`` carries ``step``: rollouts are kept below ``step``, log lines up to it.
-    From step 0 (a fresh run, or GRPO afresh on a finished warm-up) nothing is kept, so
-    nothing is read. Otherwise a torn last line is cut (``repair_tail``) and damage
-    before it is a ValueError naming the line (``check_run_logs`` finds it before the
-    model loads).
-    """
-    for name, keep in (("metrics.jsonl", lambda s: s <= step), ("traces.jsonl", lambda s: s < step)):
-        path = output_dir / name
-        if path.exists():
-            rows = repair_tail(path, _is_log_row, _LOG_LINE, _LOG_FIX) if step > 0 else []
-            path.write_text("".join(json.dumps(row) + "\n" for row in rows if keep(row["step"])))
 
 
 def summarize(output_dir: Path, warnings: list[str], evals=None) -> dict:

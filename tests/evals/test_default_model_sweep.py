@@ -7,7 +7,9 @@ import math
 import pytest
 
 from rlcot.evals.analysis import headline
-from rlcot.evals.sweep import SweepSpec, load_rows, model_loader, run_sweep
+from rlcot.evals.store import load_rows
+from rlcot.evals.sweep import model_loader, run_sweep
+from rlcot.evals.sweep_spec import SweepSpec
 
 pytestmark = pytest.mark.default_model
 

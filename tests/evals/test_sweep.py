@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rlcot.evals.sweep import (RowFile, Shard, SweepSpec, expand_models, load_rows, model_loader, rescore, run_sweep,
-                         scorings)
+from rlcot.evals.store import RowFile, Shard, load_rows, rescore, scorings
+from rlcot.evals.sweep import model_loader, run_sweep
+from rlcot.evals.sweep_spec import SweepSpec, expand_models
 from tests.conftest import ScriptedLM
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from rlcot.evals.analysis import headline, series_of
-from rlcot.evals.sweep import expand_models, load_rows, model_loader, run_sweep
+from rlcot.evals.store import load_rows
+from rlcot.evals.sweep import model_loader, run_sweep
+from rlcot.evals.sweep_spec import expand_models
 from rlcot.jsonl import DamagedLinesWarning, SkippedLine, exclusive
 from tests.evals.test_sweep import hash_lm, spec
 

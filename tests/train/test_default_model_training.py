@@ -7,8 +7,10 @@ import json
 import pytest
 import torch
 
-from rlcot.train.recipe import EvalSpec, Recipe, TaskMix, ThinkingSpec, resolve_run
-from rlcot.train.trainer import build_data, build_trainer
+from rlcot.train.data import build_data
+from rlcot.train.recipe import EvalSpec, Recipe, TaskMix, ThinkingSpec
+from rlcot.train.resolve import resolve_run
+from rlcot.train.trainer import build_trainer
 from rlcot.thinking import ThinkingProtocol
 
 pytestmark = pytest.mark.default_model

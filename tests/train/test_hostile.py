@@ -10,9 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from rlcot.train.callbacks import RunStart
 from rlcot.train.preflight import preflight
-from rlcot.train.recipe import EvalSpec, Recipe, RewardSpec, TaskMix, ThinkingSpec, load_recipe, resolve_run
-from rlcot.train.trainer import RunStart, run_training
+from rlcot.train.recipe import EvalSpec, Recipe, RewardSpec, TaskMix, ThinkingSpec, load_recipe
+from rlcot.train.resolve import resolve_run
+from rlcot.train.trainer import run_training
 
 # ------------------------------------------------------------------ numbers in a recipe
 

@@ -7,15 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlcot.train.recipe import (
-    Recipe,
-    TaskMix,
-    describe,
-    load_recipe,
-    lora_config,
-    resolve_run,
-    resolved,
-)
+from rlcot.train.recipe import Recipe, TaskMix, load_recipe, resolved
+from rlcot.train.resolve import describe, lora_config, resolve_run
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 RECIPE_FILES = sorted(RECIPES.glob("*.yaml"))

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlcot.train.recipe import EvalSpec, Recipe, RewardSpec, TaskMix, ThinkingSpec, resolve_run
-from rlcot.train.trainer import build_data, build_trainer, run_training
+from rlcot.train.data import build_data
+from rlcot.train.recipe import EvalSpec, Recipe, RewardSpec, TaskMix, ThinkingSpec
+from rlcot.train.resolve import resolve_run
+from rlcot.train.trainer import build_trainer, run_training
 from rlcot.thinking import ThinkingProtocol
 
 GRPO = {"num_generations": 4, "per_device_train_batch_size": 4, "max_steps": 2, "learning_rate": 5e-3,
@@ -172,7 +174,7 @@ def test_an_sft_warm_up_teaches_the_answer_format_before_grpo(tmp_path, tiny_dir
 
 
 def test_a_lora_run_after_an_sft_warm_up_builds_on_the_warmed_up_model_and_resumes_on_it(tmp_path, tiny_dir):
-    from rlcot.evals.sweep import expand_models
+    from rlcot.evals.sweep_spec import expand_models
     from rlcot.models import load_policy
 
     lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM"}
@@ -224,7 +226,7 @@ def test_a_run_killed_after_its_warm_up_resumes_grpo_from_it_without_warming_up_
 def test_sft_examples_write_the_worked_thought_then_the_gold_answer(tiny_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from rlcot.train.trainer import sft_examples
+    from rlcot.train.data import sft_examples
 
     tok = AutoTokenizer.from_pretrained(tiny_dir)
     protocol = ThinkingProtocol()
