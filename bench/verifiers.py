@@ -109,7 +109,7 @@ def math_verify_direct(cases) -> tuple[float, list[bool]]:
     """Verdicts/s of math-verify alone (parse the gold and the answer section, verify), and its results."""
     from math_verify import parse, verify
 
-    from rlcot.verifiers.math import gold_answer
+    from rlcot.verifiers.math_answers import gold_answer
 
     def run(items):
         return [verify(parse(f"${gold_answer(e)}$"), parse(c.split("</think>")[-1])) for c, e in items]

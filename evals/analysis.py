@@ -1,232 +1,32 @@
-"""From sweep rows to the numbers and points a paper reports.
+"""From sweep rows to the tables, headline numbers and figures a paper reports.
 
-``rlcot.evals.sweep`` stores one row per (model, row, sample, budget); this module groups
-them into series (one per model or checkpoint, and per forcing mode: a "Wait"-extended
-budget is another curve) and computes, with the estimators of ``rlcot.evals.metrics``:
+``rlcot.evals.series`` groups the rows of ``rlcot.evals.sweep`` into series and computes their
+points; this module turns them into what a sweep prints and plots:
 
-- accuracy per budget with a paired bootstrap CI resampled by problem: budgets share
-  traces (a budget's trace is a fork of the next one's), so the points of one curve are
-  not independent and each resample draws the same problems for all of them;
-- the x-axis s1 plots, the mean thinking tokens actually spent, the budget kept beside;
-- the gold answer's mean log-probability (teacher-forced on the forked caches), the continuous metric;
-- pass@k (best-of-k picked by the verifier), maj@k, and best@k (best-of-k picked by
-  the model's mean token log-probability, a verifier-free score) for k = 1, 2, 4, ...
-  up to the samples drawn (unbiased, exact);
+- the headline table, one row per (series, budget): accuracy per budget with its paired
+  bootstrap CI, the thinking tokens actually spent, pass@k and maj@k, outcome rates;
+- before against after training, per budget, with the paired CI of the change
+  (``rlcot.evals.intervals.bootstrap_difference``);
 - outcome rates of the hedge scheme, and with samples > 1 agreement-based confidence
-  with ECE, Brier score and the risk-coverage curve;
-- s1's Control, Scaling and Performance (s1, section 3.2) per series.
-
-Answer keys for voting are ``(verdict answer, outcome)``: the verifier's reading of
-the answer, kept apart by outcome so two spellings the verifier judged differently
-never merge; an unparsed sample has no key and never votes.
+  with ECE, Brier score and AURC (``rlcot.evals.outcomes``);
+- ``plot_runs``: every figure of one sweep (or several overlaid) and a ``summary.json``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
-from dataclasses import dataclass, replace
-from typing import Iterable, Sequence
+from dataclasses import replace
+from typing import Sequence
 
 import numpy as np
 
-from . import metrics
-from .plots import Point
+from . import intervals, outcomes
+from .points import Point
+from .series import (Series, _at_k, _by_problem, at_k_points, confidence_of, curve_points, is_correct, risk_points,
+                     s1_numbers, series_of)
 
-CONFIDENCE_LEVEL = 0.95
 SIZE_RATIO = 1.25  # models plot against their size only when the largest has at least this times the smallest's
-
-
-@dataclass(frozen=True)
-class Series:
-    """The rows of one curve: one model (or checkpoint) under one forcing mode."""
-
-    label: str
-    rows: tuple[dict, ...]
-
-    @property
-    def budgets(self) -> list[int]:
-        return sorted({row["budget"] for row in self.rows})
-
-    @property
-    def problems(self) -> list[str]:
-        return sorted({row["row_id"] for row in self.rows})
-
-    @property
-    def samples(self) -> int:
-        return max(row["sample"] for row in self.rows) + 1
-
-    @property
-    def step(self) -> int | None:
-        return self.rows[0].get("step")
-
-    def at(self, budget: int) -> list[dict]:
-        return [row for row in self.rows if row["budget"] == budget]
-
-
-def series_of(rows: Iterable[dict]) -> list[Series]:
-    """Rows grouped into curves, in order of first appearance (checkpoints by step).
-
-    A curve never pools rows swept with different settings (``rlcot.evals.store.SETTINGS``:
-    task, temperature, seed, ...). A sweep refuses to write them into one directory, but
-    an older version did not: such rows are split into one curve per setting, each
-    labelled with the settings that tell them apart (``m [temperature=0.7]``).
-    """
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        label = row.get("series") or row["model"]
-        groups[label + (" +Wait" if row.get("mode") == "extend" else "")].append(row)
-    split = {label + suffix: part for label, group in groups.items() for suffix, part in _by_settings(group)}
-    ordered = sorted(split.items(), key=lambda item: (item[1][0].get("step") is None, item[1][0].get("step") or 0))
-    return [Series(label, tuple(group)) for label, group in ordered]
-
-
-def _by_settings(rows: list[dict]) -> list[tuple[str, list[dict]]]:
-    """``[(label suffix, rows)]``: one part per setting the rows record, ``[("", rows)]`` when they agree.
-
-    Settings are compared where every row records them (an older row lacks some).
-    """
-    from .store import SETTING_NAMES, describe_setting, row_settings
-
-    settings = [row_settings(row) for row in rows]
-    if all(s == settings[0] for s in settings):  # the usual case, and cheap: no serialising
-        return [("", rows)]
-    shared = [name for name in settings[0] if all(name in s for s in settings)]
-    parts: dict[str, list[int]] = defaultdict(list)
-    for i, recorded in enumerate(settings):
-        parts[json.dumps([recorded[name] for name in shared], sort_keys=True, default=str)].append(i)
-    if len(parts) == 1:
-        return [("", rows)]
-    varying = [name for name in shared
-               if len({json.dumps(s[name], sort_keys=True, default=str) for s in settings}) > 1]
-    out = []
-    for members in parts.values():
-        first = settings[members[0]]
-        named = ", ".join(f"{SETTING_NAMES.get(n, n)}={describe_setting(n, first[n])}" for n in varying)
-        out.append((f" [{named}]", [rows[i] for i in members]))
-    return out
-
-
-def is_correct(row: dict) -> bool:
-    return row["verdict"]["outcome"] == "correct"
-
-
-def answer_key(row: dict):
-    verdict = row["verdict"]
-    if verdict["outcome"] == "unparsed":
-        return None
-    return (str(verdict.get("answer")).strip(), verdict["outcome"])
-
-
-def per_problem(series: Series, value) -> np.ndarray:
-    """``[problem, budget]`` mean over samples of ``value(row)``; NaN where a cell has no row or value."""
-    problems, budgets = series.problems, series.budgets
-    p_index = {p: i for i, p in enumerate(problems)}
-    b_index = {b: j for j, b in enumerate(budgets)}
-    total = np.zeros((len(problems), len(budgets)))
-    count = np.zeros_like(total)
-    for row in series.rows:
-        v = value(row)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            continue
-        i, j = p_index[row["row_id"]], b_index[row["budget"]]
-        total[i, j] += v
-        count[i, j] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def spent_tokens(series: Series) -> list[float]:
-    """The x-axis: mean thinking tokens actually spent at each budget (s1's)."""
-    return [float(np.mean([row["thinking_tokens"] for row in series.at(b)])) for b in series.budgets]
-
-
-def curve_points(series: Series, scheme: str, seed: int = 0, n_boot: int = 2000) -> list[Point]:
-    """Accuracy (and the gold log-probability, where measured) per budget, with paired CIs."""
-    xs = spent_tokens(series)
-    common = dict(series=series.label, n_problems=len(series.problems), samples=series.samples, scheme=scheme)
-    out = []
-    for metric, value in (("accuracy", lambda r: float(is_correct(r))), ("gold_logprob", lambda r: r.get("gold_logprob"))):
-        table = per_problem(series, value)
-        if np.isnan(table).all():
-            continue
-        estimate = metrics.bootstrap_ci(table, n_boot=n_boot, level=CONFIDENCE_LEVEL, seed=seed)
-        for j, budget in enumerate(series.budgets):
-            out.append(Point(metric=metric, x=xs[j], y=float(estimate.mean[j]), lo=float(estimate.lo[j]),
-                             hi=float(estimate.hi[j]), budget=budget, **common))
-    return out
-
-
-def _by_problem(rows: Sequence[dict]) -> dict[str, list[dict]]:
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        groups[row["row_id"]].append(row)
-    return groups
-
-
-def at_k_points(series: Series, scheme: str, seed: int = 0, n_boot: int = 2000) -> list[Point]:
-    """pass@k, maj@k and best@k for k = 1, 2, 4, ... <= samples, at every budget; CIs by problem."""
-    if series.samples < 2:
-        return []
-    ks = [2**i for i in range(int(math.log2(series.samples)) + 1)]
-    out = []
-    for budget in series.budgets:
-        groups = list(_by_problem(series.at(budget)).values())
-        for metric in ("pass@k", "maj@k", "best@k"):
-            table = np.array([[_at_k(metric, group, k) for k in ks] for group in groups])
-            estimate = metrics.bootstrap_ci(table, n_boot=n_boot, level=CONFIDENCE_LEVEL, seed=seed)
-            out += [Point(series=series.label, metric=metric, x=float(k), y=float(estimate.mean[i]),
-                          lo=float(estimate.lo[i]), hi=float(estimate.hi[i]), budget=budget, k=k,
-                          n_problems=len(groups), samples=series.samples, scheme=scheme) for i, k in enumerate(ks)]
-    return out
-
-
-def _at_k(metric: str, group: list[dict], k: int) -> float:
-    if len(group) < k:
-        return math.nan
-    correct = [is_correct(row) for row in group]
-    if metric == "pass@k":  # best-of-k picked by the verifier itself
-        return metrics.pass_at_k(len(group), sum(correct), k)
-    if metric == "best@k":  # picked by the model's own confidence: mean logprob of its sampled tokens
-        return metrics.best_of_n([confidence_score(row) for row in group], correct, k)
-    return metrics.maj_at_k([answer_key(row) for row in group], correct, k)
-
-
-def confidence_score(row: dict) -> float:
-    """The model's mean log-probability per sampled token: a verifier-free score for best-of-N."""
-    return row.get("sum_logprob", 0.0) / max(row.get("sampled_tokens", 0), 1)
-
-
-def confidence_of(rows: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Agreement confidence and correctness of every sample, problem by problem."""
-    confidence, correct = [], []
-    for group in _by_problem(rows).values():
-        confidence += list(metrics.agreement_confidence([answer_key(row) for row in group]))
-        correct += [is_correct(row) for row in group]
-    return np.array(confidence), np.array(correct)
-
-
-def risk_points(series: Series, scheme: str) -> list[Point]:
-    """The risk-coverage curve at the largest budget (agreement confidence; needs samples > 1)."""
-    if series.samples < 2:
-        return []
-    budget = series.budgets[-1]
-    confidence, correct = confidence_of(series.at(budget))
-    coverage, risk = metrics.risk_coverage(confidence, correct)
-    common = dict(series=series.label, budget=budget, n_problems=len(series.problems), samples=series.samples,
-                  scheme=scheme)
-    area = Point(metric="aurc", x=1.0, y=metrics.aurc(confidence, correct), **common)  # shown in the legend
-    return [Point(metric="risk", x=float(c), y=float(r), **common) for c, r in zip(coverage, risk)] + [area]
-
-
-def s1_numbers(series: Series) -> dict:
-    """s1's Control (traces within their budget), Scaling (mean pairwise slope) and Performance (best accuracy)."""
-    accuracy = [float(np.mean([is_correct(row) for row in series.at(b)])) for b in series.budgets]
-    within = [row["thinking_tokens"] <= row["budget"] for row in series.rows]
-    return {"control": float(np.mean(within)),
-            "scaling": metrics.scaling(spent_tokens(series), accuracy) if len(accuracy) > 1 else math.nan,
-            "performance": metrics.performance(accuracy)}
 
 
 def headline(rows: Sequence[dict], seed: int = 0) -> list[dict]:
@@ -236,7 +36,7 @@ def headline(rows: Sequence[dict], seed: int = 0) -> list[dict]:
         points = {(p.metric, p.budget): p for p in curve_points(series, "", seed=seed)}
         for budget in series.budgets:
             at = series.at(budget)
-            rates = metrics.outcome_rates([r["verdict"]["outcome"] for r in at], [r["verdict"]["hedged"] for r in at],
+            rates = outcomes.outcome_rates([r["verdict"]["outcome"] for r in at], [r["verdict"]["hedged"] for r in at],
                                           [r["score"] for r in at])
             accuracy = points["accuracy", budget]
             line = {"model": series.label, "B": budget,
@@ -259,7 +59,7 @@ def before_after(rows: Sequence[dict], seed: int = 0) -> list[dict]:
     """Per budget: the first curve (before training) against the last (after), on the same problems.
 
     Accuracy of each, their difference with a paired bootstrap interval over problems
-    (``metrics.bootstrap_difference``: per-problem differences, so problem difficulty
+    (``intervals.bootstrap_difference``: per-problem differences, so problem difficulty
     cancels), and, where some rows are unanswerable, the abstain rate on answerable
     and on unanswerable rows for each (what the hedge recipe is judged by).
     """
@@ -278,7 +78,7 @@ def before_after(rows: Sequence[dict], seed: int = 0) -> list[dict]:
             return np.array([np.mean([is_correct(r) for r in by[p]]) for p in shared])
 
         a, b = correct(before), correct(after)
-        change = metrics.bootstrap_difference(b, a, seed=seed)
+        change = intervals.bootstrap_difference(b, a, seed=seed)
         line = {"budget": budget, "before": before.label, "after": after.label, "problems": len(shared),
                 "accuracy_before": float(a.mean()), "accuracy_after": float(b.mean()),
                 "change": float(change.mean), "change_lo": float(change.lo), "change_hi": float(change.hi),
@@ -301,13 +101,13 @@ def calibration(series: Series) -> list[dict]:
     out = []
     for budget in series.budgets:
         at = series.at(budget)
-        rates = metrics.outcome_rates([r["verdict"]["outcome"] for r in at], [r["verdict"]["hedged"] for r in at],
+        rates = outcomes.outcome_rates([r["verdict"]["outcome"] for r in at], [r["verdict"]["hedged"] for r in at],
                                       [r["score"] for r in at])
         line = {"budget": budget, **rates.__dict__}
         if series.samples > 1:
             confidence, correct = confidence_of(at)
-            line.update(ece=metrics.expected_calibration_error(confidence, correct),
-                        brier=metrics.brier_score(confidence, correct), aurc=metrics.aurc(confidence, correct))
+            line.update(ece=outcomes.expected_calibration_error(confidence, correct),
+                        brier=outcomes.brier_score(confidence, correct), aurc=outcomes.aurc(confidence, correct))
         out.append(line)
     return out
 

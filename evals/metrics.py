@@ -1,7 +1,9 @@
 """Estimators behind inference-time compute sweeps: accuracy against thinking tokens.
 
-Pure functions over lists and numpy arrays (stdlib and numpy only, no I/O), in six
-groups. Every estimator over k-subsets is exact over all C(n, k) subsets of one
+Pure functions over lists and numpy arrays (stdlib and numpy only, no I/O), in four
+groups; the paired bootstrap intervals are in ``rlcot.evals.intervals`` and the
+outcome and calibration metrics of the hedge scheme in ``rlcot.evals.outcomes``.
+Every estimator over k-subsets is exact over all C(n, k) subsets of one
 problem's n samples, never "the first k", so a sweep with n = 64 samples per problem
 gives smooth, unbiased curves for every k <= 64 from one set of traces.
 
@@ -39,40 +41,19 @@ with different vote counts: one programme each).
 expected correctness of the top-scoring sample of a random k-subset, score ties at
 their expected value. With scores == correctness it is pass@k.
 
-**Paired bootstrap by problem** (Efron & Tibshirani 1993, percentile interval):
-points on a sweep share traces and problems, so they are not independent. Problems
-are resampled with replacement with the *same* indices for every column, so the
-interval of a difference between two budgets (or before vs after training over the
-same problems) is that of a paired statistic, usually much narrower than the naive one.
-
 **s1's metrics** (Muennighoff et al. 2025, "s1: Simple test-time scaling",
 arXiv:2501.19393, section 3.2): Control, Scaling and Performance of a budget sweep.
-
-**Outcomes and calibration** for the hedge/abstain scheme (``rlcot.verifiers.hedging``):
-outcome rates, agreement-based confidence (the fraction of a problem's samples that
-gave the same answer, usable when there are several samples per problem), expected
-calibration error (Guo et al. 2017, "On Calibration of Modern Neural Networks"),
-Brier score, and the risk-coverage curve with its area (Geifman & El-Yaniv 2017,
-"Selective Classification for Deep Neural Networks").
 """
 
 from __future__ import annotations
 
 import math
 import operator
-import warnings
 from collections import Counter
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-
-from rlcot.verifiers.base import OUTCOMES
-
-
-# Bootstrap replicates are drawn in chunks of about this many (replicate, problem) cells.
-_BOOTSTRAP_CHUNK_CELLS = 2_000_000
 
 
 # ----------------------------------------------------------------------------- checks
@@ -287,94 +268,6 @@ def best_of_n(scores: Sequence[float], correct: Sequence[bool], k: int) -> float
     return float(total / math.comb(n, k))
 
 
-# ----------------------------------------------------------------------------- bootstrap
-
-
-# eq=False: fields may be arrays, whose == is elementwise and has no single truth value
-@dataclass(frozen=True, eq=False)
-class Estimate:
-    """A point estimate and its percentile interval: floats, or arrays over columns."""
-
-    mean: float | np.ndarray
-    lo: float | np.ndarray
-    hi: float | np.ndarray
-    level: float
-    n_boot: int
-
-
-def _check_bootstrap_args(n_boot, level) -> int:
-    n_boot = _count(n_boot, "n_boot")
-    if n_boot < 1:
-        raise ValueError("n_boot=0; pass at least 1 replicate (2000 is usual for a 95% interval)")
-    if not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level={level!r} is outside (0, 1); pass e.g. 0.95 for a 95% interval")
-    return n_boot
-
-
-def _resampled_means(table: np.ndarray, n_boot: int, seed) -> np.ndarray:
-    """[n_boot, columns] nan-means over problems resampled with one index set for all columns."""
-    n_problems, n_columns = table.shape
-    observed = ~np.isnan(table)
-    filled = np.where(observed, table, 0.0)
-    means = np.empty((n_boot, n_columns))
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _BOOTSTRAP_CHUNK_CELLS // n_problems)
-    for start in range(0, n_boot, chunk):
-        stop = min(n_boot, start + chunk)
-        rows = rng.integers(0, n_problems, size=(stop - start, n_problems))
-        # Column by column, each reduced the same way: a column that copies another
-        # gets bit-identical replicates, whatever its neighbours hold.
-        for column in range(n_columns):
-            sums = filled[:, column][rows].sum(axis=1)
-            counts = observed[:, column][rows].sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                means[start:stop, column] = sums / counts
-    return means
-
-
-def bootstrap_ci(values, n_boot: int = 2000, level: float = 0.95, seed=0) -> Estimate:
-    """Mean over problems and its paired percentile bootstrap interval, per column.
-
-    ``values``: [problems] or [problems, ...] (e.g. [problems, budgets] of
-    per-problem mean correctness). NaN marks a missing cell: means are nan-means over
-    the problems present, and a replicate that drew no present problem for a column
-    is left out of that column's quantiles. Every replicate resamples problems with
-    replacement using the same indices for all columns (they share traces). Seeded
-    with ``numpy.random.default_rng(seed)``: the same seed gives the same bits.
-    """
-    n_boot = _check_bootstrap_args(n_boot, level)
-    values = np.asarray(values, dtype=float)
-    if values.ndim == 0 or values.shape[0] == 0:
-        raise ValueError(f"values has shape {values.shape}; pass [problems, ...] with at least one problem")
-    table = values.reshape(values.shape[0], -1)
-    means = _resampled_means(table, n_boot, seed)
-    tail = (1.0 - float(level)) / 2.0
-    with warnings.catch_warnings():
-        # an all-missing column is NaN by design, not worth a warning
-        warnings.simplefilter("ignore", RuntimeWarning)
-        point = np.nanmean(table, axis=0)
-        lo = np.nanquantile(means, tail, axis=0)
-        hi = np.nanquantile(means, 1.0 - tail, axis=0)
-    shape = values.shape[1:]
-    if not shape:
-        return Estimate(float(point[0]), float(lo[0]), float(hi[0]), float(level), n_boot)
-    return Estimate(point.reshape(shape), lo.reshape(shape), hi.reshape(shape), float(level), n_boot)
-
-
-def bootstrap_difference(a, b, n_boot: int = 2000, level: float = 0.95, seed=0) -> Estimate:
-    """Mean of a - b over problems and its paired bootstrap interval.
-
-    ``a`` and ``b`` are per-problem values over the same problems in the same order
-    (two models, two budgets, before and after training): the difference is taken
-    per problem, then bootstrapped, so problem difficulty cancels. A cell missing
-    (NaN) in either is missing in the difference.
-    """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"a has shape {a.shape} and b {b.shape}; pass paired values over the same problems")
-    return bootstrap_ci(a - b, n_boot=n_boot, level=level, seed=seed)
-
-
 # ----------------------------------------------------------------------------- s1 metrics
 
 
@@ -423,118 +316,3 @@ def performance(accuracy: Sequence[float]) -> float:
     if accuracy.size == 0:
         raise ValueError("accuracy is empty; pass one accuracy per sweep point")
     return float(accuracy.max())
-
-
-# ----------------------------------------------------------------------------- outcomes
-
-
-@dataclass(frozen=True)
-class OutcomeRates:
-    """Rates over n samples of the hedge/abstain scheme's outcomes.
-
-    ``coverage``: answered (correct or wrong) / n. ``selective_accuracy``: correct /
-    answered, NaN when nothing was answered. ``accuracy``: correct / n. ``hedge_rate``:
-    hedged / n over all samples. ``mean_score``: mean of the per-sample scores.
-    """
-
-    coverage: float
-    selective_accuracy: float
-    accuracy: float
-    abstain_rate: float
-    unparsed_rate: float
-    hedge_rate: float
-    mean_score: float
-    n: int
-
-
-def outcome_rates(outcomes: Sequence[str], hedged: Sequence[bool], scores: Sequence[float]) -> OutcomeRates:
-    """Coverage, selective accuracy and the other rates of one set of verdicts."""
-    n = _same_length(outcomes=outcomes, hedged=hedged, scores=scores)
-    unknown = sorted({str(o) for o in outcomes} - set(OUTCOMES))
-    if unknown:
-        raise ValueError(f"outcomes {unknown} are not among {OUTCOMES}; pass Verdict.outcome strings")
-    hedged = _bool_vector(hedged, "hedged")
-    scores = _float_vector(scores, "scores")
-    counts = Counter(outcomes)
-    answered = counts["correct"] + counts["wrong"]
-    return OutcomeRates(
-        coverage=answered / n,
-        selective_accuracy=counts["correct"] / answered if answered else math.nan,
-        accuracy=counts["correct"] / n,
-        abstain_rate=counts["abstain"] / n,
-        unparsed_rate=counts["unparsed"] / n,
-        hedge_rate=float(hedged.mean()),
-        mean_score=float(scores.mean()),
-        n=n,
-    )
-
-
-# ----------------------------------------------------------------------------- calibration
-
-
-def agreement_confidence(answers: Sequence[Hashable | None]) -> np.ndarray:
-    """Per sample: the fraction of this problem's samples that gave the same answer key.
-
-    A confidence that needs no logits: with n samples per problem, an answer most
-    samples agree on is more likely right (the premise of self-consistency). A sample
-    with no answer (None) has confidence 0.
-    """
-    if len(answers) == 0:
-        raise ValueError("answers is empty; pass one problem's samples")
-    votes = Counter(key for key in answers if key is not None)
-    return np.array([0.0 if key is None else votes[key] / len(answers) for key in answers])
-
-
-def _confidence_and_correct(confidence, correct) -> tuple[np.ndarray, np.ndarray]:
-    _same_length(confidence=confidence, correct=correct)
-    return _float_vector(confidence, "confidence", unit=True), _bool_vector(correct, "correct")
-
-
-def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
-    """ECE (Guo et al. 2017): sum over bins of (bin share) * |accuracy - mean confidence|.
-
-    Equal-width bins on [0, 1], each [i/bins, (i+1)/bins) with the last closed at 1.
-    """
-    confidence, correct = _confidence_and_correct(confidence, correct)
-    bins = _count(bins, "bins")
-    if bins < 1:
-        raise ValueError("bins=0; pass at least one bin (10 is usual)")
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    size = np.bincount(which, minlength=bins)
-    gap = np.bincount(which, weights=correct.astype(float) - confidence, minlength=bins)
-    # |sum(correct - confidence)| over a bin = size * |accuracy - mean confidence|
-    return float(np.abs(gap).sum() / len(confidence))
-
-
-def brier_score(confidence: Sequence[float], correct: Sequence[bool]) -> float:
-    """Mean squared gap between confidence and correctness (0 best, 1 worst)."""
-    confidence, correct = _confidence_and_correct(confidence, correct)
-    return float(np.mean((confidence - correct) ** 2))
-
-
-def risk_coverage(confidence: Sequence[float], correct: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
-    """(coverage, risk) as the confidence threshold falls, one point per distinct confidence.
-
-    Samples are taken in descending confidence; all samples of equal confidence enter
-    together (one step), since no threshold separates them. Coverage is the fraction
-    taken, risk the error rate among them.
-    """
-    confidence, correct = _confidence_and_correct(confidence, correct)
-    order = np.argsort(-confidence, kind="stable")
-    sorted_confidence = confidence[order]
-    errors = np.cumsum(~correct[order])
-    # the last index of each run of equal confidence
-    ends = np.flatnonzero(np.append(sorted_confidence[1:] != sorted_confidence[:-1], True))
-    taken = ends + 1
-    return taken / len(confidence), errors[ends] / taken
-
-
-def aurc(confidence: Sequence[float], correct: Sequence[bool]) -> float:
-    """Area under the risk-coverage curve (Geifman & El-Yaniv 2017); lower is better.
-
-    Integration rule: a right-endpoint step sum, sum over steps of (coverage gained)
-    * (risk after the step). With distinct confidences this is the usual
-    (1/n) * sum over i of risk among the top i; a tied group counts at its joint risk.
-    """
-    coverage, risk = risk_coverage(confidence, correct)
-    return float(np.sum(np.diff(coverage, prepend=0.0) * risk))

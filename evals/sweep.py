@@ -357,7 +357,7 @@ def resolve_sweep_dtype(spec: SweepSpec, stored: Sequence[dict] = ()) -> Resolve
     """
     if spec.backend == "vllm":
         return ResolvedDtype(f"vllm:{spec.dtype}")
-    from rlcot.models import default_device, resolve_dtype
+    from rlcot.dtypes import default_device, resolve_dtype
 
     earlier = next((row.get("dtype") for row in stored if row.get("backend", "hf") == "hf" and row.get("dtype")), None)
     if spec.dtype == "auto" and earlier is not None:
@@ -381,7 +381,9 @@ def model_loader(model, tokenizer) -> Callable:
 def _load(spec: SweepSpec, ref: ModelRef, protocol, dtype: ResolvedDtype):
     """``(generator, tokenizer)`` for one model."""
     from rlcot.generation import get_generator
-    from rlcot.models import BUILTIN_MODELS, default_device, ensure_builtin_cached, load_policy
+    from rlcot.builtin_models import BUILTIN_MODELS, ensure_builtin_cached
+    from rlcot.dtypes import default_device
+    from rlcot.models import load_policy
 
     if spec.backend == "vllm":
         path = str(ensure_builtin_cached(ref.path)) if ref.path in BUILTIN_MODELS else ref.path

@@ -102,7 +102,7 @@ def _progress() -> Progress:
 @command()
 def models() -> None:
     """List the built-in models: parameters, licence, where the weights come from, cache state."""
-    from .models import BUILTIN_MODELS, DEFAULT_MODEL, cached_path, is_cached
+    from .builtin_models import BUILTIN_MODELS, DEFAULT_MODEL, cached_path, is_cached
 
     table = Table(title="built-in models")
     for column in ("name", "parameters", "licence", "weights from", "cached"):
@@ -142,7 +142,8 @@ def generate(
 
     from .generation import BACKENDS, Budget
     from .generation.base import SamplingConfig, check_prompt_lengths, context_length
-    from .models import check_model, default_device, resolve_dtype
+    from .dtypes import default_device, resolve_dtype
+    from .models import check_model
     from .records import check_rows
     from .tasks import get_task
     from .thinking import ThinkingProtocol
@@ -520,7 +521,7 @@ def _print_training_summary(summary: dict) -> None:
 def _dry_run(run) -> None:
     from transformers import AutoTokenizer
 
-    from .models import BUILTIN_MODELS, DEFAULT_MODEL, ensure_builtin_cached
+    from .builtin_models import BUILTIN_MODELS, DEFAULT_MODEL, ensure_builtin_cached
     from .train.resolve import describe
     from .train.trainer import dry_run
 
@@ -560,7 +561,7 @@ def _print_headline(rows: list[dict], scheme: str, out: Path, plotted: bool = Tr
     from rlcot.evals.analysis import headline
 
 
-    from rlcot.evals.analysis import series_of
+    from rlcot.evals.series import series_of
 
     sizes = ", ".join(sorted({f"{len(s.problems)} problems x {s.samples} samples" for s in series_of(rows)}))
     table = Table(title=f"{out}: accuracy by thinking budget ({scheme} scoring; {sizes})", box=box.SIMPLE_HEAD,

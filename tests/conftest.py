@@ -9,7 +9,8 @@ import torch
 from transformers import LlamaConfig
 
 from rlcot.generation.base import GenerationRequest
-from rlcot.models import ensure_builtin_cached, load_policy, tiny_llama
+from rlcot.builtin_models import ensure_builtin_cached, tiny_llama
+from rlcot.models import load_policy
 from rlcot.thinking import ThinkingProtocol
 
 

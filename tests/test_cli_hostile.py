@@ -140,8 +140,9 @@ def test_every_command_writing_onto_a_read_only_disk_says_so_in_one_line(tmp_pat
 
 
 def test_a_full_disk_mid_sweep_is_one_line_and_the_next_run_resumes_to_the_same_rows(tmp_path, tiny_dir, monkeypatch):
+    # fp32 pinned: the two directories are compared key for key, and `auto` is a timing that may tip between them
     args = ["sweep", "--model", str(tiny_dir), "--limit", "3", "--budgets", "0,4", "--max-answer-tokens", "4",
-            "--batch-size", "1", "--no-gold-logprob"]
+            "--batch-size", "1", "--no-gold-logprob", "--dtype", "fp32"]
     clean = tmp_path / "clean"
     assert runner.invoke(app, [*args, "--out", str(clean)]).exit_code == 0
     full = tmp_path / "full"
@@ -164,7 +165,7 @@ def test_a_full_disk_mid_sweep_is_one_line_and_the_next_run_resumes_to_the_same_
 
 
 def test_a_prompt_longer_than_the_models_context_is_named_before_generating(tmp_path, tokenizer):
-    from rlcot.models import tiny_llama
+    from rlcot.builtin_models import tiny_llama
 
     small = tmp_path / "small"
     tiny_llama(vocab_size=len(tokenizer), max_position_embeddings=256).save_pretrained(small)
@@ -217,13 +218,13 @@ def test_auto_dtype_resumes_in_the_dtype_a_directory_was_swept_in_though_the_pro
                                                                                          monkeypatch):
     """The CPU probe is a timing: on a busy machine a second run of one sweep may measure bf16 faster. Resuming must
     neither be refused (settings differ) nor redo every row in the other dtype."""
-    import rlcot.models as models
+    import rlcot.dtypes as dtypes
 
     args = ["sweep", "--model", str(tiny_dir), "--limit", "2", "--budgets", "0,4", "--max-answer-tokens", "4",
             "--no-gold-logprob", "--out", str(tmp_path / "run")]
-    monkeypatch.setattr(models, "matmul_gflops", lambda dtype, **_: 10.0)  # bf16 no faster: fp32
+    monkeypatch.setattr(dtypes, "matmul_gflops", lambda dtype, **_: 10.0)  # bf16 no faster: fp32
     assert runner.invoke(app, args).exit_code == 0
-    monkeypatch.setattr(models, "matmul_gflops", lambda dtype, **_: 30.0 if dtype == models.torch.bfloat16 else 10.0)
+    monkeypatch.setattr(dtypes, "matmul_gflops", lambda dtype, **_: 30.0 if dtype == dtypes.torch.bfloat16 else 10.0)
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "every row already done" in result.output and "0 rows" in " ".join(result.output.split())
@@ -266,10 +267,10 @@ def test_plot_and_report_name_a_damaged_line_in_the_middle_of_a_rows_file(tmp_pa
 ])
 def test_a_dry_run_catches_what_the_real_run_would_fail_on_after_loading(tmp_path, override, said):
     """`--dry-run` once passed a missing model directory, a LoRA target the model lacks and an --out that is a file."""
-    from rlcot.models import is_cached
+    from rlcot.builtin_models import is_cached
 
     if override.startswith("peft") and not is_cached("smollm2-135m"):
-        from rlcot.models import ensure_builtin_cached
+        from rlcot.builtin_models import ensure_builtin_cached
 
         ensure_builtin_cached("smollm2-135m")  # the check reads the model's config; it never converts just to check
     recipe = str(Path(__file__).resolve().parents[1] / "recipes" / "arith-grpo-cpu.yaml")

@@ -58,7 +58,7 @@ def finished(tmp_path_factory, tiny_dir):
     out = tmp_path_factory.mktemp("finished") / "demo"
     report = ReportSpy()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("rlcot.models.matmul_gflops", slow_bf16)  # fp32 on every CPU
+        patch.setattr("rlcot.dtypes.matmul_gflops", slow_bf16)  # fp32 on every CPU
         patch.setitem(sys.modules, "rlcot.evals.report", report.module)
         result, text = demo(out, tiny_dir)
     return out, result, text, report
@@ -114,7 +114,7 @@ def test_an_interrupted_demo_resumes_where_it_stopped_without_redoing_the_sweep_
                                                                                                monkeypatch):
     from rlcot.train.callbacks import RunLog
 
-    monkeypatch.setattr("rlcot.models.matmul_gflops", slow_bf16)
+    monkeypatch.setattr("rlcot.dtypes.matmul_gflops", slow_bf16)
     monkeypatch.setitem(sys.modules, "rlcot.evals.report", ReportSpy().module)
     out = tmp_path / "demo"
 

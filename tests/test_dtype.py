@@ -10,8 +10,9 @@ import math
 import pytest
 import torch
 
-from rlcot import models
-from rlcot.models import DtypeChoice, choose_cpu_dtype, parse_dtype, resolve_dtype
+from rlcot import dtypes, models
+from rlcot.builtin_models import tiny_llama
+from rlcot.dtypes import DtypeChoice, choose_cpu_dtype, parse_dtype, resolve_dtype
 
 
 @pytest.mark.parametrize(
@@ -69,7 +70,7 @@ def _stub_probe(monkeypatch, speeds: dict) -> list:
         asked.append(dtype)
         return speeds[dtype]
 
-    monkeypatch.setattr(models, "matmul_gflops", fake)
+    monkeypatch.setattr(dtypes, "matmul_gflops", fake)
     return asked
 
 
@@ -115,13 +116,13 @@ def test_training_on_cpu_takes_bf16_autocast_by_the_same_probe_once(monkeypatch,
 
 
 def test_the_probe_measures_a_positive_speed():
-    speed = models.matmul_gflops(torch.float32, size=64, repeats=2)
+    speed = dtypes.matmul_gflops(torch.float32, size=64, repeats=2)
     assert math.isfinite(speed) and speed > 0
 
 
 @pytest.fixture
 def tiny_dir(tmp_path, tokenizer):
-    models.tiny_llama(vocab_size=len(tokenizer)).save_pretrained(tmp_path)
+    tiny_llama(vocab_size=len(tokenizer)).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     return tmp_path
 

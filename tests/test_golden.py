@@ -110,7 +110,7 @@ def test_two_grpo_steps_give_the_recorded_rollouts_rewards_and_verdicts(tmp_path
 def test_the_sweep_directory_written_before_the_refactor_still_reads():
     expected = json.loads((GOLDEN / SWEEP_EXPECTED).read_text())
     rows = load_rows(GOLDEN / SWEEP_DIR)
-    numbers = sweep_numbers(rows)  # rlcot.evals.analysis: series_of and headline
+    numbers = sweep_numbers(rows)  # rlcot.evals.series.series_of and rlcot.evals.analysis.headline
     assert numbers["rows"] == expected["rows"] == 64
     assert numbers["series"] == expected["series"]
     # the columns a store decides; the CI and the gold log-probability belong to the analysis

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from rlcot import models, records, runinfo
+from rlcot.builtin_models import tiny_llama
 from rlcot.tasks import get_task
 from rlcot.verifiers import HedgeScheme, Verdict, get_verifier
 
@@ -219,7 +220,7 @@ def test_a_model_directory_with_a_broken_config_says_so(tmp_path, offline):
 
 
 def test_a_model_directory_with_only_a_config_names_what_is_missing(tmp_path, offline):
-    models.tiny_llama().config.save_pretrained(tmp_path)
+    tiny_llama().config.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"has no tokenizer files \(tokenizer.json, tokenizer_config.json, \.\.\.\) "
                                          r"and no weights \(\*.safetensors/\*.bin\); save the model there"):
         models.load_policy(str(tmp_path), device="cpu", dtype="fp32")

@@ -95,7 +95,7 @@ class Task:
         """The answer section a perfect model writes for ``row`` (contract tests, SFT data).
 
         The gold is a plain value, GSM8K's ``#### x``, or a MATH solution, whose boxes the
-        math verifier reads as the gold (``rlcot.verifiers.math.gold_parts``); boxing the
+        math verifier reads as the gold (``rlcot.verifiers.math_answers.gold_parts``); boxing the
         whole solution would make a second, different answer.
         """
         if row.get("answerable", True) is False:
@@ -111,7 +111,7 @@ class Task:
         if "####" in answer:
             gold = answer.split("####")[-1].strip().replace(",", "")
         elif last_boxed(answer) is not None:
-            from rlcot.verifiers.math import gold_answer
+            from rlcot.verifiers.math_answers import gold_answer
 
             gold = gold_answer(row)
         else:

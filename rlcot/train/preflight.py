@@ -31,7 +31,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models import BUILTIN_MODELS, cached_path, check_model_dir, is_cached, local_model_dir
+from ..builtin_models import BUILTIN_MODELS, cached_path, is_cached
+from ..models import check_model_dir, local_model_dir
 from ..files import check_output
 from ..runinfo import SFT_MODEL_DIR, is_saved_model, last_checkpoint
 from .callbacks import check_run_logs

@@ -86,10 +86,10 @@ def resolve_run(recipe: Recipe, device: str | None = None, output_dir: str | Pat
 
     TRL validates its config here, so a bad ``grpo:`` value is a ValueError naming the
     key before any model loads. On a CPU, bf16 autocast is chosen by the matmul probe
-    sweeps use (``rlcot.models.resolve_dtype``), unless the recipe sets ``grpo.bf16``.
+    sweeps use (``rlcot.dtypes.resolve_dtype``), unless the recipe sets ``grpo.bf16``.
     """
     from ..generation import Budget
-    from ..models import default_device
+    from ..dtypes import default_device
 
     device = str(device or default_device())
     output_dir = Path(output_dir if output_dir is not None else recipe.output_dir)
@@ -198,7 +198,7 @@ def _cpu_defaults(recipe: Recipe, notes: list[str]) -> dict[str, Any]:
     """``use_cpu`` and, unless the recipe sets it, ``bf16`` by the CPU dtype probe sweeps use; each noted."""
     import torch
 
-    from ..models import resolve_dtype
+    from ..dtypes import resolve_dtype
 
     cpu = {key: value for key, value in CPU_DEFAULTS.items() if key not in recipe.grpo}
     if "bf16" not in recipe.grpo:
@@ -206,7 +206,7 @@ def _cpu_defaults(recipe: Recipe, notes: list[str]) -> dict[str, Any]:
         cpu["bf16"] = choice.dtype == torch.bfloat16
         how = ": TRL trains under bf16 autocast, weights kept in fp32" if cpu["bf16"] else ""
         notes.append(f"bf16={cpu['bf16']}: measured on this CPU with the probe sweeps use "
-                     f"(rlcot.models.resolve_dtype), {choice.reason.removeprefix('auto: ')}{how}; "
+                     f"(rlcot.dtypes.resolve_dtype), {choice.reason.removeprefix('auto: ')}{how}; "
                      "set grpo.bf16 to choose")
     if "use_cpu" in cpu:
         notes.append("use_cpu=True: training on CPU, where TRL's bf16=True default would fail without it")

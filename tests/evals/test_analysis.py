@@ -7,8 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from rlcot.evals.analysis import at_k_points, curve_points, headline, plot_runs, series_of
-from rlcot.evals.plots import read_points_csv
+from rlcot.evals.analysis import headline, plot_runs
+from rlcot.evals.series import at_k_points, curve_points, series_of
+from rlcot.evals.points import read_points_csv
 from rlcot.evals.sweep import model_loader, run_sweep
 from rlcot.cli import app
 from tests.evals.test_sweep import hash_lm, spec

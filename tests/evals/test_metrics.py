@@ -12,22 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlcot.evals.metrics import (
+from rlcot.evals.intervals import bootstrap_ci, bootstrap_difference
+from rlcot.evals.metrics import best_of_n, control, maj_at_k, pass_at_k, performance, scaling
+from rlcot.evals.outcomes import (
     OUTCOMES,
     agreement_confidence,
     aurc,
-    best_of_n,
-    bootstrap_ci,
-    bootstrap_difference,
     brier_score,
-    control,
     expected_calibration_error,
-    maj_at_k,
     outcome_rates,
-    pass_at_k,
-    performance,
     risk_coverage,
-    scaling,
 )
 
 # ---------------------------------------------------------------- brute force: every k-subset

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from rlcot.evals.plots import (Point, accuracy_chart, at_k_chart, plot_accuracy, plot_at_k, plot_curve,
-                         plot_risk_coverage, read_points_csv, risk_coverage_chart, write_points_csv)
+from rlcot.evals.plots import (accuracy_chart, at_k_chart, plot_accuracy, plot_at_k, plot_curve, plot_risk_coverage,
+                               risk_coverage_chart)
+from rlcot.evals.points import Point, read_points_csv, write_points_csv
 
 BUDGETS = [0, 16, 32, 64, 128, 256]
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rlcot.evals.report import read_run, report_data, write_report
+from rlcot.evals.page_data import read_run, report_data
+from rlcot.evals.report import write_report
 from rlcot.evals.sweep import model_loader, run_sweep
 from rlcot.cli import app
 from rlcot.tasks import get_task

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rlcot.evals.analysis import headline, series_of
+from rlcot.evals.analysis import headline
+from rlcot.evals.series import series_of
 from rlcot.evals.store import load_rows
 from rlcot.evals.sweep import model_loader, run_sweep
 from rlcot.evals.sweep_spec import expand_models

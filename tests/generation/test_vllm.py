@@ -23,7 +23,7 @@ from rlcot.generation import get_generator
 from rlcot.generation.base import GenerationRequest, SamplingConfig
 from rlcot.generation.hf import HFGenerator
 from rlcot.generation.vllm import VLLMGenerator, _round_seed
-from rlcot.models import ensure_builtin_cached
+from rlcot.builtin_models import ensure_builtin_cached
 from rlcot.thinking import ThinkingProtocol
 
 PROTOCOL = ThinkingProtocol()

@@ -7,14 +7,14 @@ import torch
 
 
 def pin_matmul_speeds(monkeypatch, fp32: float, bf16: float) -> list:
-    """Make the CPU dtype probe (``rlcot.models.matmul_gflops``) report these GFLOP/s; returns the dtypes asked."""
+    """Make the CPU dtype probe (``rlcot.dtypes.matmul_gflops``) report these GFLOP/s; returns the dtypes asked."""
     asked = []
 
     def probe(dtype, **_):
         asked.append(dtype)
         return {torch.float32: fp32, torch.bfloat16: bf16}[dtype]
 
-    monkeypatch.setattr("rlcot.models.matmul_gflops", probe)
+    monkeypatch.setattr("rlcot.dtypes.matmul_gflops", probe)
     return asked
 
 

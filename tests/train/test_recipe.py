@@ -213,14 +213,14 @@ def test_lora_runs_checkpoint_every_step_and_keep_the_last_three():
 
 @pytest.mark.parametrize("fp32, bf16, chosen", [
     (100.0, 600.0, True),  # AMX-like
-    (100.0, 150.0, True),  # exactly the threshold sweeps use (rlcot.models.BF16_MIN_SPEEDUP)
+    (100.0, 150.0, True),  # exactly the threshold sweeps use (rlcot.dtypes.BF16_MIN_SPEEDUP)
     (100.0, 149.0, False),  # faster, not clearly
     (100.0, 20.0, False),  # emulated bf16
 ])
 def test_training_chooses_bf16_on_cpu_by_the_probe_and_threshold_sweeps_use(stub_matmul_speeds, fp32, bf16, chosen):
     import torch
 
-    from rlcot.models import resolve_dtype
+    from rlcot.dtypes import resolve_dtype
 
     stub_matmul_speeds(fp32, bf16)
     run = resolve_run(load_recipe(None), device="cpu")

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from rlcot.verifiers import get_verifier
 from rlcot.verifiers.base import OUTCOMES
-from rlcot.verifiers.math import MathVerifier, compile_answer_pattern, gold_answer, gold_parts, plain_number
+from rlcot.verifiers.math import MathVerifier
+from rlcot.verifiers.math_answers import compile_answer_pattern, gold_answer, gold_parts, plain_number
 
 TIMEOUT = 1.0  # shorter than the default 2 s: the hostile cases below wait it out
 # The time bound is a feature, so tests check it, with a margin no machine load flips: a bounded

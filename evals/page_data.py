@@ -1,0 +1,379 @@
+"""What ``rlcot report``'s page shows, read from run directories into plain JSON data.
+
+Reading traces is how people learn what a model does, so the page is built around a
+table of every trace, not around the figures. ``report_data`` gathers its parts:
+
+- the headline numbers: accuracy at each budget with its 95% CI (``analysis.headline``),
+  and with two curves or more the first against the last with a paired bootstrap CI
+  of the change (``analysis.before_after``); a training run's rates at its start and end;
+- the figures of ``analysis.plot_runs`` (accuracy vs thinking tokens with CI bands,
+  every curve overlaid; pass@k/maj@k/best@k and risk-coverage with samples > 1;
+  accuracy over checkpoints) and, for a training run, reward and outcome rates over
+  steps from its ``metrics.jsonl``. Each is matplotlib's SVG, embedded as a data URI
+  (an inline SVG's ids would collide between figures);
+- the traces: a sweep's rows and a training run's kept rollouts (``traces.jsonl``),
+  filterable by outcome, budget, hedged, task and model/checkpoint, sortable by
+  thinking tokens. A trace opens beside the table: prompt, thinking and answer with
+  the tokens budget forcing wrote highlighted (``forced_spans``), the verdict and its
+  reason, a sudoku or crossword answer drawn as a grid beside the solution with wrong
+  cells marked, and the same problem's traces at every budget side by side (a sweep's
+  budgets are forks of one trace, so they read as the trace cut at each cap).
+
+Traces are stored once each with their prompts deduplicated. Run directories are
+shared, so any file in one may be hostile: a value of the wrong type (a string step or
+budget) is shown in the traces as text; a row the numbers cannot count is left out of
+them, and the page says how many and why (``uncountable``). ``report`` renders the data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+from rlcot.jsonl import complete_rows
+from rlcot.verifiers.base import OUTCOMES
+
+from . import analysis, plots
+from .points import Point
+from .store import load_rows, row_files
+
+# What a training run's steps are plotted as; each metric exists only when the run logged it.
+REWARD_METRICS = ("reward", "score/mean")
+OUTCOME_METRICS = ("outcomes/correct", "outcomes/wrong", "outcomes/abstain", "outcomes/unparsed", "outcomes/hedged",
+                   "thinking/cap_rate")
+FIGURE_TITLES = {"accuracy": "Accuracy vs thinking tokens", "at_k": "pass@k, maj@k, best@k",
+                 "risk_coverage": "Risk-coverage", "training": "Accuracy over checkpoints",
+                 "model_size": "Accuracy by model size"}
+LITERAL_TEXT = {"text.parse_math": False}  # a model named $\foo$ is drawn as written, not parsed as TeX (and failed)
+
+
+@dataclass
+class Run:
+    """What one run directory holds for the report."""
+
+    path: Path
+    kind: str  # "sweep" or "training"
+    rows: list[dict] = field(default_factory=list)  # sweep rows (a training run's eval curves)
+    metrics: list[dict] = field(default_factory=list)  # a training run's log lines
+    rollouts: list[dict] = field(default_factory=list)  # a training run's kept rollouts
+    summary: dict | None = None  # a training run's summary.json, as ``read_summary`` leaves it
+
+
+def read_run(path: Path, scheme: str = "default") -> Run:
+    """A sweep directory (``rows*.jsonl``) or a training run (``metrics.jsonl``, ``eval/<task>/``)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"{str(path)!r} is not a directory; pass the --out of `rlcot sweep` or `rlcot train`")
+    if row_files(path):
+        return Run(path, "sweep", rows=load_rows(path, scheme))
+    eval_dirs = sorted(d for d in (path / "eval").glob("*") if d.is_dir() and row_files(d))
+    if not (path / "metrics.jsonl").is_file() and not eval_dirs and not (path / "traces.jsonl").is_file():
+        raise ValueError(f"{path} holds neither sweep rows (rows*.jsonl) nor a training run (metrics.jsonl, eval/); "
+                         "pass the --out of `rlcot sweep` or `rlcot train`")
+    # complete lines only: a live run may be appending to these files
+    run = Run(path, "training", metrics=list(complete_rows(path / "metrics.jsonl")),
+              rollouts=[r for r in complete_rows(path / "traces.jsonl") if "completion" in r])
+    for eval_dir in eval_dirs:
+        run.rows += load_rows(eval_dir, scheme)
+    if (path / "summary.json").is_file():
+        run.summary = read_summary(path / "summary.json")
+    return run
+
+
+def read_summary(path: Path) -> dict:
+    """A training run's ``summary.json`` as the page shows it: rates at the start and end, their window, warnings.
+
+    A file of another shape (torn, hand-edited, hostile) is named among the warnings, not a reason to stop.
+    """
+    try:
+        summary = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError):  # invalid UTF-8 or JSON; nesting too deep for the parser
+        return {"warnings": [f"{path} is not valid JSON; its rates are not shown"]}
+    if not isinstance(summary, dict):
+        return {"warnings": [f"{path} is not a JSON object; its rates are not shown"]}
+    warnings = summary.get("warnings") or []
+    start, end = _object(summary.get("start")), _object(summary.get("end"))
+    return {"start": {k: _scalar(v) for k, v in start.items()}, "end": {k: _scalar(v) for k, v in end.items()},
+            "window": _scalar(summary.get("window")),
+            "warnings": [_text(w) for w in (warnings if isinstance(warnings, list) else [warnings])]}
+
+
+# ------------------------------------------------------------------ what the page holds
+
+
+def report_data(runs: Sequence[Run], scheme: str = "default", seed: int = 0) -> dict:
+    """Everything the page shows, as plain JSON: headline tables, figures, and the traces."""
+    overlaid = len(runs) > 1
+    rows, counted, left_out = _labelled_rows(runs, overlaid)
+    data: dict = {
+        "title": " vs ".join(run.path.name or str(run.path) for run in runs),
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "scheme": scheme,
+        "runs": [{"path": str(run.path), "kind": run.kind, "rows": len(run.rows), "rollouts": len(run.rollouts),
+                  "steps": len(_steps(run.metrics))} for run in runs],
+        "tasks": [], "figures": [], "training": [], "left_out": left_out,
+    }
+    tasks = _tasks(counted)
+    for task in tasks:
+        task_rows = [row for row in counted if _task_name(row) == task]
+        data["tasks"].append({"task": task, "headline": analysis.headline(task_rows, seed=seed),
+                              "before_after": analysis.before_after(task_rows, seed=seed)})
+        data["figures"] += _sweep_figures(task_rows, task, scheme, seed, several=len(tasks) > 1)
+    for run in runs:
+        if run.kind == "training":
+            label = run.path.name if overlaid else ""
+            data["training"].append({"run": str(run.path), "start": {}, "end": {}, "window": None, "warnings": [],
+                                     **(run.summary or {})})
+            data["figures"] += _training_figures(run.metrics, label)
+    data.update(_traces(rows, [r for run in runs for r in _rollout_rows(run, overlaid)]))
+    return data
+
+
+def _labelled_rows(runs: Sequence[Run], overlaid: bool) -> tuple[list[dict], list[dict], list[str]]:
+    """Every run's rows named by series, those the numbers can count, and a line per run on those they cannot."""
+    rows, counted, left_out = [], [], []
+    for run in runs:
+        reasons = [uncountable(row) for row in run.rows]
+        # a row left out of the numbers is still a trace, and labelled by its model: "?" if it has none
+        named = [row if why is None else {**row, "model": _text(row.get("model", "?"))}
+                 for row, why in zip(run.rows, reasons)]
+        labelled = analysis.label_rows(named, run.path, overlaid)
+        rows += labelled
+        counted += [row for row, why in zip(labelled, reasons) if why is None]
+        why_counts = Counter(why for why in reasons if why)
+        if why_counts:
+            left_out.append(f"{run.path}: {sum(why_counts.values())} of {len(reasons)} rows are shown in the traces "
+                            "but not counted in the numbers: " + "; ".join(f"{n} because {why}"
+                                                                           for why, n in why_counts.items()))
+    return rows, counted, left_out
+
+
+# What ``analysis`` computes with, and what each must be for a row to be counted: (field, test, what it must be).
+COUNTED_FIELDS = (
+    ("model", lambda v: isinstance(v, str), "a string"),
+    ("row_id", lambda v: isinstance(v, str), "a string"),
+    ("budget", lambda v: _is_int(v), "a whole number"),
+    ("sample", lambda v: _is_int(v) and v >= 0, "a count"),
+    ("thinking_tokens", lambda v: _finite(v), "a number"),
+    ("capped", lambda v: v in (0, 1), "true or false"),
+    ("score", lambda v: _finite(v), "a number"),
+)
+OPTIONAL_FIELDS = (  # absent (or null, where analysis reads it with a default) is fine
+    ("series", lambda v: v is None or isinstance(v, str), "a string"),
+    ("step", lambda v: v is None or _finite(v), "a number"),
+    ("gold_logprob", lambda v: v is None or _finite(v), "a number"),
+    ("sum_logprob", lambda v: _finite(v), "a number"),
+    ("sampled_tokens", lambda v: _finite(v), "a number"),
+    ("parameters", lambda v: v is None or _finite(v), "a number"),
+    ("run_dir", lambda v: v is None or isinstance(v, str), "a path"),
+    ("row", lambda v: isinstance(v, dict), "an object"),
+)
+
+
+def uncountable(row: dict) -> str | None:
+    """Why the numbers (headline, figures) cannot count ``row``, or None; such a row is still shown as a trace."""
+    for name, ok, kind in COUNTED_FIELDS:
+        if name not in row or not ok(row[name]):
+            return f"its {name} is not {kind}"
+    for name, ok, kind in OPTIONAL_FIELDS:
+        if name in row and not ok(row[name]):
+            return f"its {name} is not {kind}"
+    verdict = row.get("verdict")
+    if not isinstance(verdict, dict) or verdict.get("outcome") not in OUTCOMES:
+        return f"its verdict's outcome is not one of {', '.join(OUTCOMES)}"
+    if verdict.get("hedged") not in (0, 1):
+        return "its verdict's hedged is not true or false"
+    if not (verdict.get("answer") is None or isinstance(verdict["answer"], (str, int, float))):
+        return "its verdict's answer is not text"  # answers are compared as text; a nested one could not be
+    return None
+
+
+def _tasks(rows: Sequence[dict]) -> list[str]:
+    return list(dict.fromkeys(_task_name(row) for row in rows))
+
+
+def _task_name(row: dict) -> str:
+    task = row.get("task")
+    name = task.get("name", "?") if isinstance(task, dict) else task
+    return "?" if name is None else _text(name)
+
+
+def _sweep_figures(rows: list[dict], task: str, scheme: str, seed: int, several: bool) -> list[dict]:
+    """``analysis.plot_runs``'s SVGs for one task's rows, each as a data URI."""
+    with tempfile.TemporaryDirectory() as tmp, matplotlib.rc_context(LITERAL_TEXT):
+        summary = analysis.plot_runs(rows, tmp, scheme=scheme, seed=seed)
+        figures = []
+        for path in map(Path, summary["files"]):
+            if path.suffix == ".svg":
+                title = FIGURE_TITLES.get(path.stem, path.stem) + (f" ({task})" if several else "")
+                figures.append({"title": title, "src": _svg_uri(path.read_bytes()), "wide": path.stem == "accuracy"})
+    return figures
+
+
+def _steps(metrics: Sequence[dict]) -> list[dict]:
+    """Log lines of training steps (TRL also logs a final summary line without a loss)."""
+    return [m for m in metrics if _finite(m.get("step")) and "loss" in m]
+
+
+def _training_figures(metrics: Sequence[dict], label: str) -> list[dict]:
+    """Reward and outcome rates against the training step, from ``metrics.jsonl``."""
+    steps = _steps(metrics)
+    figures = []
+    prefix = f"{label}: " if label else ""
+    for names, ylabel, title in ((REWARD_METRICS, "mean over the step's rollouts", "Training reward"),
+                                 (OUTCOME_METRICS, "fraction of the step's rollouts", "Outcome rates over training")):
+        points = [Point(series=prefix + name, metric="training", x=float(m["step"]), y=float(m[name]))
+                  for name in names for m in steps if _finite(m.get(name))]
+        if not points:
+            continue
+        with matplotlib.rc_context(LITERAL_TEXT):
+            chart = plots.curve_chart(points, xlabel="training step", ylabel=ylabel, title=title.lower())
+            svg = _svg_bytes(chart)
+        figures.append({"title": title + (f" ({label})" if label else ""), "src": _svg_uri(svg)})
+    return figures
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(value) -> str:
+    """A value the page shows as text: a string as it is, null as nothing, anything else as its JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return "" if value is None else json.dumps(value, ensure_ascii=False, default=str)
+    except RecursionError:  # JSON nested about as deep as Python's recursion limit: parsed, but not written again
+        return "(nested too deeply to show)"
+
+
+def _scalar(value):
+    """A value the page shows: JSON's scalars as they are (it escapes strings), lists and objects as their JSON text."""
+    return value if value is None or isinstance(value, (str, int, float, bool)) else _text(value)
+
+
+def _object(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _svg_bytes(chart) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    chart.figure.savefig(buffer, format="svg")
+    return buffer.getvalue()
+
+
+def _svg_uri(svg: bytes) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+
+
+# ------------------------------------------------------------------ the traces
+
+
+def _rollout_rows(run: Run, overlaid: bool) -> list[dict]:
+    """A training run's kept rollouts in the shape of sweep rows (no budget: the recipe's cap bounds them)."""
+    name = f"{run.path.name}: rollouts" if overlaid else "training rollouts"
+    return [{**r, "series": name, "budget": None, "mode": "rollout", "sample": 0,
+             "row_id": r.get("row_id") or f"prompt-{hash(_text(r.get('prompt'))) & 0xFFFFFFFF:08x}"}
+            for r in run.rollouts]
+
+
+def _traces(rows: Sequence[dict], rollouts: Sequence[dict]) -> dict:
+    """Traces as compact records; prompts and problems stored once, text offsets in UTF-16 for the browser.
+
+    Text the page slices or compares (completion, prompt, names) is always a string here,
+    a field of another type than expected is passed on as a scalar the page shows, and
+    the verdict's details as their JSON text: no value nests (a hostile one could nest
+    deeper than the writer can recurse).
+    """
+    prompts: dict[str, int] = {}
+    problems: dict[tuple, int] = {}
+    problem_list, series_list, traces = [], {}, []
+    for row in [*rows, *rollouts]:
+        task = _task_name(row)
+        problem_key = (task, _text(row.get("row_id", "?")))
+        if problem_key not in problems:
+            problems[problem_key] = len(problem_list)
+            problem_list.append(_problem(task, problem_key[1], row))
+        prompt = prompts.setdefault(_text(row.get("prompt")), len(prompts))
+        series = series_list.setdefault(_text(row.get("series") or row.get("model", "?")), len(series_list))
+        completion = _text(row.get("completion"))
+        answer = row.get("answer")
+        verdict = _object(row.get("verdict"))
+        traces.append({
+            "s": series, "p": problems[problem_key], "q": prompt, "b": _scalar(row.get("budget")),
+            "m": _text(row.get("mode", "cap")), "n": _scalar(row.get("sample", 0)), "st": _scalar(row.get("step")),
+            "o": _text(verdict.get("outcome", "unparsed")), "h": bool(verdict.get("hedged")),
+            "t": _scalar(row.get("thinking_tokens", 0)), "cap": bool(row.get("capped")),
+            "f": _scalar(row.get("finish_reason")), "sc": _scalar(row.get("score")),
+            "a": _scalar(verdict.get("answer")), "r": _scalar(verdict.get("reason")),
+            "d": _text(verdict.get("details") or None), "c": completion,
+            "ans": _utf16_length(completion, _answer_start(completion, answer if isinstance(answer, str) else None)),
+            "fs": _forced_spans(completion, row.get("forced_spans")),
+        })
+    return {"series": list(series_list), "problems": problem_list, "prompts": list(prompts), "traces": traces}
+
+
+def _problem(task: str, problem_id: str, row: dict) -> dict:
+    example, verdict = _object(row.get("row")), _object(row.get("verdict"))
+    gold = example.get("answer", example.get("solution", _object(verdict.get("details")).get("gold")))
+    problem = {"id": problem_id, "task": task, "question": _text(example.get("question", "")),
+               "gold": [_scalar(g) for g in gold] if isinstance(gold, list) else _scalar(gold)}
+    problem.update(_grid(example))
+    if isinstance(example.get("answerable"), bool):
+        problem["answerable"] = example["answerable"]
+    return problem
+
+
+def _grid(example: dict) -> dict:
+    """What drawing the answer as a grid needs: a sudoku's puzzle and solution (strings of cells) and its boxes,
+    or a crossword's solution (rows, ``#`` black); nothing where the row's fields are not that."""
+    size, puzzle, solution = example.get("size"), example.get("puzzle"), example.get("solution")
+    if size is not None and not (_is_int(size) and size > 0):
+        return {}
+    sized = {} if size is None else {"size": size}
+    if isinstance(puzzle, str) and isinstance(solution, str) and solution:
+        from rlcot.verifiers.sudoku import BOX_SHAPES
+
+        # a sudoku's boxes: 6x6 has 2x3 boxes, so the side's square root will not do
+        return {"puzzle": puzzle, "solution": solution, "box": BOX_SHAPES.get(size or round(len(puzzle) ** 0.5)),
+                **sized}
+    if isinstance(solution, list) and solution and all(isinstance(line, str) for line in solution):
+        return {"solution": solution, **sized}
+    return {}
+
+
+def _forced_spans(completion: str, spans) -> list[list[int]]:
+    """``forced_spans`` as browser offsets; a span that is not two offsets into the completion is dropped."""
+    if not isinstance(spans, list):
+        return []
+    return [[_utf16_length(completion, span[0]), _utf16_length(completion, span[1])] for span in spans
+            if isinstance(span, list) and len(span) == 2 and all(_is_int(x) for x in span)
+            and 0 <= span[0] <= span[1] <= len(completion)]
+
+
+def _answer_start(completion: str, answer: str | None) -> int:
+    """Where the answer section begins: the trace's answer is the completion's tail."""
+    if answer and completion.endswith(answer):
+        return len(completion) - len(answer)
+    return len(completion)
+
+
+def _utf16_length(text: str, end: int) -> int:
+    """A Python (code point) offset as the browser's string index (UTF-16 units)."""
+    head = text[:end]
+    return end + sum(1 for ch in head if ord(ch) > 0xFFFF)
