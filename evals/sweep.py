@@ -139,7 +139,8 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
     rows = task.rows(spec.skip + spec.limit, seed=spec.seed)[spec.skip :]
     protocol = ThinkingProtocol()
     check_rows(task, rows, protocol)  # a row that cannot be scored is named now, not after generating
-    dtype = resolve_sweep_dtype(spec, stored_rows(out_dir, []))
+    before = stored_rows(out_dir, [])  # read once before the lock: the dtype and the settings check use it
+    dtype = resolve_sweep_dtype(spec, before)
     # what every row stores of these (_row_line), and what the rows already in out_dir must match
     settings = {"task": task.spec(), "temperature": spec.temperature, "top_p": spec.top_p, "sweep_seed": spec.seed,
                 "protocol": asdict(protocol), "max_answer_tokens": spec.max_answer_tokens or task.max_answer_tokens,
@@ -150,7 +151,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
 
         for ref in refs:
             check_model(ref.path)
-    check_settings(out_dir, stored_rows(out_dir, []), settings)  # read-only: a refused run leaves no trace
+    check_settings(out_dir, before, settings)  # read-only: a refused run leaves no trace
     store = RowFile(out_dir / shard.filename)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = SweepReport()
