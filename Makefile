@@ -33,7 +33,7 @@ demo: $(STAMP)
 
 bench: $(STAMP) chromium
 	$(PY) bench/generation.py
-	$(PY) bench/verifiers.py
+	$(PY) bench/verifier_speed.py
 	$(PY) bench/sweep.py
 	$(PY) bench/train.py
 	$(PY) bench/report.py

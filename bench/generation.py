@@ -36,6 +36,9 @@ showed a false 12.75x). Every measurement reads ``/proc/stat`` to see how much o
 the machine's CPU went to other processes while it ran; figures taken under load
 are marked ``!`` and the run ends with a loud warning.
 
+The load check and the roof are ``bench/common.py``'s, shared with ``sweep.py`` and
+``train.py``.
+
 Run: ``make bench`` (~15 minutes on the 2-core AMD), or
 ``.venv/bin/python bench/generation.py --quick`` (a smoke run), ``--only PART``.
 """
@@ -43,179 +46,22 @@ Run: ``make bench`` (~15 minutes on the 2-core AMD), or
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 from dataclasses import dataclass, replace
 
-# Run as a script, Python puts bench/ first on sys.path, where bench/verifiers.py would
-# shadow the verifiers package that rlcot imports.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+import torch
+from common import MODEL, LoadLog, Roof, Timing, flag, start_run, streamed_gflops
 
-import torch  # noqa: E402 - after the path fix above
-import torch.nn.functional as F  # noqa: E402
+from rlcot.generation import Budget, probe, sweep
+from rlcot.generation.base import SamplingConfig
+from rlcot.generation.forcing import eos_ids
+from rlcot.generation.hf import HFGenerator
+from rlcot.models import load_policy
+from rlcot.tasks import get_task
+from rlcot.thinking import ThinkingProtocol
 
-from rlcot.generation import Budget, probe, sweep  # noqa: E402
-from rlcot.generation.base import SamplingConfig  # noqa: E402
-from rlcot.generation.forcing import eos_ids  # noqa: E402
-from rlcot.generation.hf import HFGenerator  # noqa: E402
-from rlcot.models import load_policy  # noqa: E402
-from rlcot.tasks import get_task  # noqa: E402
-from rlcot.thinking import ThinkingProtocol  # noqa: E402
-
-MODEL = "smollm2-135m"
-ROOF_ROWS = 64  # the roof is for decoding at batch 64
-BUSY = 0.10  # other processes using more than this share of the machine's CPU spoil a timing
 PARTS = ("throughput", "dtype", "sweep")
-
-
-# ------------------------------------------------------------------ machine load
-
-
-def _machine_busy_seconds() -> float:
-    """CPU seconds all processes have run (user, nice, system, irq, softirq, steal), from /proc/stat."""
-    with open("/proc/stat") as handle:
-        fields = [int(x) for x in handle.readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class Timing:
-    seconds: float
-    others: float  # share of the machine's CPU other processes used meanwhile (0..1)
-
-    @property
-    def loaded(self) -> bool:
-        return self.others > BUSY
-
-
-class LoadLog:
-    """Times calls and remembers which ran while other processes loaded the CPU."""
-
-    def __init__(self):
-        self.timings: list[tuple[str, Timing]] = []  # (what, how long and under how much load)
-
-    def time(self, label: str, fn):
-        busy, own, start = _machine_busy_seconds(), time.process_time(), time.perf_counter()
-        result = fn()
-        seconds = time.perf_counter() - start
-        others = (_machine_busy_seconds() - busy) - (time.process_time() - own)
-        timing = Timing(seconds, max(0.0, others) / (seconds * (os.cpu_count() or 1)))
-        self.timings.append((label, timing))
-        return result, timing
-
-    def report(self) -> None:
-        loaded = [(label, t) for label, t in self.timings if t.loaded]
-        if not loaded:
-            print(f"\nLoad check: no other process used more than {BUSY:.0%} of the CPU during any of "
-                  f"{len(self.timings)} timed measurements.")
-            return
-        print("\n" + "!" * 78)
-        print(f"!! WARNING: other processes loaded the CPU during {len(loaded)} of {len(self.timings)} measurements;")
-        print("!! figures marked ! include such measurements and are not this code's speed; throughput pairs")
-        print("!! taken under load were run again and left out. Rerun on a quiet machine if any figure is marked.")
-        for label, t in loaded[:12]:
-            print(f"!!   {label}: others used {t.others:.0%} of the CPU")
-        print("!" * 78)
-
-
-def _flag(*timings: Timing) -> str:
-    return "!" if any(t.loaded for t in timings) else " "
-
-
-def warn_if_busy_now() -> None:
-    """Sample the machine for a second before starting (the load average lags by minutes)."""
-    _, timing = LoadLog().time("idle", lambda: time.sleep(1.0))
-    if timing.loaded:
-        print(f"!! WARNING: other processes use {timing.others:.0%} of the CPU right now; timings may be unreliable")
-
-
-# ------------------------------------------------------------------ roof
-
-
-def _linears(model) -> list[torch.nn.Linear]:
-    return [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-
-
-def streamed_gflops(model, dtype, rows: int = ROOF_ROWS, budget_s: float = 4.0) -> float:
-    """GFLOP/s of one decode step's matmuls: every ``nn.Linear`` of the model, in order,
-    through its own weights (cast to ``dtype``), on ``rows`` rows; best of up to 3 passes.
-
-    Each weight is read once a pass, as in a real decode step, so this is the speed the
-    step's arithmetic can reach. (Timing one weight again and again keeps it in cache
-    and reads ~20-30% higher here: not a speed any decode step sees.)
-    """
-    weights = [m.weight.detach().to(dtype) for m in _linears(model)]
-    inputs = {w.shape[1]: torch.randn(rows, w.shape[1]).to(dtype) for w in weights}
-    flops = sum(2 * rows * w.numel() for w in weights)
-    for w in weights[:8]:  # warm-up: first-call kernel selection
-        F.linear(inputs[w.shape[1]], w)
-    best, spent = float("inf"), 0.0
-    for _ in range(3):
-        start = time.perf_counter()
-        for w in weights:
-            F.linear(inputs[w.shape[1]], w)
-        elapsed = time.perf_counter() - start
-        best, spent = min(best, elapsed), spent + elapsed
-        if spent > budget_s:  # an emulated dtype: one slow pass says enough
-            break
-    return flops / best / 1e9
-
-
-def hot_gflops(model, dtype, rows: int = ROOF_ROWS) -> float:
-    """The same matmuls with each shape timed alone, its weight reused (and so cached), for reference."""
-    shapes: dict[tuple[int, int], int] = {}
-    for m in _linears(model):
-        shapes[m.out_features, m.in_features] = shapes.get((m.out_features, m.in_features), 0) + 1
-    flops = sum(count * 2 * rows * o * i for (o, i), count in shapes.items())
-    return flops / sum(count * linear_seconds(*shape, dtype, rows) for shape, count in shapes.items()) / 1e9
-
-
-def linear_seconds(out_features: int, in_features: int, dtype, rows: int = ROOF_ROWS) -> float:
-    """Best time of one ``F.linear`` of ``rows`` rows through an (out, in) weight; an LM head
-    (more than 8,192 outputs) is timed on 8,192 of them and scaled."""
-    timed_out = min(out_features, 8192)
-    weight = torch.randn(timed_out, in_features).to(dtype)
-    x = torch.randn(rows, in_features).to(dtype)
-    F.linear(x, weight)  # warm-up
-    best, spent, calls = float("inf"), 0.0, 0
-    while calls < 2 or (spent < 0.1 and calls < 20):
-        start = time.perf_counter()
-        F.linear(x, weight)
-        elapsed = time.perf_counter() - start
-        best, spent, calls = min(best, elapsed), spent + elapsed, calls + 1
-    return best * out_features / timed_out
-
-
-@dataclass
-class Roof:
-    gflop_per_token: float
-    gflops: dict[torch.dtype, float]
-
-    def tokens_per_s(self, dtype=torch.float32) -> float:
-        return self.gflops[dtype] / self.gflop_per_token
-
-
-def measure_roof(model, log: LoadLog) -> Roof:
-    linears = _linears(model)
-    per_token = sum(2 * m.weight.numel() for m in linears) / 1e9
-    params = sum(p.numel() for p in model.parameters())
-    print(f"\n## Roof: one decode step's matmuls ({len(linears)} nn.Linear, the model's own weights, "
-          f"{ROOF_ROWS} rows, F.linear), measured now")
-    print(f"GFLOP per token: {per_token:.3f} (2 x linear weights; 2 x all {params / 1e6:.1f}M parameters: "
-          f"{2 * params / 1e9:.3f})")
-    print(f"{'dtype':>6} | {'GFLOP/s':>8} | {'roof tokens/s':>13} | {'hot GFLOP/s':>11}")
-    gflops = {}
-    for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
-        (streamed, hot), timing = log.time(f"roof {name}", lambda: (streamed_gflops(model, dtype),
-                                                                     hot_gflops(model, dtype)))
-        gflops[dtype] = streamed
-        print(f"{name:>6} | {streamed:>8.1f} | {streamed / per_token:>13.0f} | {hot:>11.1f} {_flag(timing)}")
-    print("(hot: each shape timed alone with its weight in cache, time-weighted; shown for reference, "
-          "a decode step streams every weight once)")
-    return Roof(per_token, gflops)
 
 
 # ------------------------------------------------------------------ throughput
@@ -336,7 +182,7 @@ def throughput(model, tokenizer, protocol, roof: Roof, batch_sizes, new_tokens: 
             share = [statistics.median(getattr(r, figure) / r.roof for r in side) for side in (ours, theirs)]
             cells.append(f"{mine:>6.1f} ({share[0]:.2f}) | {peer:>6.1f} ({share[1]:.2f}) | {mine / peer:>5.2f}")
         tokens = f"{statistics.median(r.tokens for r in ours):.0f}/{statistics.median(r.tokens for r in theirs):.0f}"
-        print(f"{batch:>5} | " + " | ".join(cells) + f" | {tokens} {_flag(*(r.timing for r in ours + theirs))}")
+        print(f"{batch:>5} | " + " | ".join(cells) + f" | {tokens} {flag(*(r.timing for r in ours + theirs))}")
     print(f"tokens: generated by ours/generate (median); each side samples its own. fp32 roof over these runs: "
           f"{min(roofs):.0f}-{max(roofs):.0f} tokens/s. A pair taken under load is run again (up to {reps} times) "
           "and left out of the medians.")
@@ -402,11 +248,11 @@ def dtype_effects(model, tokenizer, protocol, roof: Roof, rows_wanted: int, log:
              if subset < len(rows) else ""))
     print(f"{'':>26} | {'fp32':>6} | {'bf16':>6}")
     print(f"{f'tokens/s, batch {subset}':>26} | {_tokens_per_s(sub_fp32, sub_fp32_t):>6.1f} | "
-          f"{_tokens_per_s(bf16, bf16_t):>6.1f} {_flag(sub_fp32_t, bf16_t)}")
+          f"{_tokens_per_s(bf16, bf16_t):>6.1f} {flag(sub_fp32_t, bf16_t)}")
     print(f"{f'accuracy, {subset} rows':>26} | {_accuracy(sub_fp32, rows[:subset], task):>6.3f} | "
           f"{_accuracy(bf16, rows[:subset], task):>6.3f}")
     if subset < len(rows):
-        print(f"{f'tokens/s, batch {len(rows)}':>26} | {_tokens_per_s(fp32, fp32_t):>6.1f} | {'-':>6} {_flag(fp32_t)}")
+        print(f"{f'tokens/s, batch {len(rows)}':>26} | {_tokens_per_s(fp32, fp32_t):>6.1f} | {'-':>6} {flag(fp32_t)}")
         print(f"{f'accuracy, {len(rows)} rows':>26} | {_accuracy(fp32, rows, task):>6.3f} | {'-':>6}")
     print(f"bf16 vs fp32 greedy: {same}/{subset} traces identical; on average the first "
           f"{prefix:.0%} of fp32's tokens agree")
@@ -433,13 +279,13 @@ def budget_sweep(model, tokenizer, protocol, prompts: int, budgets, log: LoadLog
     same = sum(swept[b][i].completion_ids == separate[b][i].completion_ids for b in budgets for i in range(prompts))
     one = single.seconds
     print(f"one run at {top}: {one:.1f} s (mean thinking {statistics.mean(t.thinking_tokens for t in base):.0f} "
-          f"tokens, {sum(t.capped for t in base)}/{len(base)} capped) {_flag(single)}")
+          f"tokens, {sum(t.capped for t in base)}/{len(base)} capped) {flag(single)}")
     print(f"sweep, forking at each budget: {swept_t.seconds:.1f} s = {swept_t.seconds / one:.2f}x the single run "
-          f"{_flag(single, swept_t)}")
+          f"{flag(single, swept_t)}")
     print(f"run at {top} + post-hoc probe (re-prefills): {one + probe_t.seconds:.1f} s = "
-          f"{(one + probe_t.seconds) / one:.2f}x {_flag(single, probe_t)}")
+          f"{(one + probe_t.seconds) / one:.2f}x {flag(single, probe_t)}")
     print(f"{len(budgets)} separate capped runs: {separate_t.seconds:.1f} s = {separate_t.seconds / one:.2f}x "
-          f"(the sweep is {separate_t.seconds / swept_t.seconds:.2f}x faster) {_flag(single, separate_t)}")
+          f"(the sweep is {separate_t.seconds / swept_t.seconds:.2f}x faster) {flag(single, separate_t)}")
     print(f"sweep traces identical to the separate runs' token for token: {same}/{prompts * len(budgets)} "
           "(batch shapes differ, so float noise can flip a near-tied draw)")
 
@@ -455,13 +301,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.reps < 1:
         parser.error(f"--reps {args.reps} must be >= 1; 3 or more gives a median that one burst of load cannot move")
-    warn_if_busy_now()
-    model, tokenizer = load_policy(MODEL, device="cpu", dtype="fp32")
+    model, tokenizer, log, roof = start_run()
     protocol = ThinkingProtocol()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} CPUs")
-    log = LoadLog()
-    roof = measure_roof(model, log)
     parts = [args.only] if args.only else PARTS
     quick = args.quick
     if "throughput" in parts:
@@ -474,7 +315,7 @@ def main() -> None:
     again, timing = log.time("roof fp32, again at the end", lambda: streamed_gflops(model, torch.float32))
     drift = again / roof.gflops[torch.float32] - 1
     print(f"\nfp32 roof measured again at the end: {again:.1f} GFLOP/s ({drift:+.0%} from the start)"
-          + (" !! the machine's speed moved during the run" if abs(drift) > 0.15 else "") + f" {_flag(timing)}")
+          + (" !! the machine's speed moved during the run" if abs(drift) > 0.15 else "") + f" {flag(timing)}")
     log.report()
 
 

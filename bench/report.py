@@ -20,17 +20,15 @@ Run: ``make bench``, or ``.venv/bin/python bench/report.py``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rlcot.evals.report import write_report  # noqa: E402
-from rlcot.tasks import get_task  # noqa: E402
+from rlcot.evals.report import write_report
+from rlcot.tasks import get_task
 
 CHROMIUM = "/usr/bin/chromium"
 BUDGETS = (0, 32, 64, 128)
@@ -88,6 +86,7 @@ def measure(page_url: str, browser) -> dict:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # no options; --help says what it is
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as scratch:

@@ -10,36 +10,29 @@ twice through the whole pipeline (generate, score, store):
 3. **forked + gold**: the forked sweep again with the gold answer's log-probability
    measured (gold twins on the forked caches), to show what that metric costs.
 
-Both sides are timed in this run, under the load check of ``bench/generation.py``;
+Both sides are timed in this run, under the load check of ``bench/common.py``;
 the fp32 roof (tokens/s if decoding did nothing but the model's matmuls) is measured
 in the same run, and the forked sweep's decoding rate is reported as a fraction of it.
 The accuracy curve it measured (with 95% paired-bootstrap CIs) is printed at the end:
 the numbers the closing note of a sweep reports.
 
-Run: ``make bench`` (both benches), or ``.venv/bin/python bench/sweep.py [--quick]``.
+Run: ``make bench`` (every bench), or ``.venv/bin/python bench/sweep.py [--quick]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import MODEL, flag, start_run
 
-import torch  # noqa: E402
-from generation import MODEL, LoadLog, _flag, measure_roof, warn_if_busy_now  # noqa: E402
-
-from rlcot.evals.analysis import headline  # noqa: E402
-from rlcot.evals.store import load_rows  # noqa: E402
-from rlcot.evals.sweep import model_loader, run_sweep  # noqa: E402
-from rlcot.evals.sweep_spec import SweepSpec  # noqa: E402
-from rlcot.models import load_policy  # noqa: E402
+from rlcot.evals.analysis import headline
+from rlcot.evals.sweep import model_loader, run_sweep
+from rlcot.evals.sweep_spec import SweepSpec
+from rlcot.store import load_rows
 
 
 def main() -> None:
@@ -48,12 +41,7 @@ def main() -> None:
     parser.add_argument("--no-separate", action="store_true",
                         help="skip the separate runs (the slowest part), e.g. to re-measure a loaded forked run")
     args = parser.parse_args()
-    warn_if_busy_now()
-    model, tokenizer = load_policy(MODEL, device="cpu", dtype="fp32")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} CPUs")
-    log = LoadLog()
-    roof = measure_roof(model, log)
+    model, tokenizer, log, roof = start_run()
     spec = SweepSpec(models=(MODEL,), limit=8 if args.quick else 64, samples=2 if args.quick else 4,
                      temperature=0.7, budgets=(16, 32, 64) if args.quick else (16, 32, 64, 128, 256),
                      dtype="fp32", batch_size=64, gold_logprob=True)
@@ -74,18 +62,18 @@ def main() -> None:
         forked_all = forked.generate_s + forked.score_s
         print(f"{'':>28} | {'generate s':>10} | {'+ score s':>9} | {'rows':>5} | {'tokens decoded':>14}")
         print(f"{'forked (one run, forks)':>28} | {forked.generate_s:>10.1f} | {forked_all:>9.1f} | "
-              f"{forked.written:>5} | {forked.tokens:>14} {_flag(forked_t)}")
+              f"{forked.written:>5} | {forked.tokens:>14} {flag(forked_t)}")
         print(f"{'separate run per budget':>28} | {separate_generate:>10.1f} | {separate_all:>9.1f} | "
-              f"{sum(r.written for r in reports):>5} | {sum(r.tokens for r in reports):>14} {_flag(separate_t)}")
+              f"{sum(r.written for r in reports):>5} | {sum(r.tokens for r in reports):>14} {flag(separate_t)}")
         print(f"{'forked + gold log-prob':>28} | {gold.generate_s:>10.1f} | {gold.generate_s + gold.score_s:>9.1f} | "
-              f"{gold.written:>5} | {gold.tokens:>14} {_flag(gold_t)}")
+              f"{gold.written:>5} | {gold.tokens:>14} {flag(gold_t)}")
         print(f"forking is {separate_generate / forked.generate_s:.2f}x faster at generating "
-              f"({separate_all / forked_all:.2f}x with scoring) {_flag(forked_t, separate_t)}")
+              f"({separate_all / forked_all:.2f}x with scoring) {flag(forked_t, separate_t)}")
         rate = forked.tokens / forked.generate_s
         print(f"forked decoding: {rate:.0f} tokens/s = {rate / roof.tokens_per_s():.2f} of the fp32 roof "
-              f"({roof.tokens_per_s():.0f} tokens/s, measured above) {_flag(forked_t)}")
+              f"({roof.tokens_per_s():.0f} tokens/s, measured above) {flag(forked_t)}")
         print(f"the gold log-probability (twins on the forked caches) costs {gold.generate_s / forked.generate_s - 1:+.0%}"
-              f" generation time {_flag(forked_t, gold_t)}")
+              f" generation time {flag(forked_t, gold_t)}")
         rows = load_rows(scratch / "gold")
         print(f"\n## The curve it measured ({spec.limit} problems x {spec.samples} samples, default scoring)")
         lines = headline(rows)

@@ -15,7 +15,7 @@ token limits, same rewards, same optimizer. The completions differ: TRL's sample
 ours draw different random numbers, and ours forces ``</think>`` and the answer cue at
 the cap, so the tokens per step are printed beside the time. The first step of each
 side is a warm-up and not counted. Each side's whole run is timed under the load check
-of ``bench/generation.py``; the time in generation is measured by wrapping the
+of ``bench/common.py``; the time in generation is measured by wrapping the
 trainer's ``_generate`` on both sides alike.
 
 Run: ``make bench``, or ``.venv/bin/python bench/train.py [--steps N]``.
@@ -25,25 +25,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from common import LoadLog, flag, machine, warn_if_busy_now
+from transformers import TrainerCallback
 
-import torch  # noqa: E402
-from generation import LoadLog, _flag, warn_if_busy_now  # noqa: E402
-from transformers import TrainerCallback  # noqa: E402
-
-from rlcot.models import load_policy  # noqa: E402
-from rlcot.thinking import ThinkingProtocol  # noqa: E402
-from rlcot.train.data import build_data  # noqa: E402
-from rlcot.train.recipe import EvalSpec, load_recipe  # noqa: E402
-from rlcot.train.resolve import resolve_run  # noqa: E402
-from rlcot.train.trainer import build_trainer  # noqa: E402
+from rlcot.models import load_policy
+from rlcot.thinking import ThinkingProtocol
+from rlcot.train.data import build_data
+from rlcot.train.recipe import EvalSpec, load_recipe
+from rlcot.train.resolve import resolve_run
+from rlcot.train.trainer import build_trainer
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "arith-grpo-cpu.yaml"
 
@@ -101,9 +97,8 @@ def main() -> None:
         parser.error(f"--steps {args.steps}: need at least 2 (the first is a warm-up)")
     warn_if_busy_now()
     recipe = replace(load_recipe(RECIPE), sft_warmup=None, eval=EvalSpec(every=0))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}; recipe {RECIPE.name} without its SFT warm-up (the base "
-          f"policy), {args.steps} steps per side, first one not counted")
+    print(f"{machine()}; recipe {RECIPE.name} without its SFT warm-up (the base policy), "
+          f"{args.steps} steps per side, first one not counted")
     log = LoadLog()
     with tempfile.TemporaryDirectory() as scratch:
         sides = [run_side(name, recipe, args.steps, Path(scratch), log)
@@ -112,12 +107,12 @@ def main() -> None:
     for side in sides:
         rest = side["step"] - side["generate"]
         print(f"{side['name']:>30} | {side['step']:>7.1f} | {side['generate']:>10.1f} | {rest:>7.1f} | "
-              f"{side['tokens']:>11.0f} | {side['tokens'] / side['generate']:>9.1f} {_flag(side['timing'])}")
+              f"{side['tokens']:>11.0f} | {side['tokens'] / side['generate']:>9.1f} {flag(side['timing'])}")
     ours, theirs = sides
     print(f"ours is {theirs['step'] / ours['step']:.2f}x faster per step "
           f"({theirs['generate'] / ours['generate']:.2f}x in generation; per generated token "
           f"{(theirs['generate'] / theirs['tokens']) / (ours['generate'] / ours['tokens']):.2f}x) "
-          f"{_flag(ours['timing'], theirs['timing'])}")
+          f"{flag(ours['timing'], theirs['timing'])}")
     log.report()
 
 

@@ -7,7 +7,7 @@ import pytest
 from rlcot.tasks import TASKS, get_task
 from rlcot.verifiers import REGISTRY, get_verifier
 
-JUNK = "}{\\boxed{" * 125_000  # 1 MB of brace soup; its latency per verifier is in bench/verifiers.py
+JUNK = "}{\\boxed{" * 125_000  # 1 MB of brace soup; its latency per verifier is in bench/verifier_speed.py
 
 
 def _task(name):

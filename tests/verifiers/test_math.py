@@ -24,7 +24,7 @@ from rlcot.verifiers.math_answers import compile_answer_pattern, gold_answer, go
 TIMEOUT = 1.0  # shorter than the default 2 s: the hostile cases below wait it out
 # The time bound is a feature, so tests check it, with a margin no machine load flips: a bounded
 # call returns ~10 ms after its deadline, an unbounded one after minutes, a queued one after
-# several timeouts. Latency itself is measured in bench/verifiers.py, never asserted here.
+# several timeouts. Latency itself is measured in bench/verifier_speed.py, never asserted here.
 BOUND_S = TIMEOUT + 1.5
 
 GSM8K_GOLD = "He pays 10 * 100 = <<10*100=1000>>1000 dollars.\nThen 1000 + 200 = 1,200.\n#### 1,200"

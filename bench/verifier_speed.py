@@ -21,28 +21,24 @@
 Latency lives here, not in the tests: a test asserts a time only for the bound that is
 a feature (math's timeout), with a margin machine load cannot flip.
 
-Run: ``.venv/bin/python bench/verifiers.py`` (about a minute; ``--quick`` for less).
+Run: ``make bench``, or ``.venv/bin/python bench/verifier_speed.py`` (about a minute; ``--quick`` for
+less).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import random
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-# Run as a script, this folder heads sys.path and this file's name would shadow the package.
-HERE, ROOT = Path(__file__).resolve().parent, Path(__file__).resolve().parents[1]
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
-
-from rlcot.tasks import GSM8K_DIR  # noqa: E402
-from rlcot.verifiers import get_verifier  # noqa: E402
+from rlcot.tasks import GSM8K_DIR
+from rlcot.verifiers import get_verifier
 
 GSM8K = GSM8K_DIR / "test.jsonl"  # the copy the package ships
 
@@ -235,11 +231,10 @@ def puzzle_completion(module, example: dict, rng: random.Random, right: bool) ->
 def bench_puzzles(name: str, n: int) -> list[list[str]]:
     try:
         verifier = get_verifier(name)
-        import importlib
-
-        module = importlib.import_module(f"verifiers.{name}")
+        module = importlib.import_module(f"rlcot.verifiers.{name}")
+        generator = importlib.import_module(f"rlcot.verifiers.{name}_generator")
         start = time.perf_counter()
-        examples = module.generate(n, seed=0)
+        examples = generator.generate(n, seed=0)
         made = time.perf_counter() - start
     except Exception as err:  # noqa: BLE001 - a module being written by others may not be ready
         print(f"{name}: skipped ({type(err).__name__}: {err})")
