@@ -1,10 +1,10 @@
-"""Seeded sampling for the hf backend: a token per row from one uniform draw.
+"""Seeded sampling for the hf backend: a token per batch slot from one uniform draw.
 
 Each sampled token comes from one uniform draw fixed by (seed, position), turned
 into a token by inverse-CDF search, so a sequence samples the same tokens whatever
 batch it is in, and a probed or forked trace equals a fresh capped run. No
 per-request ``torch.Generator``: a counter-based draw has no state to carry, fork
-or share between rows, and per-row ``torch.multinomial`` costs ~1.5 ms a row at a
+or share between slots, and per-slot ``torch.multinomial`` costs ~1.5 ms a slot at a
 49k-token vocabulary.
 
 Logprobs are of the temperature-scaled distribution before top-p (what TRL's GRPO
@@ -21,7 +21,7 @@ from .base import SamplingConfig
 
 
 def choose(logits: torch.Tensor, sampling: SamplingConfig, draws: Sequence[tuple[int, int]]):
-    """A token and its logprob for each row of ``logits``; row i's draw is fixed by ``draws[i]``, (seed, position)."""
+    """A token and its logprob for each slot of ``logits``; slot i's draw is fixed by ``draws[i]``, (seed, position)."""
     if sampling.greedy:
         tokens = logits.argmax(-1)
         logprobs = torch.log_softmax(logits, -1).gather(-1, tokens[:, None])[:, 0]
@@ -57,17 +57,17 @@ def _mix64(z: int) -> int:
 
 
 def inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor, block: int = 256) -> torch.Tensor:
-    """For each row, the first token whose cumulative probability exceeds ``uniform * total``.
+    """For each slot, the first token whose cumulative probability exceeds ``uniform * total``.
 
     In two levels, block sums and then one block, with float64 sums: a float64 cumsum
-    over the whole vocabulary (49k tokens x 64 rows) took ~20 ms a step, this ~3 ms. Only
+    over the whole vocabulary (49k tokens x 64 slots) took ~20 ms a step, this ~3 ms. Only
     the order of float64 additions differs from the one-level search (~1e-16, far below
     the model's own float noise), so it picks the same tokens.
     """
-    rows, vocab = probs.shape
+    slots, vocab = probs.shape
     if vocab % block:
         probs = torch.nn.functional.pad(probs, (0, block - vocab % block))  # zero mass: never picked
-    blocks = probs.view(rows, -1, block)
+    blocks = probs.view(slots, -1, block)
     mass = blocks.sum(-1, dtype=torch.float64)
     ends = mass.cumsum(-1)
     targets = (uniforms * ends[:, -1])[:, None]

@@ -9,8 +9,8 @@ truncates the thinking, forces the delimiter and cue, and decodes the short answ
 
 There is one sweep API, ``sweep``; every backend implements ``Generator.sweep``:
 
-- the hf backend forks a row as it reaches each smaller budget, copying its KV
-  cache row, so nothing is recomputed (``rlcot.generation.hf``);
+- the hf backend forks a sequence as it reaches each smaller budget, copying its KV
+  cache slot, so nothing is recomputed (``rlcot.generation.hf``);
 - a backend that cannot fork (vLLM) generates at BK and then ``probe``s: it
   re-prefills each truncated thinking and decodes the answer (``sweep_by_probing``).
 

@@ -103,15 +103,15 @@ class VLLMGenerator:
     ) -> list[Trace]:
         for request in requests:
             check_request(request, budget)
-        rows = [self.rules.start(i, request, budget.max_thinking_tokens) for i, request in enumerate(requests)]
-        active = rows
+        sequences = [self.rules.start(i, request, budget.max_thinking_tokens) for i, request in enumerate(requests)]
+        active = sequences
         while active:
             self._run_round(active, sampling, budget)
-            still = [row for row in active if row.finish is None]
+            still = [seq for seq in active if seq.finish is None]
             if progress and len(still) < len(active):
                 progress(len(active) - len(still))
             active = still
-        return [self.rules.to_trace(row) for row in rows]
+        return [self.rules.to_trace(seq) for seq in sequences]
 
     def sweep(
         self,
@@ -128,46 +128,46 @@ class VLLMGenerator:
     # --------------------------------------------------------------- rounds
 
     def _run_round(self, active: list[SequenceState], sampling: SamplingConfig, budget) -> None:
-        """One ``generate`` call for every row that still has room; consume the outputs."""
+        """One ``generate`` call for every sequence that still has room; consume the outputs."""
         bound = sampling.max_tokens  # the whole completion, forced tokens included
         jobs = []
-        for row in active:
-            params = self._params(row, sampling, budget)
+        for seq in active:
+            params = self._params(seq, sampling, budget)
             if params is None:  # no room: the context is full, or the completion at max_tokens
-                row.cut(bound)
+                seq.cut(bound)
             else:
-                jobs.append((row, params))
+                jobs.append((seq, params))
         if not jobs:
             return
-        prompts = [self.vllm.TokensPrompt(prompt_token_ids=row.request.prompt_ids + row.ids) for row, _ in jobs]
+        prompts = [self.vllm.TokensPrompt(prompt_token_ids=seq.request.prompt_ids + seq.ids) for seq, _ in jobs]
         outputs = self.llm.generate(prompts, [params for _, params in jobs], use_tqdm=False)
-        for (row, _), output in zip(jobs, outputs):
-            self._consume(row, output.outputs[0], budget)
-            if row.finish is None and len(row.ids) >= bound:
-                row.cut(bound)  # hf stops there, even inside forced tokens
+        for (seq, _), output in zip(jobs, outputs):
+            self._consume(seq, output.outputs[0], budget)
+            if seq.finish is None and len(seq.ids) >= bound:
+                seq.cut(bound)  # hf stops there, even inside forced tokens
 
-    def _room(self, row: SequenceState, sampling: SamplingConfig) -> int | None:
-        """Tokens the row may still take: what the context has left, and ``max_tokens``."""
-        used = len(row.request.prompt_ids) + len(row.ids)
+    def _room(self, seq: SequenceState, sampling: SamplingConfig) -> int | None:
+        """Tokens the sequence may still take: what the context has left, and ``max_tokens``."""
+        used = len(seq.request.prompt_ids) + len(seq.ids)
         context = None if self.max_model_len is None else self.max_model_len - used
-        return _smallest(context, sampling.max_tokens - len(row.ids))
+        return _smallest(context, sampling.max_tokens - len(seq.ids))
 
-    def _params(self, row: SequenceState, sampling: SamplingConfig, budget):
-        """This row's SamplingParams for the next round; None when it has no room left."""
-        room = self._room(row, sampling)
-        if row.thinking:
+    def _params(self, seq: SequenceState, sampling: SamplingConfig, budget):
+        """This sequence's SamplingParams for the next round; None when it has no room left."""
+        room = self._room(seq, sampling)
+        if seq.thinking:
             cap = budget.max_thinking_tokens
-            limit = _smallest(None if cap is None else cap - row.thinking_tokens, room)
+            limit = _smallest(None if cap is None else cap - seq.thinking_tokens, room)
             stop = [self.protocol.close_tag]
         else:
-            limit = _smallest(budget.max_answer_tokens - row.answer_tokens, room)
+            limit = _smallest(budget.max_answer_tokens - seq.answer_tokens, room)
             stop = []
         if limit is not None and limit < 1:
             return None
         return self.vllm.SamplingParams(
             temperature=sampling.temperature,
             top_p=sampling.top_p,
-            seed=_round_seed(row.request.seed, len(row.ids)),
+            seed=_round_seed(seq.request.seed, len(seq.ids)),
             max_tokens=limit,
             stop=stop,
             include_stop_str_in_output=True,
@@ -176,7 +176,7 @@ class VLLMGenerator:
             skip_special_tokens=True,  # the text hf's delimiter check decodes
         )
 
-    def _consume(self, row: SequenceState, output, budget) -> None:
+    def _consume(self, seq: SequenceState, output, budget) -> None:
         """Replay one round's tokens through the forcing rules; drop what follows a rule firing."""
         token_ids = list(output.token_ids)
         logprobs = _sampled_logprobs(output, token_ids)
@@ -184,11 +184,11 @@ class VLLMGenerator:
         eos_at_end = output.finish_reason == "stop" and not isinstance(output.stop_reason, str)
         for j, (token, logprob) in enumerate(zip(token_ids, logprobs)):
             eos = token in self.rules.eos_ids or (eos_at_end and j == len(token_ids) - 1)
-            row.append(token, logprob)
-            if self.rules.advance(row, budget, eos):
+            seq.append(token, logprob)
+            if self.rules.advance(seq, budget, eos):
                 return
         if output.finish_reason == "length" or not token_ids:
-            row.finish = "length"  # out of context with no rule firing
+            seq.finish = "length"  # out of context with no rule firing
         # Otherwise a stop string matched text the delimiter check does not see: go round again.
 
 # ------------------------------------------------------------------ helpers

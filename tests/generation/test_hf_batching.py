@@ -1,5 +1,5 @@
-"""Continuous batching in the hf backend: rows that join a running batch decode exactly
-as they would alone, and they do join it (the batch is refilled as rows finish)."""
+"""Continuous batching in the hf backend: sequences that join a running batch decode exactly
+as they would alone, and they do join it (the batch is refilled as sequences finish)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from tests.conftest import make_request
 GREEDY = SamplingConfig()
 QUESTIONS = ["What is 2 + 3?", "Tom has 12 apples and eats 5. How many are left?", "Compute 7 * 6.",
              "Halve 10.", "What is 9 - 4, exactly?", "Add 1 and 1.", "Is 7 prime? Say yes or no.", "Double 21."]
-# What each scripted row writes: prompts of different lengths, thinking of very different
-# lengths (so rows finish at different steps), closed, ended by EOS, or run into the cap.
+# What each scripted request writes: prompts of different lengths, thinking of very different
+# lengths (so sequences finish at different steps), closed, ended by EOS, or run into the cap.
 SCRIPTS = ["So 5.</think> \\boxed{5}", "12 minus 5 " * 6 + "is 7.</think> The answer is \\boxed{7}.",
            "7 times 6.", "on " * 40, "9 - 4 = 5, so the answer is five.</think> \\boxed{5}", "2.</think>",
            "seven " * 15 + "is prime", "42.</think> \\boxed{42}"]
@@ -33,8 +33,8 @@ class PromptScriptedLM(torch.nn.Module):
 
     Like ``ScriptedLM`` it keeps the token ids in the KV cache it is handed and reads
     the attention mask, so it sees exactly what a real model would attend to. It also
-    checks each row's position ids against the real tokens it attends to, and records
-    every forward as (kind, rows, columns attended): the batch a real model would run.
+    checks each slot's position ids against the real tokens it attends to, and records
+    every forward as (kind, slots, columns attended): the batch a real model would run.
     """
 
     def __init__(self, scripts: dict[tuple[int, ...], list[int]], vocab_size: int, eos_id: int):
@@ -51,14 +51,14 @@ class PromptScriptedLM(torch.nn.Module):
         fed = input_ids[:, None, :, None].float()  # token ids < 2^24 are exact in float32
         history, _ = past_key_values.update(fed, fed, 0)
         logits = torch.full((input_ids.shape[0], 1, self.config.vocab_size), -1e4)
-        for r in range(input_ids.shape[0]):
-            seen = history[r, 0, :, 0][attention_mask[r].bool()].long().tolist()
-            if position_ids[r, -1] != len(seen) - 1:
-                raise AssertionError(f"row {r}: position {int(position_ids[r, -1])} after {len(seen) - 1} tokens")
+        for s in range(input_ids.shape[0]):
+            seen = history[s, 0, :, 0][attention_mask[s].bool()].long().tolist()
+            if position_ids[s, -1] != len(seen) - 1:
+                raise AssertionError(f"slot {s}: position {int(position_ids[s, -1])} after {len(seen) - 1} tokens")
             prompt = next(p for p in self.scripts if tuple(seen[: len(p)]) == p)
             completion, script = seen[len(prompt) :], self.scripts[prompt]
             token = script[len(completion)] if len(completion) < len(script) else self.eos_id
-            logits[r, 0, token] = 0.0
+            logits[s, 0, token] = 0.0
         return SimpleNamespace(logits=logits, past_key_values=past_key_values)
 
 
@@ -91,7 +91,7 @@ def test_refilled_batches_equal_one_request_at_a_time_in_request_order(scripted_
     assert [t.request_id for t in batched] == [r.request_id for r in requests]
 
 
-def test_rows_join_the_running_batch_as_others_finish(scripted_batch, tokenizer, protocol):
+def test_sequences_join_the_running_batch_as_others_finish(scripted_batch, tokenizer, protocol):
     model, requests = scripted_batch
     budget = Budget(max_thinking_tokens=30, max_answer_tokens=8)
     results = {}
@@ -102,13 +102,13 @@ def test_rows_join_the_running_batch_as_others_finish(scripted_batch, tokenizer,
         results[refill_at, "calls"] = list(model.calls)
     assert results[0.0] == results[0.75]
     drained, refilled = results[0.0, "calls"], results[0.75, "calls"]
-    # without refill: two batches of 4, each run until its longest row
-    assert [rows for kind, rows, _ in drained if kind == "prefill"] == [4, 4]
-    # with it: groups are prefilled while other rows are still decoding, and merged into their steps
-    merges = [i for i, (kind, rows, _) in enumerate(refilled) if kind == "prefill" and i > 0
-              and refilled[i + 1][0] == "step" and refilled[i + 1][1] > rows]
+    # without refill: two batches of 4, each run until its longest sequence
+    assert [slots for kind, slots, _ in drained if kind == "prefill"] == [4, 4]
+    # with it: groups are prefilled while other sequences are still decoding, and merged into their steps
+    merges = [i for i, (kind, slots, _) in enumerate(refilled) if kind == "prefill" and i > 0
+              and refilled[i + 1][0] == "step" and refilled[i + 1][1] > slots]
     assert merges
-    steps = [rows for kind, rows, _ in refilled if kind == "step"]
+    steps = [slots for kind, slots, _ in refilled if kind == "step"]
     assert max(steps) <= 4 and len(steps) < len([1 for kind, _, _ in drained if kind == "step"])
 
 
@@ -116,13 +116,13 @@ def test_a_batch_refills_only_below_the_threshold(scripted_batch, tokenizer, pro
     model, requests = scripted_batch
     generator = HFGenerator(model, tokenizer, protocol, batch_size=4, refill_at=0.75)
     generator.generate(requests, GREEDY, Budget(max_thinking_tokens=30, max_answer_tokens=8))
-    prefills = [(i, rows) for i, (kind, rows, _) in enumerate(model.calls) if kind == "prefill"]
-    for i, rows in prefills[1:]:
-        running = model.calls[i + 1][1] - rows  # rows already decoding when this group joined
-        assert running < 3 and running + rows <= 4  # 3 = 0.75 * 4: a fuller batch is left alone
+    prefills = [(i, slots) for i, (kind, slots, _) in enumerate(model.calls) if kind == "prefill"]
+    for i, slots in prefills[1:]:
+        running = model.calls[i + 1][1] - slots  # sequences already decoding when this group joined
+        assert running < 3 and running + slots <= 4  # 3 = 0.75 * 4: a fuller batch is left alone
 
 
-def test_rows_that_start_with_forced_tokens_join_a_running_batch(scripted_batch, tokenizer, protocol):
+def test_sequences_that_start_with_forced_tokens_join_a_running_batch(scripted_batch, tokenizer, protocol):
     model, requests = scripted_batch
     budget = Budget(max_thinking_tokens=6, max_answer_tokens=8)
     full = HFGenerator(model, tokenizer, protocol, batch_size=8).generate(requests, GREEDY, budget)
@@ -139,8 +139,8 @@ def test_rows_that_start_with_forced_tokens_join_a_running_batch(scripted_batch,
             == [_fields(t) for t in _alone(generator, requests, GREEDY, zero)])
 
 
-def test_a_row_wider_than_the_running_batch_widens_it_to_the_left(tokenizer, protocol):
-    # Requests go longest first by prompt + resumed thinking, but a row resumed at its cap
+def test_a_sequence_wider_than_the_running_batch_widens_it_to_the_left(tokenizer, protocol):
+    # Requests go longest first by prompt + resumed thinking, but a sequence resumed at its cap
     # also prefills the forced delimiter and cue, so it can be wider than the batch it joins.
     long, short, resumed = (make_request(tokenizer, protocol, QUESTIONS[i], seed=i, rid=i) for i in (1, 4, 3))
     k = len(short.prompt_ids) - len(resumed.prompt_ids) - 1  # sorts just after `short`
@@ -153,7 +153,7 @@ def test_a_row_wider_than_the_running_batch_widens_it_to_the_left(tokenizer, pro
     budget = Budget(max_thinking_tokens=k, max_answer_tokens=6, answer_after_eos=False)
     generator = HFGenerator(model, tokenizer, protocol, batch_size=2)
     batched = generator.generate([long, short, resumed], GREEDY, budget)
-    joined = next(i for i, (kind, rows, _) in enumerate(model.calls) if kind == "prefill" and i > 0)
+    joined = next(i for i, (kind, slots, _) in enumerate(model.calls) if kind == "prefill" and i > 0)
     assert model.calls[joined][2] > model.calls[joined - 1][2]  # the newcomer is wider than the window
     assert model.calls[joined + 1] == ("step", 2, model.calls[joined][2] + 1)  # which now starts where it does
     assert [_fields(t) for t in batched] == [_fields(t) for t in _alone(generator, [long, short, resumed], GREEDY,
@@ -175,7 +175,7 @@ def test_a_refilled_sweep_forks_exactly_like_fresh_capped_runs(scripted_batch, t
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_a_real_model_decodes_the_same_with_refill_as_alone(tiny_model, tokenizer, protocol, temperature):
     # Real attention over merged, padded and regrown caches: 110 tokens outgrow the first
-    # buffers, so the cache is moved at least once while rows come and go.
+    # buffers, so the cache is moved at least once while sequences come and go.
     requests = [make_request(tokenizer, protocol, q, seed=i, rid=i) for i, q in enumerate(QUESTIONS[:5])]
     sampling = SamplingConfig(temperature=temperature, max_tokens=110)
     budget = Budget(max_thinking_tokens=None, answer_after_eos=False)
@@ -196,7 +196,7 @@ def test_a_real_model_sweeps_the_same_with_refill_as_fresh_runs(tiny_model, toke
     generator = HFGenerator(tiny_model, tokenizer, protocol, batch_size=1)
     for cap in budgets:
         fresh = _alone(generator, requests, sampling, replace(settings, max_thinking_tokens=cap))
-        # forked rows share a refilled batch, fresh ones run alone: equal up to float ties (tests/noise.py)
+        # forked sequences share a refilled batch, fresh ones run alone: equal up to float ties (tests/noise.py)
         for request, forked, single in zip(requests, swept[cap], fresh):
             assert_same_up_to_ties(tiny_model, tokenizer, request, forked, single, sampling)
         assert all(t.budget == cap and t.thinking_tokens <= cap for t in swept[cap])

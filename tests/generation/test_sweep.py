@@ -106,7 +106,7 @@ def test_sweep_by_forking_equals_fresh_capped_runs_and_probing_up_to_float_ties(
     for cap in budgets:
         fresh = [generator.generate([r], sampling, Budget(max_thinking_tokens=cap, max_answer_tokens=4))[0]
                  for r in requests]
-        # forked rows share a batch, fresh ones run alone, probes prefill: equal up to float ties
+        # forked sequences share a batch, fresh ones run alone, probes prefill: equal up to float ties
         for request, forked, alone in zip(requests, swept[cap], fresh):
             assert_same_up_to_ties(tiny_model, tokenizer, request, forked, alone, sampling)
         assert all(t.budget == cap and t.thinking_tokens == cap for t in swept[cap])
