@@ -32,7 +32,7 @@ from common import MODEL, flag, start_run
 from rlcot.evals.analysis import headline
 from rlcot.evals.sweep import model_loader, run_sweep
 from rlcot.evals.sweep_spec import SweepSpec
-from rlcot.store import load_rows
+from rlcot.store import load_traces
 
 
 def main() -> None:
@@ -74,7 +74,7 @@ def main() -> None:
               f"({roof.tokens_per_s():.0f} tokens/s, measured above) {flag(forked_t)}")
         print(f"the gold log-probability (twins on the forked caches) costs {gold.generate_s / forked.generate_s - 1:+.0%}"
               f" generation time {flag(forked_t, gold_t)}")
-        rows = load_rows(scratch / "gold")
+        rows = load_traces(scratch / "gold")
         print(f"\n## The curve it measured ({spec.limit} problems x {spec.samples} samples, default scoring)")
         lines = headline(rows)
         print(" | ".join(f"{c:>10}" for c in lines[0]))

@@ -1,4 +1,4 @@
-"""From sweep rows to the tables, headline numbers and figures a paper reports.
+"""From stored sweep traces to the tables, headline numbers and figures a paper reports.
 
 ``rlcot.evals.series`` groups the rows of ``rlcot.evals.sweep`` into series and computes their
 points; this module turns them into what a sweep prints and plots:
@@ -21,6 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
+from rlcot.records import ScoredTrace
+
 from . import intervals, outcomes
 from .points import Point
 from .series import (Series, _at_k, _by_problem, at_k_points, confidence_of, curve_points, is_correct, risk_points,
@@ -29,19 +31,19 @@ from .series import (Series, _at_k, _by_problem, at_k_points, confidence_of, cur
 SIZE_RATIO = 1.25  # models plot against their size only when the largest has at least this times the smallest's
 
 
-def headline(rows: Sequence[dict], seed: int = 0) -> list[dict]:
+def headline(rows: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
     """One table row per (series, budget): the numbers a sweep prints at its end."""
     table = []
     for series in series_of(rows):
         points = {(p.metric, p.budget): p for p in curve_points(series, "", seed=seed)}
         for budget in series.budgets:
             at = series.at(budget)
-            rates = outcomes.outcome_rates([r["verdict"]["outcome"] for r in at], [r["verdict"]["hedged"] for r in at],
-                                          [r["score"] for r in at])
+            rates = outcomes.outcome_rates([r.verdict.outcome for r in at], [r.verdict.hedged for r in at],
+                                          [r.score for r in at])
             accuracy = points["accuracy", budget]
             line = {"model": series.label, "B": budget,
-                    "think": f"{np.mean([r['thinking_tokens'] for r in at]):.0f}",
-                    "cap": f"{np.mean([r['capped'] for r in at]):.0%}",
+                    "think": f"{np.mean([r.thinking_tokens for r in at]):.0f}",
+                    "cap": f"{np.mean([r.capped for r in at]):.0%}",
                     "acc": f"{accuracy.y:.3f}", "95% CI": f"{accuracy.lo:.2f}-{accuracy.hi:.2f}"}
             gold = points.get(("gold_logprob", budget))
             line["logp gold"] = f"{gold.y:.2f}" if gold else "-"
@@ -55,7 +57,7 @@ def headline(rows: Sequence[dict], seed: int = 0) -> list[dict]:
     return table
 
 
-def before_after(rows: Sequence[dict], seed: int = 0) -> list[dict]:
+def before_after(rows: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
     """Per budget: the first curve (before training) against the last (after), on the same problems.
 
     Accuracy of each, their difference with a paired bootstrap interval over problems
@@ -73,7 +75,7 @@ def before_after(rows: Sequence[dict], seed: int = 0) -> list[dict]:
     table = []
     for budget in sorted(set(before.budgets) & set(after.budgets)):
         def correct(series):
-            at = [r for r in series.at(budget) if r["row_id"] in shared]
+            at = [r for r in series.at(budget) if r.row_id in shared]
             by = _by_problem(at)
             return np.array([np.mean([is_correct(r) for r in by[p]]) for p in shared])
 
@@ -83,15 +85,15 @@ def before_after(rows: Sequence[dict], seed: int = 0) -> list[dict]:
                 "accuracy_before": float(a.mean()), "accuracy_after": float(b.mean()),
                 "change": float(change.mean), "change_lo": float(change.lo), "change_hi": float(change.hi),
                 "level": change.level}
-        def answerable(row: dict) -> bool:
-            return row.get("row", {}).get("answerable", True) is not False
+        def answerable(row: ScoredTrace) -> bool:
+            return row.row.get("answerable", True) is not False
 
         if not all(answerable(r) for r in after.at(budget)):
             for name, series in (("before", before), ("after", after)):
                 for kind, flag in (("answerable", True), ("unanswerable", False)):
                     picked = [r for r in series.at(budget) if answerable(r) == flag]
                     line[f"abstain_{kind}_{name}"] = float(np.mean(
-                        [r["verdict"]["outcome"] == "abstain" for r in picked])) if picked else None
+                        [r.verdict.outcome == "abstain" for r in picked])) if picked else None
         table.append(line)
     return table
 
@@ -101,8 +103,8 @@ def calibration(series: Series) -> list[dict]:
     out = []
     for budget in series.budgets:
         at = series.at(budget)
-        rates = outcomes.outcome_rates([r["verdict"]["outcome"] for r in at], [r["verdict"]["hedged"] for r in at],
-                                      [r["score"] for r in at])
+        rates = outcomes.outcome_rates([r.verdict.outcome for r in at], [r.verdict.hedged for r in at],
+                                      [r.score for r in at])
         line = {"budget": budget, **rates.__dict__}
         if series.samples > 1:
             confidence, correct = confidence_of(at)
@@ -115,7 +117,7 @@ def calibration(series: Series) -> list[dict]:
 # ------------------------------------------------------------------ a run's figures
 
 
-def plot_runs(rows: Sequence[dict], out_dir, scheme: str = "default", fit: bool = False, seed: int = 0) -> dict:
+def plot_runs(rows: Sequence[ScoredTrace], out_dir, scheme: str = "default", fit: bool = False, seed: int = 0) -> dict:
     """Every figure of one sweep (or several overlaid) and a ``summary.json``; returns the summary.
 
     Writes ``accuracy`` (with the gold log-probability panel where measured), ``at_k``
@@ -209,7 +211,7 @@ def _training_plot(all_series: list[Series], points: list[Point], out_dir) -> tu
     stepped = list({s.step: s for s in all_series if s.step is not None}.values())
     if len(stepped) < 2:
         return [], {}
-    run_dir = stepped[0].rows[0].get("run_dir")
+    run_dir = stepped[0].rows[0].run_dir
     by_label = {s.label: s for s in stepped}
     curve = sorted((replace(p, series=f"B={p.budget}", x=float(by_label[p.series].step))
                     for p in points if p.metric == "accuracy" and p.series in by_label), key=lambda p: p.x)
@@ -237,7 +239,7 @@ def _size_plot(all_series: list[Series], points: list[Point], out_dir) -> list:
     """Accuracy at each budget against model size, when several models of known size were swept."""
     from . import plots
 
-    sized = {s.label: s.rows[0].get("parameters") for s in all_series if s.step is None}
+    sized = {s.label: s.rows[0].parameters for s in all_series if s.step is None}
     sized = {label: n for label, n in sized.items() if n}
     if len(sized) < 2 or max(sized.values()) < SIZE_RATIO * min(sized.values()):
         return []  # one size: adapters (LoRA adds ~1-5%) or fine-tunes of one model are not a scaling curve
@@ -247,13 +249,13 @@ def _size_plot(all_series: list[Series], points: list[Point], out_dir) -> list:
                             ylabel="accuracy (95% CI)", log_x=True, title="accuracy at each thinking budget by model size")
 
 
-def label_rows(rows: list[dict], run_dir, overlaid: bool) -> list[dict]:
+def label_rows(rows: list[ScoredTrace], run_dir, overlaid: bool) -> list[ScoredTrace]:
     """Overlaid runs name their series ``RUN: model``, so two runs of one model stay two curves."""
     if not overlaid:
         return rows
     from pathlib import Path
 
-    return [{**row, "series": f"{Path(run_dir).name}: {row['model']}"} for row in rows]
+    return [row.with_context(model=f"{Path(run_dir).name}: {row.model}") for row in rows]
 
 
 def finite_or_null(value):

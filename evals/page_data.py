@@ -11,7 +11,7 @@ table of every trace, not around the figures. ``report_data`` gathers its parts:
   accuracy over checkpoints) and, for a training run, reward and outcome rates over
   steps from its ``metrics.jsonl``. Each is matplotlib's SVG, embedded as a data URI
   (an inline SVG's ids would collide between figures);
-- the traces: a sweep's rows and a training run's kept rollouts (``traces.jsonl``),
+- the traces: a sweep's rows and a training run's kept rollouts (``rollouts.jsonl``),
   filterable by outcome, budget, hedged, task and model/checkpoint, sortable by
   thinking tokens. A trace opens beside the table: prompt, thinking and answer with
   the tokens budget forcing wrote highlighted (``forced_spans``), the verdict and its
@@ -20,9 +20,12 @@ table of every trace, not around the figures. ``report_data`` gathers its parts:
   budgets are forks of one trace, so they read as the trace cut at each cap).
 
 Traces are stored once each with their prompts deduplicated. Run directories are
-shared, so any file in one may be hostile: a value of the wrong type (a string step or
-budget) is shown in the traces as text; a row the numbers cannot count is left out of
-them, and the page says how many and why (``uncountable``). ``report`` renders the data.
+shared, so any file in one may be hostile. Traces are read through the one reader
+(``rlcot.store``), which keeps only lines that are stored traces with every field of
+its type (``rlcot.records.line_problem``): a line that is not is left out of the traces
+and the numbers, and the page names it (``left_out``). Every string is escaped where
+the page draws it; the other files (metrics, summary) are read defensively here
+(``_text``, ``_scalar``). ``report`` renders the data.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import base64
 import json
 import math
 import tempfile
-from collections import Counter
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,12 +42,13 @@ from typing import Sequence
 
 import matplotlib
 
-from rlcot.jsonl import complete_rows
-from rlcot.verifiers.base import OUTCOMES
+from rlcot.jsonl import DamagedLinesWarning, complete_rows, describe_skipped
+from rlcot.records import ScoredTrace
+from rlcot.runinfo import ROLLOUTS
 
 from . import analysis, plots
 from .points import Point
-from .store import load_rows, row_files
+from rlcot.store import TraceStore, load_traces, trace_files
 
 # What a training run's steps are plotted as; each metric exists only when the run logged it.
 REWARD_METRICS = ("reward", "score/mean")
@@ -62,9 +66,10 @@ class Run:
 
     path: Path
     kind: str  # "sweep" or "training"
-    rows: list[dict] = field(default_factory=list)  # sweep rows (a training run's eval curves)
+    rows: list[ScoredTrace] = field(default_factory=list)  # sweep traces (a training run's eval curves)
     metrics: list[dict] = field(default_factory=list)  # a training run's log lines
-    rollouts: list[dict] = field(default_factory=list)  # a training run's kept rollouts
+    rollouts: list[ScoredTrace] = field(default_factory=list)  # a training run's kept rollouts
+    skipped: list = field(default_factory=list)  # damaged lines of its stores (rlcot.jsonl.SkippedLine)
     summary: dict | None = None  # a training run's summary.json, as ``read_summary`` leaves it
 
 
@@ -73,17 +78,28 @@ def read_run(path: Path, scheme: str = "default") -> Run:
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"{str(path)!r} is not a directory; pass the --out of `rlcot sweep` or `rlcot train`")
-    if row_files(path):
-        return Run(path, "sweep", rows=load_rows(path, scheme))
-    eval_dirs = sorted(d for d in (path / "eval").glob("*") if d.is_dir() and row_files(d))
-    if not (path / "metrics.jsonl").is_file() and not eval_dirs and not (path / "traces.jsonl").is_file():
-        raise ValueError(f"{path} holds neither sweep rows (rows*.jsonl) nor a training run (metrics.jsonl, eval/); "
+    run = _read_stores(path, scheme)
+    if run.skipped:  # on the page (left_out), and said to whoever reads the run (the CLI prints it)
+        warnings.warn(DamagedLinesWarning(run.skipped), stacklevel=2)
+    return run
+
+
+def _read_stores(path: Path, scheme: str) -> Run:
+    """The run's traces through the one reader (damaged lines into ``Run.skipped``), its logs and summary."""
+    if trace_files(path):
+        run = Run(path, "sweep")
+        run.rows = load_traces(path, scheme, skipped=run.skipped)
+        return run
+    eval_dirs = sorted(d for d in (path / "eval").glob("*") if d.is_dir() and trace_files(d))
+    rollouts = TraceStore(path / ROLLOUTS)
+    if not (path / "metrics.jsonl").is_file() and not eval_dirs and not rollouts.files():
+        raise ValueError(f"{path} holds neither sweep traces (rows*.jsonl) nor a training run (metrics.jsonl, eval/); "
                          "pass the --out of `rlcot sweep` or `rlcot train`")
     # complete lines only: a live run may be appending to these files
-    run = Run(path, "training", metrics=list(complete_rows(path / "metrics.jsonl")),
-              rollouts=[r for r in complete_rows(path / "traces.jsonl") if "completion" in r])
+    run = Run(path, "training", metrics=list(complete_rows(path / "metrics.jsonl")))
+    run.rollouts = rollouts.read(run.skipped)
     for eval_dir in eval_dirs:
-        run.rows += load_rows(eval_dir, scheme)
+        run.rows += load_traces(eval_dir, scheme, skipped=run.skipped)
     if (path / "summary.json").is_file():
         run.summary = read_summary(path / "summary.json")
     return run
@@ -113,7 +129,7 @@ def read_summary(path: Path) -> dict:
 def report_data(runs: Sequence[Run], scheme: str = "default", seed: int = 0) -> dict:
     """Everything the page shows, as plain JSON: headline tables, figures, and the traces."""
     overlaid = len(runs) > 1
-    rows, counted, left_out = _labelled_rows(runs, overlaid)
+    rows, left_out = _labelled_rows(runs, overlaid)
     data: dict = {
         "title": " vs ".join(run.path.name or str(run.path) for run in runs),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -122,9 +138,9 @@ def report_data(runs: Sequence[Run], scheme: str = "default", seed: int = 0) -> 
                   "steps": len(_steps(run.metrics))} for run in runs],
         "tasks": [], "figures": [], "training": [], "left_out": left_out,
     }
-    tasks = _tasks(counted)
+    tasks = _tasks(rows)
     for task in tasks:
-        task_rows = [row for row in counted if _task_name(row) == task]
+        task_rows = [row for row in rows if _task_name(row) == task]
         data["tasks"].append({"task": task, "headline": analysis.headline(task_rows, seed=seed),
                               "before_after": analysis.before_after(task_rows, seed=seed)})
         data["figures"] += _sweep_figures(task_rows, task, scheme, seed, several=len(tasks) > 1)
@@ -138,76 +154,25 @@ def report_data(runs: Sequence[Run], scheme: str = "default", seed: int = 0) -> 
     return data
 
 
-def _labelled_rows(runs: Sequence[Run], overlaid: bool) -> tuple[list[dict], list[dict], list[str]]:
-    """Every run's rows named by series, those the numbers can count, and a line per run on those they cannot."""
-    rows, counted, left_out = [], [], []
+def _labelled_rows(runs: Sequence[Run], overlaid: bool) -> tuple[list[ScoredTrace], list[str]]:
+    """Every run's rows named by series, and a line per run on the damaged lines left out of traces and numbers."""
+    rows, left_out = [], []
     for run in runs:
-        reasons = [uncountable(row) for row in run.rows]
-        # a row left out of the numbers is still a trace, and labelled by its model: "?" if it has none
-        named = [row if why is None else {**row, "model": _text(row.get("model", "?"))}
-                 for row, why in zip(run.rows, reasons)]
-        labelled = analysis.label_rows(named, run.path, overlaid)
-        rows += labelled
-        counted += [row for row, why in zip(labelled, reasons) if why is None]
-        why_counts = Counter(why for why in reasons if why)
-        if why_counts:
-            left_out.append(f"{run.path}: {sum(why_counts.values())} of {len(reasons)} rows are shown in the traces "
-                            "but not counted in the numbers: " + "; ".join(f"{n} because {why}"
-                                                                           for why, n in why_counts.items()))
-    return rows, counted, left_out
+        rows += analysis.label_rows(run.rows, run.path, overlaid)
+        if run.skipped:
+            left_out.append(f"{run.path}: left out of the traces and the numbers: {describe_skipped(run.skipped)}")
+    return rows, left_out
 
 
-# What ``analysis`` computes with, and what each must be for a row to be counted: (field, test, what it must be).
-COUNTED_FIELDS = (
-    ("model", lambda v: isinstance(v, str), "a string"),
-    ("row_id", lambda v: isinstance(v, str), "a string"),
-    ("budget", lambda v: _is_int(v), "a whole number"),
-    ("sample", lambda v: _is_int(v) and v >= 0, "a count"),
-    ("thinking_tokens", lambda v: _finite(v), "a number"),
-    ("capped", lambda v: v in (0, 1), "true or false"),
-    ("score", lambda v: _finite(v), "a number"),
-)
-OPTIONAL_FIELDS = (  # absent (or null, where analysis reads it with a default) is fine
-    ("series", lambda v: v is None or isinstance(v, str), "a string"),
-    ("step", lambda v: v is None or _finite(v), "a number"),
-    ("gold_logprob", lambda v: v is None or _finite(v), "a number"),
-    ("sum_logprob", lambda v: _finite(v), "a number"),
-    ("sampled_tokens", lambda v: _finite(v), "a number"),
-    ("parameters", lambda v: v is None or _finite(v), "a number"),
-    ("run_dir", lambda v: v is None or isinstance(v, str), "a path"),
-    ("row", lambda v: isinstance(v, dict), "an object"),
-)
-
-
-def uncountable(row: dict) -> str | None:
-    """Why the numbers (headline, figures) cannot count ``row``, or None; such a row is still shown as a trace."""
-    for name, ok, kind in COUNTED_FIELDS:
-        if name not in row or not ok(row[name]):
-            return f"its {name} is not {kind}"
-    for name, ok, kind in OPTIONAL_FIELDS:
-        if name in row and not ok(row[name]):
-            return f"its {name} is not {kind}"
-    verdict = row.get("verdict")
-    if not isinstance(verdict, dict) or verdict.get("outcome") not in OUTCOMES:
-        return f"its verdict's outcome is not one of {', '.join(OUTCOMES)}"
-    if verdict.get("hedged") not in (0, 1):
-        return "its verdict's hedged is not true or false"
-    if not (verdict.get("answer") is None or isinstance(verdict["answer"], (str, int, float))):
-        return "its verdict's answer is not text"  # answers are compared as text; a nested one could not be
-    return None
-
-
-def _tasks(rows: Sequence[dict]) -> list[str]:
+def _tasks(rows: Sequence[ScoredTrace]) -> list[str]:
     return list(dict.fromkeys(_task_name(row) for row in rows))
 
 
-def _task_name(row: dict) -> str:
-    task = row.get("task")
-    name = task.get("name", "?") if isinstance(task, dict) else task
-    return "?" if name is None else _text(name)
+def _task_name(row: ScoredTrace) -> str:
+    return _text(row.task.get("name", "?"))
 
 
-def _sweep_figures(rows: list[dict], task: str, scheme: str, seed: int, several: bool) -> list[dict]:
+def _sweep_figures(rows: list[ScoredTrace], task: str, scheme: str, seed: int, several: bool) -> list[dict]:
     """``analysis.plot_runs``'s SVGs for one task's rows, each as a data URI."""
     with tempfile.TemporaryDirectory() as tmp, matplotlib.rc_context(LITERAL_TEXT):
         summary = analysis.plot_runs(rows, tmp, scheme=scheme, seed=seed)
@@ -284,53 +249,44 @@ def _svg_uri(svg: bytes) -> str:
 # ------------------------------------------------------------------ the traces
 
 
-def _rollout_rows(run: Run, overlaid: bool) -> list[dict]:
-    """A training run's kept rollouts in the shape of sweep rows (no budget: the recipe's cap bounds them)."""
+def _rollout_rows(run: Run, overlaid: bool) -> list[ScoredTrace]:
+    """A training run's kept rollouts, as one series of traces (no budget: the recipe's cap bounds them)."""
     name = f"{run.path.name}: rollouts" if overlaid else "training rollouts"
-    return [{**r, "series": name, "budget": None, "mode": "rollout", "sample": 0,
-             "row_id": r.get("row_id") or f"prompt-{hash(_text(r.get('prompt'))) & 0xFFFFFFFF:08x}"}
-            for r in run.rollouts]
+    return [r.with_context(model=name) for r in run.rollouts]
 
 
-def _traces(rows: Sequence[dict], rollouts: Sequence[dict]) -> dict:
+def _traces(rows: Sequence[ScoredTrace], rollouts: Sequence[ScoredTrace]) -> dict:
     """Traces as compact records; prompts and problems stored once, text offsets in UTF-16 for the browser.
 
-    Text the page slices or compares (completion, prompt, names) is always a string here,
-    a field of another type than expected is passed on as a scalar the page shows, and
-    the verdict's details as their JSON text: no value nests (a hostile one could nest
-    deeper than the writer can recurse).
+    The verdict's details go as their JSON text: no value nests (a hostile one could
+    nest deeper than the writer can recurse).
     """
     prompts: dict[str, int] = {}
     problems: dict[tuple, int] = {}
     problem_list, series_list, traces = [], {}, []
     for row in [*rows, *rollouts]:
         task = _task_name(row)
-        problem_key = (task, _text(row.get("row_id", "?")))
+        problem_key = (task, row.row_id)
         if problem_key not in problems:
             problems[problem_key] = len(problem_list)
-            problem_list.append(_problem(task, problem_key[1], row))
-        prompt = prompts.setdefault(_text(row.get("prompt")), len(prompts))
-        series = series_list.setdefault(_text(row.get("series") or row.get("model", "?")), len(series_list))
-        completion = _text(row.get("completion"))
-        answer = row.get("answer")
-        verdict = _object(row.get("verdict"))
+            problem_list.append(_problem(task, row.row_id, row))
+        prompt = prompts.setdefault(row.prompt, len(prompts))
+        series = series_list.setdefault(row.model, len(series_list))
+        completion, verdict = row.completion, row.verdict
         traces.append({
-            "s": series, "p": problems[problem_key], "q": prompt, "b": _scalar(row.get("budget")),
-            "m": _text(row.get("mode", "cap")), "n": _scalar(row.get("sample", 0)), "st": _scalar(row.get("step")),
-            "o": _text(verdict.get("outcome", "unparsed")), "h": bool(verdict.get("hedged")),
-            "t": _scalar(row.get("thinking_tokens", 0)), "cap": bool(row.get("capped")),
-            "f": _scalar(row.get("finish_reason")), "sc": _scalar(row.get("score")),
-            "a": _scalar(verdict.get("answer")), "r": _scalar(verdict.get("reason")),
-            "d": _text(verdict.get("details") or None), "c": completion,
-            "ans": _utf16_length(completion, _answer_start(completion, answer if isinstance(answer, str) else None)),
-            "fs": _forced_spans(completion, row.get("forced_spans")),
+            "s": series, "p": problems[problem_key], "q": prompt, "b": row.budget, "m": row.mode, "n": row.sample,
+            "st": row.step, "o": verdict.outcome, "h": verdict.hedged, "t": row.thinking_tokens, "cap": row.capped,
+            "f": row.finish_reason, "sc": row.score, "a": verdict.answer, "r": verdict.reason,
+            "d": _text(verdict.details or None), "c": completion,
+            "ans": _utf16_length(completion, _answer_start(completion, row.answer)),
+            "fs": _forced_spans(completion, row.forced_spans),
         })
     return {"series": list(series_list), "problems": problem_list, "prompts": list(prompts), "traces": traces}
 
 
-def _problem(task: str, problem_id: str, row: dict) -> dict:
-    example, verdict = _object(row.get("row")), _object(row.get("verdict"))
-    gold = example.get("answer", example.get("solution", _object(verdict.get("details")).get("gold")))
+def _problem(task: str, problem_id: str, row: ScoredTrace) -> dict:
+    example = row.row
+    gold = example.get("answer", example.get("solution", row.verdict.details.get("gold")))
     problem = {"id": problem_id, "task": task, "question": _text(example.get("question", "")),
                "gold": [_scalar(g) for g in gold] if isinstance(gold, list) else _scalar(gold)}
     problem.update(_grid(example))
@@ -358,12 +314,9 @@ def _grid(example: dict) -> dict:
 
 
 def _forced_spans(completion: str, spans) -> list[list[int]]:
-    """``forced_spans`` as browser offsets; a span that is not two offsets into the completion is dropped."""
-    if not isinstance(spans, list):
-        return []
-    return [[_utf16_length(completion, span[0]), _utf16_length(completion, span[1])] for span in spans
-            if isinstance(span, list) and len(span) == 2 and all(_is_int(x) for x in span)
-            and 0 <= span[0] <= span[1] <= len(completion)]
+    """``forced_spans`` as browser offsets; a span past the completion's end is dropped."""
+    return [[_utf16_length(completion, start), _utf16_length(completion, end)] for start, end in spans
+            if end <= len(completion)]
 
 
 def _answer_start(completion: str, answer: str | None) -> int:

@@ -1,4 +1,4 @@
-"""From sweep rows to the series and points a paper reports.
+"""From stored sweep traces to the series and points a paper reports.
 
 ``rlcot.evals.sweep`` stores one row per (model, row, sample, budget); this module groups
 them into series (one per model or checkpoint, and per forcing mode: a "Wait"-extended
@@ -32,6 +32,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from rlcot.records import ScoredTrace
+
 from . import intervals, metrics, outcomes
 from .points import Point
 
@@ -43,53 +45,52 @@ class Series:
     """The rows of one curve: one model (or checkpoint) under one forcing mode."""
 
     label: str
-    rows: tuple[dict, ...]
+    rows: tuple[ScoredTrace, ...]
 
     @property
     def budgets(self) -> list[int]:
-        return sorted({row["budget"] for row in self.rows})
+        return sorted({row.budget for row in self.rows})
 
     @property
     def problems(self) -> list[str]:
-        return sorted({row["row_id"] for row in self.rows})
+        return sorted({row.row_id for row in self.rows})
 
     @property
     def samples(self) -> int:
-        return max(row["sample"] for row in self.rows) + 1
+        return max(row.sample for row in self.rows) + 1
 
     @property
     def step(self) -> int | None:
-        return self.rows[0].get("step")
+        return self.rows[0].step
 
-    def at(self, budget: int) -> list[dict]:
-        return [row for row in self.rows if row["budget"] == budget]
+    def at(self, budget: int) -> list[ScoredTrace]:
+        return [row for row in self.rows if row.budget == budget]
 
 
-def series_of(rows: Iterable[dict]) -> list[Series]:
+def series_of(rows: Iterable[ScoredTrace]) -> list[Series]:
     """Rows grouped into curves, in order of first appearance (checkpoints by step).
 
-    A curve never pools rows swept with different settings (``rlcot.evals.store.SETTINGS``:
+    A curve never pools rows swept with different settings (``rlcot.store.SETTINGS``:
     task, temperature, seed, ...). A sweep refuses to write them into one directory, but
     an older version did not: such rows are split into one curve per setting, each
     labelled with the settings that tell them apart (``m [temperature=0.7]``).
     """
-    groups: dict[str, list[dict]] = defaultdict(list)
+    groups: dict[str, list[ScoredTrace]] = defaultdict(list)
     for row in rows:
-        label = row.get("series") or row["model"]
-        groups[label + (" +Wait" if row.get("mode") == "extend" else "")].append(row)
+        groups[row.model + (" +Wait" if row.mode == "extend" else "")].append(row)
     split = {label + suffix: part for label, group in groups.items() for suffix, part in _by_settings(group)}
-    ordered = sorted(split.items(), key=lambda item: (item[1][0].get("step") is None, item[1][0].get("step") or 0))
+    ordered = sorted(split.items(), key=lambda item: (item[1][0].step is None, item[1][0].step or 0))
     return [Series(label, tuple(group)) for label, group in ordered]
 
 
-def _by_settings(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+def _by_settings(rows: list[ScoredTrace]) -> list[tuple[str, list[ScoredTrace]]]:
     """``[(label suffix, rows)]``: one part per setting the rows record, ``[("", rows)]`` when they agree.
 
     Settings are compared where every row records them (an older row lacks some).
     """
-    from .store import SETTING_NAMES, describe_setting, row_settings
+    from rlcot.store import SETTING_NAMES, describe_setting, trace_settings
 
-    settings = [row_settings(row) for row in rows]
+    settings = [trace_settings(row) for row in rows]
     if all(s == settings[0] for s in settings):  # the usual case, and cheap: no serialising
         return [("", rows)]
     shared = [name for name in settings[0] if all(name in s for s in settings)]
@@ -108,15 +109,15 @@ def _by_settings(rows: list[dict]) -> list[tuple[str, list[dict]]]:
     return out
 
 
-def is_correct(row: dict) -> bool:
-    return row["verdict"]["outcome"] == "correct"
+def is_correct(row: ScoredTrace) -> bool:
+    return row.verdict.outcome == "correct"
 
 
-def answer_key(row: dict):
-    verdict = row["verdict"]
-    if verdict["outcome"] == "unparsed":
+def answer_key(row: ScoredTrace):
+    verdict = row.verdict
+    if verdict.outcome == "unparsed":
         return None
-    return (str(verdict.get("answer")).strip(), verdict["outcome"])
+    return (str(verdict.answer).strip(), verdict.outcome)
 
 
 def per_problem(series: Series, value) -> np.ndarray:
@@ -130,7 +131,7 @@ def per_problem(series: Series, value) -> np.ndarray:
         v = value(row)
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        i, j = p_index[row["row_id"]], b_index[row["budget"]]
+        i, j = p_index[row.row_id], b_index[row.budget]
         total[i, j] += v
         count[i, j] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -139,7 +140,7 @@ def per_problem(series: Series, value) -> np.ndarray:
 
 def spent_tokens(series: Series) -> list[float]:
     """The x-axis: mean thinking tokens actually spent at each budget (s1's)."""
-    return [float(np.mean([row["thinking_tokens"] for row in series.at(b)])) for b in series.budgets]
+    return [float(np.mean([row.thinking_tokens for row in series.at(b)])) for b in series.budgets]
 
 
 def curve_points(series: Series, scheme: str, seed: int = 0, n_boot: int = 2000) -> list[Point]:
@@ -147,7 +148,7 @@ def curve_points(series: Series, scheme: str, seed: int = 0, n_boot: int = 2000)
     xs = spent_tokens(series)
     common = dict(series=series.label, n_problems=len(series.problems), samples=series.samples, scheme=scheme)
     out = []
-    for metric, value in (("accuracy", lambda r: float(is_correct(r))), ("gold_logprob", lambda r: r.get("gold_logprob"))):
+    for metric, value in (("accuracy", lambda r: float(is_correct(r))), ("gold_logprob", lambda r: r.gold_logprob)):
         table = per_problem(series, value)
         if np.isnan(table).all():
             continue
@@ -158,10 +159,10 @@ def curve_points(series: Series, scheme: str, seed: int = 0, n_boot: int = 2000)
     return out
 
 
-def _by_problem(rows: Sequence[dict]) -> dict[str, list[dict]]:
-    groups: dict[str, list[dict]] = defaultdict(list)
+def _by_problem(rows: Sequence[ScoredTrace]) -> dict[str, list[ScoredTrace]]:
+    groups: dict[str, list[ScoredTrace]] = defaultdict(list)
     for row in rows:
-        groups[row["row_id"]].append(row)
+        groups[row.row_id].append(row)
     return groups
 
 
@@ -182,7 +183,7 @@ def at_k_points(series: Series, scheme: str, seed: int = 0, n_boot: int = 2000) 
     return out
 
 
-def _at_k(metric: str, group: list[dict], k: int) -> float:
+def _at_k(metric: str, group: list[ScoredTrace], k: int) -> float:
     if len(group) < k:
         return math.nan
     correct = [is_correct(row) for row in group]
@@ -193,12 +194,12 @@ def _at_k(metric: str, group: list[dict], k: int) -> float:
     return metrics.maj_at_k([answer_key(row) for row in group], correct, k)
 
 
-def confidence_score(row: dict) -> float:
+def confidence_score(row: ScoredTrace) -> float:
     """The model's mean log-probability per sampled token: a verifier-free score for best-of-N."""
-    return row.get("sum_logprob", 0.0) / max(row.get("sampled_tokens", 0), 1)
+    return row.sum_logprob / max(row.sampled_tokens, 1)
 
 
-def confidence_of(rows: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+def confidence_of(rows: Sequence[ScoredTrace]) -> tuple[np.ndarray, np.ndarray]:
     """Agreement confidence and correctness of every sample, problem by problem."""
     confidence, correct = [], []
     for group in _by_problem(rows).values():
@@ -223,7 +224,7 @@ def risk_points(series: Series, scheme: str) -> list[Point]:
 def s1_numbers(series: Series) -> dict:
     """s1's Control (traces within their budget), Scaling (mean pairwise slope) and Performance (best accuracy)."""
     accuracy = [float(np.mean([is_correct(row) for row in series.at(b)])) for b in series.budgets]
-    within = [row["thinking_tokens"] <= row["budget"] for row in series.rows]
+    within = [row.thinking_tokens <= row.budget for row in series.rows]
     return {"control": float(np.mean(within)),
             "scaling": metrics.scaling(spent_tokens(series), accuracy) if len(accuracy) > 1 else math.nan,
             "performance": metrics.performance(accuracy)}

@@ -16,7 +16,7 @@ so it costs ~20 fed tokens per budget and no prefill.
 
 This module is the run: it resolves the dtype and settings, refuses a directory whose
 rows were swept otherwise, and writes only the keys that are missing, a (row, sample) at
-a time; how rows are keyed, stored, read back and rescored is ``rlcot.evals.store``.
+a time; how rows are keyed, stored, read back and rescored is ``rlcot.store``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import Any, Callable, Sequence
 
 from rlcot.generation.base import forced_spans
 
-from .store import RowFile, Shard, check_settings, content_key, stored_rows, write_run_info
+from rlcot.store import Shard, TraceStore, check_settings, content_key, write_run_info
+
 from .sweep_spec import ModelRef, SweepSpec, expand_models
 
 
@@ -59,7 +60,19 @@ class _Pass:
 
 
 class ProgressSink:
-    """Where a sweep reports progress; the CLI draws a bar from it. Every method may do nothing."""
+    """Where a sweep reports progress; the CLI draws a bar from it. Every method may do nothing.
+
+    A sink is a context manager: leaving it calls ``close`` (a bar stops drawing).
+    """
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        """The sweep is over, or failed: stop drawing."""
 
     def start(self, label: str, total: int) -> None:
         """A generation pass begins: ``total`` rows to write."""
@@ -83,10 +96,7 @@ class SweepBar(ProgressSink):
     def __init__(self, console):
         self.console, self.bar, self.job, self.started, self.tokens = console, None, None, 0.0, 0
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
 
@@ -127,9 +137,10 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
     the spec, the task's rows, the models' names, the settings of the rows already there
     (``check_settings``), and that no other run writes this shard (``rlcot.jsonl.exclusive``).
     """
-    from rlcot.jsonl import describe_skipped, exclusive
+    from rlcot.jsonl import describe_skipped
     from rlcot.models import fingerprint
-    from rlcot.records import check_rows, resolve_scheme
+    from rlcot.records import resolve_scheme
+    from rlcot.row_checks import check_rows
     from rlcot.tasks import get_task
     from rlcot.thinking import ThinkingProtocol
 
@@ -139,9 +150,10 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
     rows = task.rows(spec.skip + spec.limit, seed=spec.seed)[spec.skip :]
     protocol = ThinkingProtocol()
     check_rows(task, rows, protocol)  # a row that cannot be scored is named now, not after generating
-    before = stored_rows(out_dir, [])  # read once before the lock: the dtype and the settings check use it
+    store = TraceStore(out_dir, shard)
+    before = store.stored([])  # read once before the lock: the dtype and the settings check use it
     dtype = resolve_sweep_dtype(spec, before)
-    # what every row stores of these (_row_line), and what the rows already in out_dir must match
+    # what every row stores of these (_with_context), and what the rows already in out_dir must match
     settings = {"task": task.spec(), "temperature": spec.temperature, "top_p": spec.top_p, "sweep_seed": spec.seed,
                 "protocol": asdict(protocol), "max_answer_tokens": spec.max_answer_tokens or task.max_answer_tokens,
                 "backend": spec.backend, "dtype": dtype.name, "scheme": resolve_scheme(spec.scheme)[0]}
@@ -152,31 +164,25 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
         for ref in refs:
             check_model(ref.path)
     check_settings(out_dir, before, settings)  # read-only: a refused run leaves no trace
-    store = RowFile(out_dir / shard.filename)
-    out_dir.mkdir(parents=True, exist_ok=True)
     report = SweepReport()
-    with exclusive(store.path, "rlcot sweep"):
-        store.repair()
-        skipped: list = []
-        stored = stored_rows(out_dir, skipped)
-        check_settings(out_dir, stored, settings)  # again: another run may have written before the lock was ours
-        if skipped:
-            report.notes.append(f"{describe_skipped(skipped)} (the rows they held count as missing)")
-        done = {row["key"] for row in stored}
+    with store.writing("rlcot sweep", settings) as writer:
+        if writer.skipped:
+            report.notes.append(f"{describe_skipped(writer.skipped)} (the rows they held count as missing)")
         started = time.perf_counter()
         write_run_info(out_dir, shard, {**asdict(spec), "task_spec": task.spec()})
         for ref in refs:
             if step is not None:
                 ref = replace(ref, step=step, run_dir=run_dir)
             context = _ModelContext(spec, ref, task, protocol, fingerprint(ref.path), dtype.name)
-            _sweep_model(context, dtype, rows, done, shard, store, loader, progress, report)
+            _sweep_model(context, dtype, rows, shard, writer, loader, progress, report)
         report.seconds = time.perf_counter() - started
     return report
 
-def _sweep_model(context, dtype, rows, done, shard, store, loader, progress, report) -> None:
+
+def _sweep_model(context, dtype, rows, shard, writer, loader, progress, report) -> None:
     """One model's missing rows: counted, then generated (its weights loaded only if some are missing)."""
     spec, ref = context.spec, context.ref
-    todo = _missing(context, rows, done, shard)
+    todo = _missing(context, rows, writer.done, shard)
     report.models.append(ref.label)
     owned = sum(shard.owns(context.unit_key(row, s)) for row in rows for s in range(spec.samples))
     report.skipped += owned * sum(len(p.budgets) for p in context.passes) - sum(map(len, todo.values()))
@@ -186,7 +192,7 @@ def _sweep_model(context, dtype, rows, done, shard, store, loader, progress, rep
     generator, tokenizer = (loader or _load)(spec, ref, context.protocol, dtype)
     model = getattr(generator, "model", None)  # hf: the module; vLLM: no parameter count here
     context.parameters = sum(p.numel() for p in model.parameters()) if hasattr(model, "parameters") else None
-    _run_model(context, generator, tokenizer, rows, todo, store, done, progress, report)
+    _run_model(context, generator, tokenizer, rows, todo, writer, progress, report)
 
 
 @dataclass
@@ -239,7 +245,7 @@ def _missing(context: _ModelContext, rows: list[dict], done: set[str], shard: Sh
     return todo
 
 
-def _run_model(context, generator, tokenizer, rows, todo, store, done, progress, report) -> None:
+def _run_model(context, generator, tokenizer, rows, todo, writer, progress, report) -> None:
     from rlcot.generation import Budget, sweep
     from rlcot.generation.base import SamplingConfig, check_prompt_lengths, context_length
     from rlcot.records import Scorer
@@ -280,41 +286,34 @@ def _run_model(context, generator, tokenizer, rows, todo, store, done, progress,
             else:  # 'Wait' changes the thinking itself: no forks
                 traces = {top: generator.generate(reqs, sampling, budget, progress.step)}
             report.generate_s += time.perf_counter() - began
-            lines = _score_unit_rows(context, scorer, rows, part, run, todo, traces, tokenizer, done, report)
-            for unit_lines in lines:
-                store.append(unit_lines)
-                written += len(unit_lines)
-            report.written += sum(map(len, lines))
+            for unit in _score_units(context, scorer, rows, part, run, todo, traces, tokenizer, report):
+                stored = writer.append(unit)  # a (row, sample) at a time: a kill loses at most a unit
+                written += stored
+                report.written += stored
             tokens = sum(t.thinking_tokens + t.answer_tokens for t in traces[top])
             tokens += sum(t.answer_tokens for b, ts in traces.items() if b != top for t in ts)
             report.tokens += tokens
             progress.written(written, tokens)
 
 
-def _score_unit_rows(context, scorer, rows, part, run, todo, traces, tokenizer, done, report) -> list[list[dict]]:
-    """The rows to write, grouped by (row, sample) unit: scored, with forced spans."""
+def _score_units(context, scorer, rows, part, run, todo, traces, tokenizer, report) -> list[list]:
+    """The traces to store, grouped by (row, sample) unit: scored, with their context and forced spans."""
     from rlcot.records import CompletionRow
 
     items, where = [], []
-    name = run.name
     for j, (i, s) in enumerate(part):
-        for b in todo[i, s, name]:
+        for b in todo[i, s, run.name]:
             trace = traces[b][j]
             items.append(CompletionRow(rows[i], trace.completion, trace.prompt, s, b))
             where.append((j, b, trace))
     began = time.perf_counter()
     records = scorer.score_many(items, [trace for _, _, trace in where])
     report.score_s += time.perf_counter() - began
-    by_unit: dict[int, list[dict]] = {}
+    by_unit: dict[int, list] = {}
     for (j, b, trace), record in zip(where, records):
         i, s = part[j]
         unit = context.unit_key(rows[i], s)
-        key = context.key(unit, run.mode, b)
-        if key in done:
-            continue
-        done.add(key)
-        by_unit.setdefault(j, []).append(_row_line(context, rows[i], unit, key, run.mode, b, trace, record,
-                                                   tokenizer))
+        by_unit.setdefault(j, []).append(_with_context(context, unit, run.mode, b, record, tokenizer))
     return list(by_unit.values())
 
 
@@ -324,23 +323,15 @@ def _with_gold(request, task, rows_by_id, tokenizer):
     return request if text is None else replace(request, gold_ids=tokenizer.encode(text, add_special_tokens=False))
 
 
-def _row_line(context, row, unit, key, mode, budget, trace, record, tokenizer) -> dict:
-    spec = context.spec
-    sampled = [lp for lp in trace.logprobs if lp is not None]
-    return {
-        "key": key, "unit": unit, "model": context.ref.label, "model_path": context.ref.path,
-        "weights": context.weights, "step": context.ref.step,
-        "run_dir": context.ref.run_dir, "parameters": context.parameters, "task": context.task.spec(),
-        "row_id": str(row["id"]), "row": row, "sample": trace.sample, "seed": trace.seed,
-        "budget": budget, "mode": mode, "temperature": spec.temperature, "top_p": spec.top_p,
-        "dtype": context.dtype, "backend": spec.backend, "protocol": asdict(context.protocol),
-        "prompt": trace.prompt, "completion": record.completion, "answer": trace.answer,
-        "forced_spans": forced_spans(trace, tokenizer), "thinking_tokens": trace.thinking_tokens,
-        "answer_tokens": trace.answer_tokens, "capped": trace.capped, "finish_reason": trace.finish_reason,
-        "extensions": trace.extensions, "sum_logprob": float(sum(sampled)), "sampled_tokens": len(sampled),
-        "gold_logprob": trace.gold_logprob, "verdict": record.verdict.to_dict(), "score": record.score,
-        "scheme": record.scheme, "sweep_seed": spec.seed, "max_answer_tokens": context.max_answer_tokens,
-    }
+def _with_context(context, unit, mode, budget, record, tokenizer):
+    """The scored trace as stored: where it comes from and the settings it was made under."""
+    spec, ref = context.spec, context.ref
+    return record.with_context(
+        key=context.key(unit, mode, budget), unit=unit, mode=mode, model=ref.label, model_path=ref.path,
+        weights=context.weights, step=ref.step, run_dir=ref.run_dir, parameters=context.parameters,
+        task=context.task.spec(), temperature=spec.temperature, top_p=spec.top_p, dtype=context.dtype,
+        backend=spec.backend, protocol=asdict(context.protocol), forced_spans=forced_spans(record.trace, tokenizer),
+        sweep_seed=spec.seed, max_answer_tokens=context.max_answer_tokens)
 
 
 @dataclass(frozen=True)
@@ -350,7 +341,7 @@ class ResolvedDtype:
     reason: str = ""
 
 
-def resolve_sweep_dtype(spec: SweepSpec, stored: Sequence[dict] = ()) -> ResolvedDtype:
+def resolve_sweep_dtype(spec: SweepSpec, stored: Sequence = ()) -> ResolvedDtype:
     """The dtype rows are generated in, resolved before any model loads (keys depend on it).
 
     ``auto`` in a directory that already holds rows takes their dtype: the CPU probe is
@@ -360,7 +351,7 @@ def resolve_sweep_dtype(spec: SweepSpec, stored: Sequence[dict] = ()) -> Resolve
         return ResolvedDtype(f"vllm:{spec.dtype}")
     from rlcot.dtypes import default_device, resolve_dtype
 
-    earlier = next((row.get("dtype") for row in stored if row.get("backend", "hf") == "hf" and row.get("dtype")), None)
+    earlier = next((row.dtype for row in stored if (row.backend or "hf") == "hf" and row.dtype), None)
     if spec.dtype == "auto" and earlier is not None:
         choice = resolve_dtype(earlier)
         return ResolvedDtype(earlier, choice, f"auto: {earlier}, as the rows already in the directory")

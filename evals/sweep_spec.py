@@ -6,7 +6,7 @@ are built-in names, directories, or a training run's output directory, which cou
 as one model per kept ``checkpoint-N`` and its final weights (``RUN_DIR@last`` and
 ``RUN_DIR@N`` pick one of them). Each becomes a ``ModelRef`` whose step and run
 directory let its rows plot over training. Running the spec is ``rlcot.evals.sweep``;
-storing its rows is ``rlcot.evals.store``.
+storing its rows is ``rlcot.store``.
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from transformers import TrainerCallback
 
+from rlcot.store import load_traces
+
 from .analysis import before_after, headline
-from .store import load_rows
-from .sweep import model_loader, run_sweep
+from .sweep import ProgressSink, model_loader, run_sweep
 from .sweep_spec import SweepSpec
 
 
@@ -58,21 +59,18 @@ class EvalCurves(TrainerCallback):
         """Per task: the headline table of every curve, and the first curve against the last."""
         found = {}
         for task_dir in sorted(self.root.glob("*")) if self.root.is_dir() else []:
-            rows = load_rows(task_dir)
+            rows = load_traces(task_dir)
             found[task_dir.name] = {"curves": headline(rows), "before_after": before_after(rows)}
         return found
 
 
-class _EvalBar:
-    """A tqdm bar for one eval curve (a ``sweep.ProgressSink``): rows stored of the pass."""
+class _EvalBar(ProgressSink):
+    """A tqdm bar for one eval curve: rows stored of the pass."""
 
     def __init__(self, label: str):
         self.label, self.bar = label, None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
@@ -82,9 +80,6 @@ class _EvalBar:
         if self.bar is not None:
             self.bar.close()
         self.bar = tqdm(total=total, desc=self.label, unit="row", leave=False)
-
-    def step(self, sequences: int) -> None:
-        pass
 
     def written(self, rows: int, tokens: int) -> None:
         if self.bar is not None:

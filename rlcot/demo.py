@@ -154,7 +154,7 @@ def run_demo(out: Path = Path("demo"), console=None, *, model: str | None = None
         try:
             result = stage()
         except KeyboardInterrupt:
-            console.print(f"[yellow]interrupted in {name}[/yellow]: everything finished is kept (sweep rows are "
+            console.print(f"[yellow]interrupted in {name}[/yellow]: everything finished is kept (sweep traces are "
                           "fsynced, training keeps its checkpoints); run the demo again to go on from here")
             raise
         result["seconds"] = time.perf_counter() - started
@@ -186,13 +186,13 @@ def _sweep(plan: DemoPlan, model: str, out_dir: Path, console) -> dict:
 
 def _rows_there(out_dir: Path, spec) -> int:
     """Distinct (problem, sample, budget) rows of ``spec`` already stored in ``out_dir``."""
-    from rlcot.evals.store import load_rows, row_files
+    from rlcot.store import load_traces, trace_files
 
-    if not row_files(out_dir):
+    if not trace_files(out_dir):
         return 0
     wanted = set(spec.budgets)
-    return len({(r["row_id"], r["sample"], r["budget"]) for r in load_rows(out_dir)
-                if r["budget"] in wanted and r["sample"] < spec.samples and r.get("mode") == "cap"})
+    return len({(r.row_id, r.sample, r.budget) for r in load_traces(out_dir)
+                if r.budget in wanted and r.sample < spec.samples and r.mode == "cap"})
 
 
 def _train(plan: DemoPlan, console) -> dict:
@@ -225,20 +225,20 @@ def _train(plan: DemoPlan, console) -> dict:
     return {"skipped": False, "state": state}
 
 
-def _labelled_rows(plan: DemoPlan) -> list[dict]:
-    from rlcot.evals.store import load_rows
+def _labelled_rows(plan: DemoPlan) -> list:
+    from rlcot.store import load_traces
 
-    return ([{**row, "series": BEFORE} for row in load_rows(plan.out / "sweep-before")]
-            + [{**row, "series": AFTER} for row in load_rows(plan.out / "sweep-after")])
+    return ([row.with_context(model=BEFORE) for row in load_traces(plan.out / "sweep-before")]
+            + [row.with_context(model=AFTER) for row in load_traces(plan.out / "sweep-after")])
 
 
 def _plot(plan: DemoPlan, console) -> dict:
     from rlcot.evals.analysis import plot_runs
-    from rlcot.evals.store import row_files
+    from rlcot.store import trace_files
 
     plots = plan.out / "plots"
     target = plots / "accuracy.png"
-    sources = row_files(plan.out / "sweep-before") + row_files(plan.out / "sweep-after")
+    sources = trace_files(plan.out / "sweep-before") + trace_files(plan.out / "sweep-after")
     # plot_runs writes summary.json last: a plot cut off mid-way is older than it, and redone
     fresh = not _older(plots / "summary.json", sources) and target.is_file()
     console.print(f"accuracy vs thinking tokens, one curve {BEFORE} and one {AFTER}: "
@@ -249,12 +249,12 @@ def _plot(plan: DemoPlan, console) -> dict:
 
 
 def _report(plan: DemoPlan, console) -> dict:
-    from rlcot.evals.store import row_files
+    from rlcot.store import trace_files
 
     target = plan.out / "report.html"
     runs = [plan.out / "sweep-before", plan.out / "sweep-after", plan.train_dir]
-    sources = row_files(runs[0]) + row_files(runs[1]) + [plan.train_dir / name for name in
-                                                         ("summary.json", "metrics.jsonl", "traces.jsonl")]
+    sources = trace_files(runs[0]) + trace_files(runs[1]) + [plan.train_dir / name for name in
+                                                         ("summary.json", "metrics.jsonl", "rollouts.jsonl")]
     fresh = not _older(target, sources)
     console.print("one HTML page of both sweeps and the training run: "
                   + ("up to date with the runs" if fresh else "writing"), highlight=False)

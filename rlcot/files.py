@@ -12,7 +12,7 @@ Four rules, one home, so every command follows them alike:
   ``x.jsonl`` by opening the output first).
 - ``atomic_write_text`` writes whole files through a temporary sibling and an atomic
   rename: a kill or a full disk leaves the old file or the new one, never half of one.
-  Append-only row files are the other shape (``rlcot.evals.store.RowFile``): their torn tail
+  Append-only row files are the other shape (``rlcot.store.TraceStore``): their torn tail
   is cut by the next run.
 - ``os_error_line`` turns an ``OSError`` the user can cause (a read-only mount, a full
   disk, a file where a directory belongs) into one sentence naming the path and the fix;

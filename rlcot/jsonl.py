@@ -162,10 +162,12 @@ def parse_line(raw: bytes) -> tuple[dict | None, str | None]:
 def repair_tail(path: Path, valid: Callable[[dict], bool], what: str, fix: str) -> list[dict]:
     """The rows of an append-only JSONL file, after cutting a torn tail off it.
 
-    A writer killed mid-``write`` leaves at most its last line partial (no newline yet,
-    or not a valid row); that line is truncated away so the work it held is redone. A
-    line that is not a valid row (``valid``; ``what`` names one) anywhere before the last one is damage,
-    not an interrupted write: ``ValueError`` naming the line, the reason and ``fix``; the file is untouched.
+    A writer killed mid-``write`` leaves at most its last line partial: text after the
+    final newline (every writer writes whole lines, newline included, in one write); that
+    text is truncated away so the work it held is redone. A complete line that is not a
+    valid row (``valid``; ``what`` names one) is damage or another format, not an
+    interrupted write: ``ValueError`` naming the line, the reason and ``fix``; the file
+    is untouched.
     """
     path = Path(path)
     data = path.read_bytes()
@@ -181,7 +183,7 @@ def repair_tail(path: Path, valid: Callable[[dict], bool], what: str, fix: str) 
             rows.append(row)
             kept_bytes += len(raw) + 1
             continue
-        if number < len(lines) - 1:
+        if not last:
             raise ValueError(f"{path}:{number}: not {what} ({error or 'fields missing'}); {fix}")
         break  # the torn tail
     if kept_bytes != len(data):

@@ -1,7 +1,8 @@
 """A training run's directory: what it holds, found in one place; and what any run writes beside its outputs.
 
 ``rlcot train`` writes, in order: ``run.json`` (the resolved recipe, TRL's arguments,
-library versions; ``run_info``) and the logs ``metrics.jsonl``/``traces.jsonl``; with
+library versions; ``run_info``), the log ``metrics.jsonl`` and the kept rollouts
+``rollouts.jsonl`` (``ROLLOUTS``, a ``rlcot.store`` file of scored traces); with
 an SFT warm-up, its merged model in ``sft-warmup/model`` (``SFT_MODEL_DIR``: what GRPO
 starts from and LoRA adapters name as their base); TRL's ``checkpoint-N`` directories,
 each with a ``trainer_state.json`` written last; and, when training ends, the final
@@ -28,6 +29,7 @@ RUN_MARKERS = ("run.json", "metrics.jsonl")  # what `rlcot train` writes first: 
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")  # TRL/transformers Trainer's checkpoint directories
 SFT_MODEL_DIR = "sft-warmup/model"  # the warmed-up policy GRPO starts from (and LoRA adapters build on)
 TRAINER_STATE = "trainer_state.json"  # the HF Trainer's step, max_steps and log history (with the LR)
+ROLLOUTS = "rollouts.jsonl"  # the kept rollouts of every step: scored traces, one rlcot.store file
 
 TRACKED = ("rlcot", "torch", "transformers", "trl", "peft", "accelerate", "vllm", "math-verify")
 

@@ -10,6 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from rlcot.cli import app
+from rlcot.records import Scorer
+from rlcot.store import TraceStore
+from rlcot.tasks import get_task
+from rlcot.verifiers.base import OUTCOMES
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -35,10 +39,13 @@ def test_generate_writes_capped_traces_with_samples_and_resumes(tmp_path):
     assert len({line["seed"] for line in lines}) == 4
     assert all(line["thinking_tokens"] == 8 and line["capped"] for line in lines)
     assert all("The final answer is \\boxed{" in line["answer"] for line in lines)
+    traces = TraceStore(out).read([])  # the one record: scored, keyed, with its settings
+    assert [(t.mode, t.budget, t.model, t.temperature) for t in traces] == [("generate", 8, "smollm2-135m", 1.0)] * 4
+    assert all(t.verdict.outcome in OUTCOMES and t.forced_spans and t.weights for t in traces)
     info = json.loads((tmp_path / "traces.jsonl.run.json").read_text())
-    assert info["config"]["budget"]["max_thinking_tokens"] == 8 and info["versions"]["transformers"]
+    assert info["config"]["budget"] == 8 and info["versions"]["transformers"]
     assert info["config"]["task"] == {"name": "arith", "data": None, "options": {}}
-    assert info["config"]["dtype"].startswith("torch.") and info["dtype_reason"]
+    assert info["config"]["dtype"] in ("float32", "bfloat16") and info["dtype_reason"]
     # a third row later: the first four traces are kept, only the new row's two are generated
     result = runner.invoke(app, args[:6] + ["3"] + args[7:])
     assert result.exit_code == 0 and "wrote 2 traces" in result.output
@@ -58,14 +65,25 @@ def test_generate_writes_capped_traces_with_samples_and_resumes(tmp_path):
 
 def test_resuming_into_a_file_of_other_settings_is_a_one_line_error(tmp_path):
     out = tmp_path / "traces.jsonl"
-    line = {"row": {"id": "arith-0"}, "sample": 0, "config": "0123456789ab", "completion": "x"}
+    task = get_task("arith")
+    row = task.rows(1)[0]
+    record = Scorer(task).score("", "<think></think>\\boxed{1}", row, budget=64)
+    line = record.with_context(key="k", model="smollm2-135m", task=task.spec(), budget=64, mode="generate").to_dict()
     out.write_text(json.dumps(line) + "\n")
-    (tmp_path / "traces.jsonl.run.json").write_text(json.dumps({"config": {"budget": {"max_thinking_tokens": 64},
-                                                                           "model": "smollm2-135m"}}))
-    result = runner.invoke(app, ["generate", "--out", str(out), "--budget", "128"])
+    result = runner.invoke(app, ["generate", "--out", str(out), "--budget", "128", "--dtype", "fp32"])
     assert result.exit_code == 2 and "holds traces made with other settings" in result.output
-    assert "budget" in result.output and "--overwrite" in result.output and "Traceback" not in result.output
+    assert "budget 64 (stored) vs 128 (this run)" in result.output and "--overwrite" in result.output
+    assert "Traceback" not in result.output
     assert json.loads(out.read_text()) == line  # nothing already there is lost
+
+
+def test_a_file_written_by_an_older_generate_is_refused_whole_not_cut(tmp_path):
+    out = tmp_path / "traces.jsonl"
+    old = json.dumps({"row": {"id": "arith-0"}, "sample": 0, "config": "0123456789ab", "completion": "x"}) + "\n"
+    out.write_text(old)
+    result = runner.invoke(app, ["generate", "--out", str(out), "--dtype", "fp32"])
+    assert result.exit_code == 2 and "traces.jsonl:1: not a stored trace" in result.output
+    assert "--overwrite" in result.output and out.read_text() == old
 
 
 def test_a_damaged_line_inside_a_file_is_not_silently_dropped(tmp_path):

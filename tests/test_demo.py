@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from rlcot.evals.report import write_report as real_write_report
-from rlcot.evals.store import load_rows
+from rlcot.store import load_traces
 from rlcot.demo import RECIPE, run_demo
 from rlcot.tasks import get_task
 
@@ -72,12 +72,12 @@ def snapshot(out: Path) -> dict[str, int]:
 
 def test_the_demo_sweeps_held_out_rows_trains_sweeps_the_final_weights_plots_and_reports(finished):
     out, result, text, report = finished
-    before, after = load_rows(out / "sweep-before"), load_rows(out / "sweep-after")
+    before, after = load_traces(out / "sweep-before"), load_traces(out / "sweep-after")
     held_out = {row["id"] for row in get_task("arith").rows(10, seed=0)[8:]}  # after the 8 training rows
     for rows in (before, after):
-        assert {(r["row_id"], r["budget"]) for r in rows} == {(i, b) for i in held_out for b in (0, 4)}
+        assert {(r.row_id, r.budget) for r in rows} == {(i, b) for i in held_out for b in (0, 4)}
     checkpoint = out / "train" / "checkpoint-2"
-    assert {r["model_path"] for r in after} == {str(checkpoint)}  # the final weights, not every kept checkpoint
+    assert {r.model_path for r in after} == {str(checkpoint)}  # the final weights, not every kept checkpoint
     base = json.loads((checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"]
     assert Path(base) == (out / "train" / "sft-warmup" / "model").resolve()  # merged onto the warm-up
     assert (out / "train" / "summary.json").is_file()
@@ -126,7 +126,7 @@ def test_an_interrupted_demo_resumes_where_it_stopped_without_redoing_the_sweep_
         patch.setattr("rlcot.train.trainer.build_trainer", ctrl_c)
         with pytest.raises(KeyboardInterrupt):
             demo(out, tiny_dir)
-    assert len(load_rows(out / "sweep-before")) == 4
+    assert len(load_traces(out / "sweep-before")) == 4
     assert (out / "train" / "sft-warmup" / "model" / "config.json").is_file()
     assert not list((out / "train").glob("checkpoint-*"))
     monkeypatch.setattr("rlcot.train.trainer.sft_warmup", lambda *a, **k: pytest.fail("the SFT warm-up ran again"))
@@ -153,7 +153,7 @@ def test_an_interrupted_demo_resumes_where_it_stopped_without_redoing_the_sweep_
     assert [line["step"] for line in logs if "reward" in line] == [1, 2]  # step 2 once, though logged twice
     base = json.loads((out / "train" / "checkpoint-2" / "adapter_config.json").read_text())["base_model_name_or_path"]
     assert Path(base) == (out / "train" / "sft-warmup" / "model").resolve()
-    assert len(load_rows(out / "sweep-after")) == 4 and (out / "plots" / "accuracy.png").is_file()
+    assert len(load_traces(out / "sweep-after")) == 4 and (out / "plots" / "accuracy.png").is_file()
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -19,7 +19,8 @@ PACKAGES = ("verifiers", "rlcot", "evals")  # the folders; verifiers/ and evals/
 # lower floors first: a module may import its own floor and those below, never above
 FLOORS = ["rlcot.verifiers", "rlcot.thinking", "rlcot.generation", "rlcot", "rlcot.train", "rlcot.evals", "rlcot.demo",
           "rlcot.cli", "rlcot.__main__"]
-ENTRY_POINTS = ("rlcot.demo", "rlcot.cli", "rlcot.__main__")  # the only rlcot modules beside rlcot.evals that use it
+# the only rlcot modules beside rlcot.evals that use it; a package counts with its modules (rlcot.cli.sweeps)
+ENTRY_POINTS = ("rlcot.demo", "rlcot.cli", "rlcot.__main__")
 
 
 def _module_name(path: Path) -> str:
@@ -65,6 +66,10 @@ def _graph(deferred: bool = False) -> dict[str, set[str]]:
     return graph
 
 
+def _is_entry_point(module: str) -> bool:
+    return any(module == entry or module.startswith(entry + ".") for entry in ENTRY_POINTS)
+
+
 def _floor(module: str) -> int:
     """The index of the longest floor that is ``module`` or a package above it."""
     matching = [floor for floor in FLOORS if module == floor or module.startswith(floor + ".")]
@@ -90,14 +95,30 @@ def test_no_module_imports_a_floor_above_its_own():
 
 
 def test_no_rlcot_library_module_imports_evals_only_the_entry_points_do():
-    users = sorted(a for a, deps in _graph(deferred=True).items() if not a.startswith(("rlcot.evals", *ENTRY_POINTS))
-                   and any(d.startswith("rlcot.evals") for d in deps))
+    users = sorted(a for a, deps in _graph(deferred=True).items() if not a.startswith("rlcot.evals")
+                   and not _is_entry_point(a) and any(d.startswith("rlcot.evals") for d in deps))
     assert users == []
+
+
+@pytest.mark.parametrize("module, entry", [
+    ("rlcot/cli/_floor_probe.py", True),  # every module of the rlcot.cli package is the command line
+    ("rlcot/train/_floor_probe.py", False),
+])
+def test_only_an_entry_point_module_may_import_evals(module, entry):
+    path = ROOT / module
+    try:
+        path.write_text("def f():\n    from rlcot.evals.analysis import headline\n")
+        name = _module_name(path)
+        assert "rlcot.evals.analysis" in _graph(deferred=True)[name]
+        assert _is_entry_point(name) is entry
+    finally:
+        path.unlink()
 
 
 @pytest.mark.parametrize("module, source", [
     ("rlcot/generation/_floor_probe.py", "from ..tasks import Task\n"),  # generation below the core
     ("rlcot/_floor_probe.py", "def f():\n    from rlcot.cli import app\n"),  # deferred, still upward
+    ("rlcot/train/_floor_probe.py", "def f():\n    from ..cli.sweeps import sweep\n"),  # a module of the cli package
 ])
 def test_a_planted_upward_import_is_caught(module, source):
     path = ROOT / module

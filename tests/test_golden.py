@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from rlcot.evals.store import load_rows
+from rlcot.store import load_traces
 from rlcot.evals.sweep import run_sweep
 from rlcot.evals.sweep_spec import SweepSpec
 from tests.fixtures.golden.make_golden import (GRPO_FILE, ORACLE, SWEEP, SWEEP_DIR, SWEEP_EXPECTED, TINY, one_thread,
@@ -90,7 +90,7 @@ def test_the_recorded_sweep_covers_every_outcome_and_how_thinking_ends():
 
 def test_the_sweep_gives_the_recorded_verdicts_scores_and_token_counts(tmp_path, tokenizer, models):
     run_golden_sweep(tmp_path, models, tokenizer)
-    recorded, now = cells(recorded_rows()), cells(load_rows(tmp_path))
+    recorded, now = cells(recorded_rows()), cells(trace.to_dict() for trace in load_traces(tmp_path))
     assert len(recorded) == len(SWEEP["models"]) * SWEEP["limit"] * SWEEP["samples"] * len(SWEEP["budgets"]) == 64
     assert sorted(now) == sorted(recorded)
     assert differences(recorded, now) == []
@@ -109,7 +109,7 @@ def test_two_grpo_steps_give_the_recorded_rollouts_rewards_and_verdicts(tmp_path
 
 def test_the_sweep_directory_written_before_the_refactor_still_reads():
     expected = json.loads((GOLDEN / SWEEP_EXPECTED).read_text())
-    rows = load_rows(GOLDEN / SWEEP_DIR)
+    rows = load_traces(GOLDEN / SWEEP_DIR)
     numbers = sweep_numbers(rows)  # rlcot.evals.series.series_of and rlcot.evals.analysis.headline
     assert numbers["rows"] == expected["rows"] == 64
     assert numbers["series"] == expected["series"]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from rlcot import models, records, runinfo
+from rlcot import models, records, row_checks, runinfo
 from rlcot.builtin_models import tiny_llama
 from rlcot.tasks import get_task
 from rlcot.verifiers import HedgeScheme, Verdict, get_verifier
@@ -88,7 +88,7 @@ def test_check_rows_names_every_row_that_cannot_be_scored_by_file_line_and_id(tm
     task = get_task(f"jsonl:{path}")
     rows = task.rows(len(BAD_ROWS))
     with pytest.raises(ValueError) as caught:
-        records.check_rows(task, rows)
+        row_checks.check_rows(task, rows)
     message = str(caught.value)
     bad = [(number, row, reason) for number, (row, reason) in enumerate(BAD_ROWS, 1) if reason]
     assert message.startswith(f"{len(bad)} of {len(BAD_ROWS)} task rows cannot be scored")
@@ -97,16 +97,16 @@ def test_check_rows_names_every_row_that_cannot_be_scored_by_file_line_and_id(tm
         assert line.strip().startswith(f"{path}:{number} (id {row['id']!r}): ")
         assert re.search(reason, line), (reason, line)
     assert message.splitlines()[-1].strip() == f"and {len(bad) - 5} more"
-    records.check_rows(task, [row for row, (_, reason) in zip(rows, BAD_ROWS) if not reason])  # nothing raised
+    row_checks.check_rows(task, [row for row, (_, reason) in zip(rows, BAD_ROWS) if not reason])  # nothing raised
 
 
 def test_check_rows_gives_the_reasons_of_the_rows_it_left_unlisted(tmp_path):
     # the bad rows past the first five, in a file of their own, so the error lists them
-    unlisted = [item for item in BAD_ROWS if item[1]][records.ROWS_SHOWN:]
+    unlisted = [item for item in BAD_ROWS if item[1]][row_checks.ROWS_SHOWN:]
     path = _write_rows(tmp_path / "rest.jsonl", [row for row, _ in unlisted])
     task = get_task(f"jsonl:{path}")
     with pytest.raises(ValueError) as caught:
-        records.check_rows(task, task.rows(10))
+        row_checks.check_rows(task, task.rows(10))
     lines = str(caught.value).splitlines()[1:]
     assert len(lines) == len(unlisted)
     for number, ((row, reason), line) in enumerate(zip(unlisted, lines), 1):
@@ -119,8 +119,8 @@ def test_check_rows_names_a_generated_row_by_its_id():
     rows = task.rows(3)
     rows[1] = {key: value for key, value in rows[1].items() if key != "answer"}
     with pytest.raises(ValueError, match=r"1 of 3 task rows cannot be scored.*\n  id 'arith-1': the row has no 'answer'"):
-        records.check_rows(task, rows)
-    records.check_rows(get_task("arith", unanswerable=0.5), get_task("arith", unanswerable=0.5).rows(20))
+        row_checks.check_rows(task, rows)
+    row_checks.check_rows(get_task("arith", unanswerable=0.5), get_task("arith", unanswerable=0.5).rows(20))
 
 
 def test_check_rows_asks_the_tasks_own_verifier_about_each_row(tmp_path):
@@ -129,7 +129,7 @@ def test_check_rows_asks_the_tasks_own_verifier_about_each_row(tmp_path):
     task = get_task(f"jsonl:{path}", verifier="tests.test_hostile_inputs:strict_verifier")
     with pytest.raises(ValueError, match=r"1 of 2 .*\n  \S+rows.jsonl:2 \(id 'rows-2'\): this verifier needs a "
                                          r"'units' field$"):
-        records.check_rows(task, task.rows(2))
+        row_checks.check_rows(task, task.rows(2))
 
 
 def test_check_rows_lists_a_puzzle_row_with_a_broken_solution():
@@ -137,8 +137,8 @@ def test_check_rows_lists_a_puzzle_row_with_a_broken_solution():
     rows = task.rows(2, seed=1)
     rows[0] = {**rows[0], "solution": rows[0]["solution"][:-1]}  # one cell short
     with pytest.raises(ValueError, match=r"1 of 2 task rows cannot be scored.*\n  id '"):
-        records.check_rows(task, rows)
-    records.check_rows(task, task.rows(2, seed=1))
+        row_checks.check_rows(task, rows)
+    row_checks.check_rows(task, task.rows(2, seed=1))
 
 
 # ------------------------------------------------------------------ 3. hedge schemes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlcot.records import CompletionRow, Scorer, resolve_scheme, score_completion
+from rlcot.records import CompletionRow, Scorer, resolve_scheme
 from rlcot.tasks import Task, get_task
 from rlcot.thinking import ThinkingProtocol
 from rlcot.verifiers import BINARY, HedgeScheme
@@ -16,6 +16,11 @@ ROW = {"id": "r1", "answer": "4"}
 def _exact_task():
     """A task scored by a user's plain function (tests/verifiers/test_base.py:exact)."""
     return Task(name="rows", description="user rows", verifier="tests.verifiers.test_base:exact")
+
+
+def score_completion(prompt, completion, row, task, scheme="default", protocol=None, sample=0, budget=None):
+    """One completion scored as every caller scores it: a ``Scorer`` for the task."""
+    return Scorer(task, scheme, protocol).score(prompt, completion, row, sample, budget)
 
 
 def test_a_completion_trl_hands_over_gets_its_prefilled_think_back():

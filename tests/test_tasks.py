@@ -148,7 +148,7 @@ def test_gsm8k_reads_its_shipped_splits_offline_with_the_ids_the_same_file_gets(
     test = get_task("gsm8k").rows(2000)
     assert len(test) == 1319 and [test[0]["id"], test[-1]["id"]] == ["gsm8k-test-1", "gsm8k-test-1319"]
     assert test[0]["question"].startswith("Janet\u2019s ducks lay 16 eggs")  # the published test split, in order
-    # ids enter the keys of stored sweep rows: a copy of the file passed with --data gets the very same rows
+    # ids enter the keys of stored traces: a copy of the file passed with --data gets the very same rows
     copy = tmp_path / "test.jsonl"
     shutil.copyfile(GSM8K_TEST, copy)
     assert get_task("gsm8k", data=str(copy)).rows(2000) == test

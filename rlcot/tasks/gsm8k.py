@@ -30,7 +30,7 @@ class GSM8KTask(JsonlTask):
     (``hub_id=openai/gsm8k``) where one is reachable. A row's id is ``gsm8k-STEM-LINE``
     for a file (the shipped ones are ``test.jsonl`` and ``train.jsonl``) and
     ``gsm8k-SPLIT-INDEX`` (from 1) on the hub: line n of the published split gets the
-    same id whichever copy it is read from, and ids enter the keys of stored sweep rows.
+    same id whichever copy it is read from, and ids enter the keys of stored traces.
     """
 
     name: str = "gsm8k"

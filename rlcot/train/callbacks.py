@@ -7,7 +7,7 @@
   run directory as it was;
 - ``NoEvals`` is the eval hook of a run that draws no eval curves.
 
-The run's logs (``metrics.jsonl``, ``traces.jsonl``) are append-only, one JSON object
+The run's logs (``metrics.jsonl``, ``rollouts.jsonl``) are append-only, one JSON object
 with its ``step`` a line. A run killed mid-write may leave a torn last line, which is
 cut when the resumed training begins; damage before it is an error naming the line,
 found by ``check_run_logs`` (from ``rlcot.train.preflight``) before the model loads.
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 from transformers import TrainerCallback
 
 from ..jsonl import parse_line, repair_tail
+from ..runinfo import ROLLOUTS
 
 if TYPE_CHECKING:
     from .resolve import ResolvedRun
@@ -102,7 +103,7 @@ class RunStart(TrainerCallback):
             _forget_after(self.output_dir, self.step)
 
 
-RUN_LOGS = ("metrics.jsonl", "traces.jsonl")  # append-only, one JSON object with its "step" a line
+RUN_LOGS = ("metrics.jsonl", ROLLOUTS)  # append-only, one JSON object with its "step" a line
 _LOG_LINE = "a log line with a whole-number step"
 _LOG_FIX = "the run's logs are damaged: delete the line, or drop --resume and start afresh"
 
@@ -139,7 +140,7 @@ def _forget_after(output_dir: Path, step: int) -> None:
     before it is a ValueError naming the line (``check_run_logs`` finds it before the
     model loads).
     """
-    for name, keep in (("metrics.jsonl", lambda s: s <= step), ("traces.jsonl", lambda s: s < step)):
+    for name, keep in (("metrics.jsonl", lambda s: s <= step), (ROLLOUTS, lambda s: s < step)):
         path = output_dir / name
         if path.exists():
             rows = repair_tail(path, _is_log_row, _LOG_LINE, _LOG_FIX) if step > 0 else []

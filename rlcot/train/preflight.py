@@ -18,9 +18,9 @@ with one sentence naming the value and the fix for:
   built-in one before its first conversion) is not checked: converting or
   downloading it just to check would cost more than the load that follows;
 - a task row the run would train or evaluate on that cannot be prompted or scored
-  (``rlcot.records.check_rows``: a missing or unreadable gold, a duplicate id);
+  (``rlcot.row_checks.check_rows``: a missing or unreadable gold, a duplicate id);
 - ``--resume``: no checkpoint to resume, the SFT warm-up model its checkpoints build
-  on missing, a ``metrics.jsonl``/``traces.jsonl`` damaged before its last line
+  on missing, a ``metrics.jsonl``/``rollouts.jsonl`` damaged before its last line
   (``rlcot.train.callbacks.check_run_logs``; a torn last line is cut when training starts).
 """
 
@@ -68,8 +68,8 @@ def preflight(recipe, output_dir: str | Path | None = None, resume: bool = False
 
 
 def check_task_rows(recipe) -> None:
-    """Every row the run trains and evaluates on can be prompted and scored (``rlcot.records.check_rows``)."""
-    from ..records import check_rows
+    """Every row the run trains and evaluates on can be prompted and scored (``rlcot.row_checks.check_rows``)."""
+    from ..row_checks import check_rows
     from ..tasks import get_task
 
     for mix in recipe.tasks:

@@ -53,7 +53,7 @@ import math
 from collections import Counter
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from ..records import CompletionRow, ScoredRecord, Scorer, resolve_scheme
+from ..records import CompletionRow, ScoredTrace, Scorer, resolve_scheme
 from ..tasks import Task
 from ..thinking import ThinkingProtocol
 from rlcot.verifiers.base import OUTCOMES
@@ -123,9 +123,9 @@ class _RewardFunction:
         return [None if record is None else record.score for record in records]
 
     def score_batch(self, prompts: Sequence[str], completions: Sequence[str], task_keys: Sequence[str],
-                    rows: Sequence[str | Mapping]) -> list[ScoredRecord | None]:
+                    rows: Sequence[str | Mapping]) -> list[ScoredTrace | None]:
         """One record per completion (None: unscorable); each task's rows go through its verifier's batch path."""
-        records: list[ScoredRecord | None] = [None] * len(completions)
+        records: list[ScoredTrace | None] = [None] * len(completions)
         groups: dict[str, list[int]] = {}
         for i, key in enumerate(task_keys):
             if key not in self.scorers:
@@ -143,7 +143,7 @@ class _RewardFunction:
                 records[i] = record
         return records
 
-    def _score_one(self, scorer: Scorer, item: CompletionRow) -> ScoredRecord | None:
+    def _score_one(self, scorer: Scorer, item: CompletionRow) -> ScoredTrace | None:
         try:
             return scorer.score_many([item])[0]
         except ValueError:
@@ -151,7 +151,7 @@ class _RewardFunction:
             return None
 
 
-def outcome_metrics(records: Sequence[ScoredRecord | None], task_keys: Sequence[str], per_task: bool,
+def outcome_metrics(records: Sequence[ScoredTrace | None], task_keys: Sequence[str], per_task: bool,
                     columns: Mapping[str, Any] | None = None) -> dict[str, float]:
     """Outcome and hedge rates and the mean score of a batch (None records left out), for ``log_metric``."""
     metrics = _rates("outcomes", "score/mean", [r for r in records if r is not None])
@@ -169,7 +169,7 @@ def outcome_metrics(records: Sequence[ScoredRecord | None], task_keys: Sequence[
     return metrics
 
 
-def _rates(prefix: str, score_name: str, records: Sequence[ScoredRecord]) -> dict[str, float]:
+def _rates(prefix: str, score_name: str, records: Sequence[ScoredTrace]) -> dict[str, float]:
     if not records:
         return {}
     n = len(records)

@@ -23,11 +23,16 @@ seeds from (recipe seed, step, process, position), so a resumed run redraws the 
 rollouts for the same step. The model is put in eval mode while generating (with
 gradient checkpointing in train mode, transformers would switch the KV cache off)
 and back afterwards.
+
+The first ``keep_traces`` rollouts of every step are kept, scored, in the run's
+``rollouts.jsonl`` (``rlcot.runinfo.ROLLOUTS``): a ``rlcot.store`` file like a sweep's,
+each keyed by (step, position, seed, prompt), so the report reads them with the one
+reader, and a step redone after a resume replaces nothing already stored.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -42,17 +47,18 @@ from ..thinking import ThinkingProtocol
 class BudgetForcedRollout:
     """``rollout_func`` for GRPOTrainer: our hf generator under the recipe's thinking budget.
 
-    ``cues`` maps each dataset prompt to its task's answer cue. ``traces_path``, when
-    given, receives the first ``keep_traces`` rollouts of every step as JSON lines,
-    each with the verdict and score ``judge(trace)`` gives it.
+    ``cues`` maps each dataset prompt to its task's answer cue. ``rollouts_path``, when
+    given, is the store (``rlcot.store.TraceStore``) the first ``keep_traces`` rollouts
+    of every step go to, each as the ``ScoredTrace`` ``judge(trace)`` gives it, labelled
+    ``model``.
     """
 
     def __init__(self, tokenizer, protocol: ThinkingProtocol, budget: Budget, cues: Mapping[str, str],
-                 seed: int = 0, traces_path: Path | None = None, keep_traces: int = 4,
-                 judge: Callable | None = None):
+                 seed: int = 0, rollouts_path: Path | None = None, keep_traces: int = 4,
+                 judge: Callable | None = None, model: str = ""):
         self.tokenizer, self.protocol, self.budget = tokenizer, protocol, budget
         self.cues, self.seed = dict(cues), seed
-        self.traces_path, self.keep_traces, self.judge = traces_path, keep_traces, judge
+        self.rollouts_path, self.keep_traces, self.judge, self.model = rollouts_path, keep_traces, judge, model
         self.last_traces: list = []
 
     def __call__(self, prompts: list[str], trainer) -> dict:
@@ -64,7 +70,7 @@ class BudgetForcedRollout:
         traces = self.generate(trainer, requests, sampling)
         self.last_traces = traces
         if trainer.accelerator.is_main_process:
-            self._keep(traces, step)
+            self._keep(traces, step, sampling.temperature)
         eos = self.tokenizer.eos_token_id
         completion_ids, env_mask, logprobs = [], [], []
         for trace in traces:
@@ -105,18 +111,16 @@ class BudgetForcedRollout:
             finally:
                 model.train(was_training)
 
-    def _keep(self, traces: list, step: int) -> None:
-        if self.traces_path is None or not traces:
+    def _keep(self, traces: list, step: int, temperature: float) -> None:
+        if self.rollouts_path is None or self.judge is None or not traces:
             return
         from ..generation.base import forced_spans
+        from ..store import TraceStore, content_key
 
-        with self.traces_path.open("a") as sink:
-            for trace in traces[: self.keep_traces]:
-                # the fields of a sweep row that `rlcot report` shows: forced spans highlighted, answer apart
-                line = {"step": step, "prompt": trace.prompt, "completion": trace.completion, "answer": trace.answer,
-                        "forced_spans": forced_spans(trace, self.tokenizer),
-                        "thinking_tokens": trace.thinking_tokens, "capped": trace.capped,
-                        "finish_reason": trace.finish_reason}
-                if self.judge is not None:
-                    line.update(self.judge(trace))
-                sink.write(json.dumps(line) + "\n")
+        kept = [self.judge(trace).with_context(
+            key=content_key({"step": step, "position": position, "seed": trace.seed, "prompt": trace.prompt}),
+            mode="rollout", model=self.model, step=step, temperature=temperature, top_p=1.0, backend="hf",
+            protocol=asdict(self.protocol), forced_spans=forced_spans(trace, self.tokenizer))
+            for position, trace in enumerate(traces[: self.keep_traces])]
+        with TraceStore(self.rollouts_path).writing("rlcot train") as writer:
+            writer.append(kept)

@@ -18,7 +18,7 @@ LoRA config, the rollouts' budget, the eval curves):
 
 The run directory holds ``run.json`` (the resolved recipe, TRL's arguments and the
 library versions), TRL's ``checkpoint-N`` directories, ``metrics.jsonl``,
-``traces.jsonl`` (sampled rollouts with their verdicts), with an SFT warm-up its merged
+``rollouts.jsonl`` (sampled rollouts, scored: ``rlcot.store``), with an SFT warm-up its merged
 model in ``sft-warmup/model`` (what GRPO starts from, and the base LoRA adapters name),
 and, at the end, the final weights and ``summary.json``. Its layout is read through
 ``rlcot.runinfo`` alone (checkpoints, the warm-up model, trainer states).
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..jsonl import complete_rows
-from ..records import Scorer
-from ..runinfo import SFT_MODEL_DIR
+from ..records import ScoredTrace, Scorer
+from ..runinfo import ROLLOUTS, SFT_MODEL_DIR
 from ..thinking import ThinkingProtocol
 from .callbacks import NoEvals, RunLog, RunStart
 from .data import TrainingData, build_data, sft_examples
@@ -61,7 +61,8 @@ def build_trainer(run: ResolvedRun, model, tokenizer, protocol: ThinkingProtocol
     rollout = None
     if not run.grpo.use_vllm:
         rollout = BudgetForcedRollout(tokenizer, protocol, run.budget, data.cues, seed=recipe.seed,
-                                      traces_path=run.output_dir / "traces.jsonl", judge=_judge(data, protocol))
+                                      rollouts_path=run.output_dir / ROLLOUTS, judge=_judge(data, protocol),
+                                      model=recipe.model)
     # rollout_func is marked experimental in TRL; the pinned TRL (1.16) is the one this was built and tested on
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     return GRPOTrainer(model=model, reward_funcs=functions, args=run.grpo,
@@ -80,11 +81,9 @@ def _fresh(lora):
 def _judge(data: TrainingData, protocol: ThinkingProtocol) -> Callable:
     scorers = {key: Scorer(task, "default", protocol) for key, task in data.tasks.items()}
 
-    def judge(trace) -> dict:
+    def judge(trace) -> ScoredTrace:
         key, row = data.examples[trace.prompt]
-        record = scorers[key].score_trace(trace, row)
-        return {"task": key, "row_id": str(row["id"]), "row": row, "verdict": record.verdict.to_dict(),
-                "score": record.score, "scheme": record.scheme}
+        return scorers[key].score_trace(trace, row).with_context(task=data.tasks[key].spec())
 
     return judge
 

@@ -12,6 +12,7 @@ from rlcot.evals.series import at_k_points, curve_points, series_of
 from rlcot.evals.points import read_points_csv
 from rlcot.evals.sweep import model_loader, run_sweep
 from rlcot.cli import app
+from rlcot.records import ScoredTrace
 from tests.evals.test_sweep import hash_lm, spec
 
 
@@ -23,7 +24,8 @@ def make_rows(model, correct, budgets=(0, 16, 64), samples=2, problems=6, step=N
             for b in budgets:
                 ok = correct(p, s, b)
                 rows.append({
-                    "key": f"{model}-{p}-{s}-{b}", "model": model, "row_id": f"q{p}", "sample": s, "budget": b,
+                    "key": f"{model}-{p}-{s}-{b}", "model": model, "task": {"name": "arith"}, "row_id": f"q{p}",
+                    "row": {"id": f"q{p}"}, "completion": "", "sample": s, "budget": b,
                     "mode": "cap", "step": step, "run_dir": run_dir, "parameters": parameters,
                     "thinking_tokens": b // 2, "capped": False, "gold_logprob": -1.0 - p / (1 + b),
                     "verdict": {"outcome": "correct" if ok else "wrong", "hedged": False,
@@ -32,9 +34,14 @@ def make_rows(model, correct, budgets=(0, 16, 64), samples=2, problems=6, step=N
     return rows
 
 
+def traces(rows: list[dict]) -> list[ScoredTrace]:
+    """The rows as the store hands them to every reader."""
+    return [ScoredTrace.from_dict(row) for row in rows]
+
+
 def test_accuracy_points_are_problem_means_with_a_seeded_paired_interval():
     rows = make_rows("m", lambda p, s, b: p < b // 16 + 1 and s == 0)
-    series = series_of(rows)[0]
+    series = series_of(traces(rows))[0]
     points = {p.budget: p for p in curve_points(series, "default") if p.metric == "accuracy"}
     # budget 64: problems 0..4 have sample 0 correct -> 5 of 12 samples
     assert points[64].y == pytest.approx(5 / 12) and points[0].y == pytest.approx(1 / 12)
@@ -48,7 +55,7 @@ def test_accuracy_points_are_problem_means_with_a_seeded_paired_interval():
 def test_pass_and_majority_at_k_follow_the_samples():
     # problem p: sample 0 right, sample 1 wrong (distinct answers): pass@2 = 1, maj@2 = a coin flip = 0.5
     rows = make_rows("m", lambda p, s, b: s == 0, budgets=(16,))
-    points = {(p.metric, p.k): p.y for p in at_k_points(series_of(rows)[0], "default")}
+    points = {(p.metric, p.k): p.y for p in at_k_points(series_of(traces(rows))[0], "default")}
     assert points["pass@k", 1] == pytest.approx(0.5) and points["pass@k", 2] == pytest.approx(1.0)
     assert points["maj@k", 2] == pytest.approx(0.5)
     assert points["best@k", 1] == pytest.approx(0.5)  # one sample: best-of-1 is accuracy
@@ -59,13 +66,13 @@ def test_best_of_k_picks_by_the_models_confidence():
     rows = make_rows("m", lambda p, s, b: s == 0, budgets=(16,))
     for row in rows:
         row["sum_logprob"], row["sampled_tokens"] = (-1.0 if row["sample"] == 0 else -9.0), 10
-    best = {p.k: p.y for p in at_k_points(series_of(rows)[0], "default") if p.metric == "best@k"}
+    best = {p.k: p.y for p in at_k_points(series_of(traces(rows))[0], "default") if p.metric == "best@k"}
     assert best[2] == pytest.approx(1.0)
     for row in rows:
         row["sum_logprob"] = -9.0 if row["sample"] == 0 else -1.0
-    best = {p.k: p.y for p in at_k_points(series_of(rows)[0], "default") if p.metric == "best@k"}
+    best = {p.k: p.y for p in at_k_points(series_of(traces(rows))[0], "default") if p.metric == "best@k"}
     assert best[2] == pytest.approx(0.0)
-    table = headline(rows)
+    table = headline(traces(rows))
     assert table[0]["pass@2"] == "1.000" and table[0]["maj@2"] == "0.500" and table[0]["acc"] == "0.500"
 
 
@@ -77,7 +84,7 @@ def test_checkpoints_give_a_training_curve_with_the_lr_schedule_marked(tmp_path)
     rows = []
     for step in (20, 40, 60, 80):  # accuracy jumps between 40 and 60, where the LR drops
         rows += make_rows(f"run@{step}", lambda p, s, b, step=step: step >= 60 or p == 0, step=step, run_dir=str(run))
-    summary = plot_runs(rows, tmp_path / "plots")
+    summary = plot_runs(traces(rows), tmp_path / "plots")
     training = read_points_csv(tmp_path / "plots" / "training.csv")
     assert {p.series for p in training} == {"B=0", "B=16", "B=64"}
     assert sorted({p.x for p in training}) == [20.0, 40.0, 60.0, 80.0]
@@ -89,7 +96,7 @@ def test_checkpoints_give_a_training_curve_with_the_lr_schedule_marked(tmp_path)
 def test_models_of_several_sizes_give_a_model_size_curve(tmp_path):
     rows = make_rows("small", lambda p, s, b: p == 0, parameters=135_000_000)
     rows += make_rows("large", lambda p, s, b: p < 4, parameters=1_700_000_000)
-    plot_runs(rows, tmp_path)
+    plot_runs(traces(rows), tmp_path)
     sizes = read_points_csv(tmp_path / "model_size.csv")
     assert sorted({p.x for p in sizes}) == [135.0, 1700.0]
     assert {p.series for p in sizes} == {"B=0", "B=16", "B=64"}
@@ -98,7 +105,7 @@ def test_models_of_several_sizes_give_a_model_size_curve(tmp_path):
 def test_a_model_and_its_adapter_are_not_a_model_size_curve(tmp_path):
     rows = make_rows("base", lambda p, s, b: p == 0, parameters=135_000_000)
     rows += make_rows("base + LoRA", lambda p, s, b: p < 4, parameters=139_400_000)  # r=16 adds ~3%
-    plot_runs(rows, tmp_path)
+    plot_runs(traces(rows), tmp_path)
     assert not (tmp_path / "model_size.csv").exists()
 
 
@@ -134,16 +141,16 @@ def test_before_after_pairs_the_first_curve_with_the_last_per_budget():
     before = make_rows("step 0", lambda p, s, b: p == 0, budgets=(0, 64), samples=1)
     middle = make_rows("step 5", lambda p, s, b: False, budgets=(0, 64), samples=1)
     after = make_rows("step 10", lambda p, s, b: b == 64 and p < 4, budgets=(0, 64), samples=1)
-    lines = {line["budget"]: line for line in before_after(before + middle + after)}
+    lines = {line["budget"]: line for line in before_after(traces(before + middle + after))}
     assert (lines[64]["before"], lines[64]["after"]) == ("step 0", "step 10")  # the middle curve is skipped
     assert lines[64]["accuracy_before"] == pytest.approx(1 / 6) and lines[64]["accuracy_after"] == pytest.approx(4 / 6)
     assert lines[64]["change"] == pytest.approx(3 / 6) and lines[64]["change_lo"] > 0  # 3 up, none down
     assert lines[0]["change"] == pytest.approx(-1 / 6) and lines[0]["change_lo"] < 0 < lines[0]["change_hi"] + 1e-9
     assert "abstain_unanswerable_after" not in lines[64]  # every row answerable: no abstain columns
-    assert before_after(before) == []  # one curve: nothing to compare
+    assert before_after(traces(before)) == []  # one curve: nothing to compare
     for row in after:  # other questions: no problem in common, nothing paired (once a ValueError)
         row["row_id"] = "other-" + row["row_id"]
-    assert before_after(before + after) == []
+    assert before_after(traces(before + after)) == []
 
 
 def test_before_after_reports_abstaining_on_answerable_and_unanswerable_rows_apart():
@@ -158,6 +165,6 @@ def test_before_after_reports_abstaining_on_answerable_and_unanswerable_rows_apa
             if abstains(p):
                 row["verdict"] = {**row["verdict"], "outcome": "abstain"}
         rows += made
-    (line,) = before_after(rows)
+    (line,) = before_after(traces(rows))
     assert line["abstain_unanswerable_before"] == 0 and line["abstain_unanswerable_after"] == 1
     assert line["abstain_answerable_before"] == 0 and line["abstain_answerable_after"] == pytest.approx(1 / 4)

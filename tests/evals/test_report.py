@@ -46,12 +46,13 @@ def training_dir(tmp_path: Path, tokenizer) -> Path:
               "thinking/cap_rate": 0.5} for s in (1, 2)]
     (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     example = get_task("arith").rows(1, seed=0)[0]
-    rollout = {"step": 1, "prompt": "<|im_start|>user\nq", "completion": "<think>\nhm\n</think>\n\\boxed{3}",
+    rollout = {"v": 1, "key": "r1", "model": "m", "mode": "rollout", "sample": 0, "budget": None, "step": 1,
+               "prompt": "<|im_start|>user\nq", "completion": "<think>\nhm\n</think>\n\\boxed{3}",
                "answer": "\n\\boxed{3}", "forced_spans": [[11, 19]], "thinking_tokens": 2, "capped": True,
-               "finish_reason": "capped", "task": "arith", "row_id": example["id"], "row": example,
+               "finish_reason": "capped", "task": {"name": "arith"}, "row_id": example["id"], "row": example,
                "verdict": {"outcome": "wrong", "hedged": False, "answer": "3", "reason": None, "details": {}},
                "score": 0.0, "scheme": "binary"}
-    (run / "traces.jsonl").write_text(json.dumps(rollout) + "\n")
+    (run / "rollouts.jsonl").write_text(json.dumps(rollout) + "\n")
     for step in (0, 2):
         run_sweep(spec(models=(f"step {step}",)), run / "eval" / "arith",
                   loader=model_loader(hash_lm(tokenizer), tokenizer), step=step, run_dir=str(run))
@@ -142,7 +143,7 @@ def test_the_cli_writes_the_page_and_bad_directories_get_one_line_errors(sweep_d
     assert result.exit_code != 0 and "is not a directory" in result.output
     (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["report", str(tmp_path / "empty")])
-    assert result.exit_code != 0 and "neither sweep rows" in result.output
+    assert result.exit_code != 0 and "neither sweep traces" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 

@@ -74,13 +74,15 @@ def hostile_rows(run_dir: Path) -> None:
 
 
 def hostile_training_run(tmp_path: Path, tokenizer) -> Path:
-    """``training_dir``'s run with every string hostile: eval rows, rollouts (a string step), metrics, run.json,
-    summary.json, and its directory's name."""
+    """``training_dir``'s run with every string hostile: eval rows, rollouts, metrics, run.json, summary.json,
+    and its directory's name."""
     run = training_dir(tmp_path, tokenizer)
     hostile_rows(run / "eval" / "arith")
-    rollout = json.loads((run / "traces.jsonl").read_text())
-    write_jsonl(run / "traces.jsonl", [{**hostile(rollout, PAYLOADS[0]), "step": PAYLOADS[1]},
-                                       {**hostile(rollout, PAYLOADS[1]), "step": PAYLOADS[0]}])
+    rollout = json.loads((run / "rollouts.jsonl").read_text())
+    rollouts = [hostile(rollout, payload) for payload in PAYLOADS]
+    for step, line in enumerate(rollouts, 1):  # the outcome one the numbers know, the step a number: a stored trace
+        line["verdict"]["outcome"], line["step"] = rollout["verdict"]["outcome"], step
+    write_jsonl(run / "rollouts.jsonl", rollouts)
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     metrics[0][PAYLOADS[0]] = PAYLOADS[1]  # a key and a value no figure knows
     metrics += [{"step": PAYLOADS[0], "loss": PAYLOADS[1], "reward": PAYLOADS[0]},  # a string step: not a step
@@ -146,8 +148,9 @@ def test_a_report_of_hostile_runs_runs_no_script_and_shows_every_payload_as_text
                                  for p in PAYLOADS if p in text}, select
     budgets = page.eval_on_selector_all("#f-budget option", "options => options.map((o) => o.value)")
     assert any(PAYLOADS[0] in value for value in budgets)  # the forcing mode, part of each budget option's value
-    rows = page.inner_text("#trace-table tbody")
-    assert f"step {PAYLOADS[1]}" in rows and f"step {PAYLOADS[0]}" in rows  # the rollouts' string steps
+    data = embedded(page_path)
+    rollouts = [t for t in data["traces"] if data["series"][t["s"]].endswith("rollouts")]
+    assert [(t["st"], t["c"].startswith(p)) for t, p in zip(rollouts, PAYLOADS)] == [(1, True), (2, True)]
     page.click("#f-reset")
     page.locator("#trace-table tbody tr").first.click()
     detail = page.inner_text("#detail")
@@ -170,29 +173,31 @@ def test_the_pages_policy_runs_no_inline_handler_and_loads_nothing_from_outside(
     page.close()
 
 
-def test_values_of_the_wrong_type_are_shown_or_left_out_of_the_numbers_not_a_traceback(browser, sweep_dir, tmp_path,
-                                                                                       tokenizer):
+def test_lines_of_the_wrong_type_are_left_out_and_named_on_the_page_not_a_traceback(browser, sweep_dir, tmp_path,
+                                                                                  tokenizer):
     path = next(sweep_dir.glob("rows*.jsonl"))
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     good = rows[0]
-    junk = [  # each a row a writer of another version, a hand edit or an attacker could leave
+    junk = [  # each a line a writer of another version, a hand edit or an attacker could leave
         {**good, "key": "outcome", "verdict": {**good["verdict"], "outcome": PAYLOADS[0]}},  # not an outcome
         {**good, "key": "score", "score": None},  # no score: the rates cannot average it
         {**good, "key": "budget", "budget": PAYLOADS[1]},  # a string budget
         {**good, "key": "types", "sample": "0", "thinking_tokens": "many", "capped": "yes", "task": 7, "row": [1],
          "verdict": PAYLOADS[0], "forced_spans": [["a", 2], [5], "x", [3, 10 ** 6]], "completion": 12345},
+        {**good, "key": "answer", "verdict": {**good["verdict"], "answer": [[PAYLOADS[0]]]}},  # answers are text
+    ]
+    shown = [  # odd but well-typed: shown, and counted
         {**good, "key": "math", "model": "$\\frac{$"},  # TeX matplotlib cannot parse, in a curve's label
         {**good, "key": "surrogate", "completion": "\ud800 a lone surrogate"},  # JSON holds it, UTF-8 cannot
-        {**good, "key": "deep", "verdict": {**good["verdict"], "details": {"deep": json.loads("[" * 900 + "]" * 900)},
-                                            "answer": [[PAYLOADS[0]]]}},  # nested past what writing recurses through
+        {**good, "key": "deep", "verdict": {**good["verdict"], "details": {"deep": json.loads("[" * 900 + "]" * 900)}}},
     ]
     crossword = crossword_row()
     crossword["verdict"]["answer"] += "\nEXTRA\nLINES"  # more lines than the grid has
-    write_jsonl(path, rows + junk + [crossword])
+    write_jsonl(path, rows + junk + shown + [crossword])
     run = training_dir(tmp_path, tokenizer)
-    write_jsonl(run / "traces.jsonl", [{"completion": 42, "prompt": ["a", PAYLOADS[0]], "step": {"at": PAYLOADS[1]},
-                                        "verdict": PAYLOADS[0], "forced_spans": PAYLOADS[1], "row": PAYLOADS[0],
-                                        "task": {"name": [PAYLOADS[0]]}, "thinking_tokens": PAYLOADS[1]}])
+    write_jsonl(run / "rollouts.jsonl", [{"completion": 42, "prompt": ["a", PAYLOADS[0]], "step": {"at": PAYLOADS[1]},
+                                          "verdict": PAYLOADS[0], "forced_spans": PAYLOADS[1], "row": PAYLOADS[0],
+                                          "task": {"name": [PAYLOADS[0]]}, "thinking_tokens": PAYLOADS[1]}])
     with (run / "metrics.jsonl").open("a") as metrics:
         metrics.write('{"step": NaN, "loss": 0.1, "reward": Infinity}\n{"step": "3", "loss": "x"}\n')
     (run / "summary.json").write_text(json.dumps(list(PAYLOADS)))  # not an object
@@ -200,11 +205,15 @@ def test_values_of_the_wrong_type_are_shown_or_left_out_of_the_numbers_not_a_tra
     page_path = write_report([sweep_dir, run], tmp_path / "report.html")
     data = embedded(page_path)
     left_out = " ".join(data["left_out"])
-    assert "outcome is not one of" in left_out and "score is not a number" in left_out
+    for reason in ("verdict's outcome is", "score is null", "budget is", "task is 7", "verdict's answer is",
+                   "not a stored trace: missing key"):  # the last: the rollout line
+        assert reason in left_out, reason
+    assert f"{path}:{len(rows) + 1}:" in left_out and str(run / "rollouts.jsonl") + ":1:" in left_out
+    assert len(data["traces"]) == len(rows) + len(shown) + 1 + 2 * 3 * 3 * 2  # + the crossword, the eval curves
     assert "is not a JSON object" in data["training"][0]["warnings"][0]  # the summary, named, not a traceback
     assert any(t["c"].startswith("\ud800") for t in data["traces"])  # the lone surrogate kept, as JSON's escape
 
     page, dialogs, errors = open_page(browser, page_path)
     assert click_everything(page) == [] and dialogs == [] and errors == []  # every trace opened without an error
-    assert json.dumps({"at": PAYLOADS[1]}) in page.inner_text("#trace-table tbody")  # the rollout's step, as text
+    assert "verdict's outcome is" in page.inner_text("body")  # the left-out lines are named on the page
     page.close()

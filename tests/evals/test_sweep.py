@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rlcot.evals.store import RowFile, Shard, load_rows, rescore, scorings
+from rlcot.evals.rescore import rescore
+from rlcot.store import Shard, TraceStore, load_traces, scorings
 from rlcot.evals.sweep import model_loader, run_sweep
 from rlcot.evals.sweep_spec import SweepSpec, expand_models
 from tests.conftest import ScriptedLM
@@ -41,17 +42,17 @@ def keys(run_dir: Path) -> list[str]:
 
 def test_every_model_row_sample_budget_is_one_scored_row(tmp_path, tokenizer):
     report = run_sweep(spec(), tmp_path, loader=model_loader(hash_lm(tokenizer), tokenizer))
-    rows = load_rows(tmp_path)
+    rows = load_traces(tmp_path)
     assert report.written == len(rows) == 3 * 2 * 3
-    assert {(r["row_id"], r["sample"], r["budget"]) for r in rows} == {
+    assert {(r.row_id, r.sample, r.budget) for r in rows} == {
         (f"arith-{i}", s, b) for i in range(3) for s in range(2) for b in (0, 4, 8)}
     for row in rows:
-        assert row["thinking_tokens"] <= row["budget"] and row["capped"]  # the hash model never closes its thinking
-        assert row["verdict"]["outcome"] in ("correct", "wrong", "abstain", "unparsed")
-        assert row["score"] == {"correct": 1.0, "wrong": -4.0, "unparsed": -4.0, "abstain": 0.0}.get(
-            row["verdict"]["outcome"], row["score"])
-        start, end = row["forced_spans"][0]
-        assert row["completion"][start:end] == "\n</think>\n\nThe final answer is \\boxed{"
+        assert row.thinking_tokens <= row.budget and row.capped  # the hash model never closes its thinking
+        assert row.verdict.outcome in ("correct", "wrong", "abstain", "unparsed")
+        assert row.score == {"correct": 1.0, "wrong": -4.0, "unparsed": -4.0, "abstain": 0.0}.get(
+            row.verdict.outcome, row.score)
+        start, end = row.forced_spans[0]
+        assert row.completion[start:end] == "\n</think>\n\nThe final answer is \\boxed{"
 
 
 def test_rerun_does_only_missing_work_and_more_budgets_add_rows(tmp_path, tokenizer):
@@ -63,7 +64,7 @@ def test_rerun_does_only_missing_work_and_more_budgets_add_rows(tmp_path, tokeni
     assert (more.written, more.skipped) == (6, 18)  # only budget 12 was missing
     with pytest.raises(ValueError, match=r"temperature 0.7 \(stored\) vs 0.9"):  # another experiment: refused
         run_sweep(spec(temperature=0.9), tmp_path, loader=load)
-    rows = load_rows(tmp_path)
+    rows = load_traces(tmp_path)
     assert len(rows) == len(set(keys(tmp_path))) == 18 + 6
 
 
@@ -75,8 +76,8 @@ def test_shards_merge_to_exactly_the_unsharded_run(tmp_path, tokenizer):
     sizes = [len(keys_in) for keys_in in (Path(p).read_text().splitlines()
                                          for p in sorted((tmp_path / "split").glob("rows.shard-*.jsonl")))]
     assert len(sizes) == 3 and sum(sizes) == 5 * 2 * 3 and max(sizes) < 30  # the work was divided
-    strip = lambda rows: {r["key"]: (r["completion"], r["verdict"], r["score"]) for r in rows}  # noqa: E731
-    assert strip(load_rows(tmp_path / "split")) == strip(load_rows(tmp_path / "one"))
+    strip = lambda rows: {r.key: (r.completion, r.verdict, r.score) for r in rows}  # noqa: E731
+    assert strip(load_traces(tmp_path / "split")) == strip(load_traces(tmp_path / "one"))
 
 
 def test_a_torn_last_line_is_dropped_and_redone(tmp_path, tokenizer):
@@ -94,8 +95,10 @@ def test_a_torn_last_line_is_dropped_and_redone(tmp_path, tokenizer):
 def test_a_damaged_line_before_the_end_is_an_error_not_dropped(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
-    with pytest.raises(ValueError, match=r"rows.jsonl:2: not a sweep row"):
-        RowFile(path).repair()
+    with pytest.raises(ValueError, match=r"rows.jsonl:2: not a stored trace"):
+        with TraceStore(tmp_path).writing("a test"):
+            pass
+    assert path.read_text() == '{"key": "a"}\nnot json\n{"key": "b"}\n'  # nothing cut
 
 
 def test_rescoring_sits_beside_the_original_and_is_chosen_by_name(tmp_path, tokenizer):
@@ -103,17 +106,17 @@ def test_rescoring_sits_beside_the_original_and_is_chosen_by_name(tmp_path, toke
     name, count = rescore(tmp_path, scheme="binary")
     assert (name, count) == ("binary", 18)
     assert scorings(tmp_path) == ["binary", "default"]
-    default, binary = load_rows(tmp_path, "default"), load_rows(tmp_path, "binary")
-    assert [r["verdict"] for r in default] == [r["verdict"] for r in binary]
-    assert {r["score"] for r in binary} <= {0.0, 1.0} and any(r["score"] < 0 for r in default)
+    default, binary = load_traces(tmp_path, "default"), load_traces(tmp_path, "binary")
+    assert [r.verdict for r in default] == [r.verdict for r in binary]
+    assert {r.score for r in binary} <= {0.0, 1.0} and any(r.score < 0 for r in default)
     with pytest.raises(ValueError, match="no scoring 'strict'"):
-        load_rows(tmp_path, "strict")
+        load_traces(tmp_path, "strict")
 
 
 def test_gold_logprob_rows_are_finite_and_negative(tmp_path, tokenizer, tiny_model):
     load = model_loader(tiny_model, tokenizer)
     run_sweep(spec(gold_logprob=True, limit=2, samples=1, temperature=0.0), tmp_path, loader=load)
-    values = [r["gold_logprob"] for r in load_rows(tmp_path)]
+    values = [r.gold_logprob for r in load_traces(tmp_path)]
     assert len(values) == 6 and all(math.isfinite(v) and v < 0 for v in values)
 
 
@@ -122,13 +125,13 @@ def test_puzzle_sweeps_force_their_own_cue_and_are_scored_by_their_verifier(tmp_
                                                                            cue):
     run_sweep(spec(task=task, limit=2, samples=1, temperature=0.0, gold_logprob=True), tmp_path,
               loader=model_loader(tiny_model, tokenizer))
-    rows = load_rows(tmp_path)
-    assert len(rows) == 6 and {r["task"]["name"] for r in rows} == {task}
+    rows = load_traces(tmp_path)
+    assert len(rows) == 6 and {r.task["name"] for r in rows} == {task}
     for row in rows:
-        start, end = row["forced_spans"][0]
-        assert row["completion"][start:end].endswith(cue)
-        assert row["verdict"]["outcome"] in ("wrong", "unparsed")  # a random model writes no solution
-        assert math.isfinite(row["gold_logprob"])
+        start, end = row.forced_spans[0]
+        assert row.completion[start:end].endswith(cue)
+        assert row.verdict.outcome in ("wrong", "unparsed")  # a random model writes no solution
+        assert math.isfinite(row.gold_logprob)
 
 
 def test_a_training_run_directory_is_one_model_per_checkpoint(tmp_path):

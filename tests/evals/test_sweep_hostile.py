@@ -15,10 +15,11 @@ import pytest
 
 from rlcot.evals.analysis import headline
 from rlcot.evals.series import series_of
-from rlcot.evals.store import load_rows
 from rlcot.evals.sweep import model_loader, run_sweep
 from rlcot.evals.sweep_spec import expand_models
 from rlcot.jsonl import DamagedLinesWarning, SkippedLine, exclusive
+from rlcot.records import ScoredTrace
+from rlcot.store import load_traces
 from tests.evals.test_sweep import hash_lm, spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +92,7 @@ def test_more_models_budgets_rows_and_samples_at_the_same_settings_extend_a_dire
     # a training run's eval directory: one call per step, each with its own model label
     for step in (0, 5):
         run_sweep(spec(models=(f"step {step}",)), run, loader=load, step=step, run_dir=str(run.parent))
-    curves = {s.label: (len(s.problems), s.samples) for s in series_of(load_rows(run))}
+    curves = {s.label: (len(s.problems), s.samples) for s in series_of(load_traces(run))}
     assert curves == {"m": (4, 4), "n": (4, 4), "step 0": (3, 2), "step 5": (3, 2)}
 
 
@@ -106,14 +107,14 @@ def test_rows_of_other_settings_already_in_a_directory_are_split_into_labelled_c
     old = [{k: v for k, v in json.loads(line).items() if k not in ("sweep_seed", "max_answer_tokens")}
            for path in (greedy / "rows.jsonl", sampled / "rows.jsonl") for line in path.read_text().splitlines()]
     (pooled / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in old))
-    rows = load_rows(pooled)
+    rows = load_traces(pooled)
     curves = {s.label: (len(s.problems), s.samples, len(s.rows)) for s in series_of(rows)}
     assert curves == {"m [temperature=0.0]": (4, 1, 12), "m [temperature=0.7]": (4, 2, 24)}
     assert {line["model"] for line in headline(rows)} == set(curves)
     # rows of one setting, half of them written before seeds were stored: still one curve
     mixed = [row if i % 2 else json.loads(line) for i, (row, line) in enumerate(
         zip(old[12:], (sampled / "rows.jsonl").read_text().splitlines()))]
-    assert [s.label for s in series_of(mixed)] == ["m"]
+    assert [s.label for s in series_of(ScoredTrace.from_dict(row) for row in mixed)] == ["m"]
 
 
 # ------------------------------------------------------------------ 2. damaged lines are named, not dropped
@@ -123,17 +124,17 @@ def test_a_damaged_line_before_others_is_skipped_and_named_with_its_file_line_an
     path = run / "rows.jsonl"
     lines = path.read_text().splitlines()
     lines[2] = lines[2][:40]  # line 3: cut short by hand, with lines after it
-    lines.insert(4, json.dumps({"key": "x"}))  # line 5: JSON with a key, but not a sweep row
+    lines.insert(4, json.dumps({"key": "x"}))  # line 5: JSON with a key, but not a stored trace
     path.write_text("\n".join(lines) + "\n" + lines[-1][:30])  # and a torn tail: a writer in flight
     skipped: list[SkippedLine] = []
-    rows = load_rows(run, skipped=skipped)
+    rows = load_traces(run, skipped=skipped)
     assert len(rows) == 17
     assert [(s.path, s.line) for s in skipped] == [(path, 3), (path, 5)]  # the torn tail is not damage
     assert skipped[0].reason.startswith("invalid JSON")
-    assert skipped[1].reason.startswith("not a sweep row: missing model, task, row_id")
+    assert skipped[1].reason.startswith("not a stored trace: missing model, task, row_id")
     assert str(skipped[0]).startswith(f"{path}:3: invalid JSON")
     with pytest.warns(DamagedLinesWarning, match=r"skipped 2 damaged lines: .*rows.jsonl:3: invalid JSON") as caught:
-        load_rows(run, "default")
+        load_traces(run, "default")
     assert [s.line for s in caught[0].message.skipped] == [3, 5]
 
 
@@ -142,14 +143,14 @@ def test_a_torn_tail_alone_is_skipped_without_a_warning(run):
     path.write_bytes(path.read_bytes() + b'{"key": "half a ro')
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert len(load_rows(run)) == 18
+        assert len(load_traces(run)) == 18
 
 
 def test_a_directory_of_only_damaged_lines_names_them_not_a_missing_scoring(tmp_path):
     (tmp_path / "rows.jsonl").write_text('{"key": "x"}\n')
-    with pytest.raises(ValueError, match=r"no readable sweep row: skipped 1 damaged line: .*rows.jsonl:1: not a "
-                                         r"sweep row: missing model"):
-        load_rows(tmp_path, "default")
+    with pytest.raises(ValueError, match=r"no readable stored trace: skipped 1 damaged line: .*rows.jsonl:1: not a "
+                                         r"stored trace: missing model"):
+        load_traces(tmp_path, "default")
 
 
 # ------------------------------------------------------------------ 3. one writer at a time
@@ -227,10 +228,10 @@ def test_plotting_a_training_run_points_to_its_eval_curves(tmp_path, tokenizer):
     (training / "metrics.jsonl").write_text('{"step": 1, "reward": 0.5}\n')
     with pytest.raises(ValueError, match=rf"{training} is a training run.*`rlcot plot {training / 'eval' / 'arith'}`"
                                          rf".*`rlcot report {training}`"):
-        load_rows(training)
+        load_traces(training)
     shutil.rmtree(training / "eval")
     with pytest.raises(ValueError, match=rf"training run with no eval curves.*`rlcot report {training}`"):
-        load_rows(training)
+        load_traces(training)
 
 
 # ------------------------------------------------------------------ 6. RUN@last on a run without weights

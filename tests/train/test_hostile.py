@@ -164,7 +164,7 @@ def killed_run(root: Path, metrics_tail: bytes = b"") -> Path:
     lines = b"".join(json.dumps({"step": step, "reward": 0.5}).encode() + b"\n" for step in (1, 2, 3))
     (root / "metrics.jsonl").write_bytes(lines + metrics_tail)
     traces = b"".join(json.dumps({"step": step, "completion": "x"}).encode() + b"\n" for step in (0, 1, 2))
-    (root / "traces.jsonl").write_bytes(traces + b'{"step": 3, "completion": "unterminat')
+    (root / "rollouts.jsonl").write_bytes(traces + b'{"step": 3, "completion": "unterminat')
     return root
 
 
@@ -175,7 +175,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("name, damage, line", [
     ("metrics.jsonl", b'{"step": 2, "reward": "unterminated\n', 2),  # invalid JSON before the last line
     ("metrics.jsonl", b'{"reward": 0.5}\n', 2),  # a row with no step: _forget_after once raised KeyError
-    ("traces.jsonl", b"\xff\xfe\n", 1),  # invalid UTF-8
+    ("rollouts.jsonl", b"\xff\xfe\n", 1),  # invalid UTF-8
 ])
 def test_a_resume_with_a_log_damaged_before_its_last_line_fails_before_the_model_loads_naming_file_and_line(
         tmp_path, tiny_dir, monkeypatch, name, damage, line):
@@ -194,7 +194,7 @@ def test_a_resume_with_a_log_damaged_before_its_last_line_fails_before_the_model
     monkeypatch.setattr("rlcot.models.load_policy", no_model)
     with pytest.raises(ValueError, match=rf"{run / name}:{line}"):
         run_training(recipe, run, resume=True, device="cpu")
-    assert snapshot(run) == before  # run.json, metrics.jsonl, traces.jsonl: byte for byte
+    assert snapshot(run) == before  # run.json, metrics.jsonl, rollouts.jsonl: byte for byte
 
 
 def test_a_torn_last_log_line_passes_preflight_and_is_cut_when_the_resumed_training_begins(tmp_path, tiny_dir):
@@ -206,7 +206,7 @@ def test_a_torn_last_log_line_passes_preflight_and_is_cut_when_the_resumed_train
     RunStart(run, {"recipe": "resumed"}, point.step).on_train_begin(
         args=None, state=SimpleNamespace(is_world_process_zero=True), control=None)
     metrics = [json.loads(text) for text in (run / "metrics.jsonl").read_text().splitlines()]
-    traces = [json.loads(text) for text in (run / "traces.jsonl").read_text().splitlines()]
+    traces = [json.loads(text) for text in (run / "rollouts.jsonl").read_text().splitlines()]
     assert [row["step"] for row in metrics] == [1, 2]  # step 3 is redone, the torn step 4 cut
     assert [row["step"] for row in traces] == [0, 1]  # rollouts generated for steps 1 and 2
     assert json.loads((run / "run.json").read_text()) == {"recipe": "resumed"}

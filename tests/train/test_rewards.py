@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rlcot.records import score_completion
+from rlcot.records import Scorer
 from rlcot.tasks import get_task
 from rlcot.thinking import ThinkingProtocol
 from rlcot.train.rewards import group_advantages, reward_functions
@@ -50,7 +50,7 @@ def test_each_reward_is_the_score_rlcot_score_gives(scheme):
     completions = [completion for completion, *_ in BATCH]
     got = reward([PROMPT] * len(BATCH), completions, completion_ids=[[1]] * len(BATCH), trainer_state=None,
                  **_columns(len(BATCH)))
-    expected = [score_completion(PROMPT, c, ROW, task, scheme, PROTOCOL).score for c in completions]
+    expected = [Scorer(task, scheme, PROTOCOL).score(PROMPT, c, ROW).score for c in completions]
     assert got == expected and weights == [0.5]
     if scheme == "default":
         assert got == [score for *_, score in BATCH]

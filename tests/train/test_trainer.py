@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rlcot.store import TraceStore
 from rlcot.train.data import build_data
 from rlcot.train.recipe import EvalSpec, Recipe, RewardSpec, TaskMix, ThinkingSpec
 from rlcot.train.resolve import resolve_run
@@ -58,8 +59,10 @@ def test_two_grpo_steps_change_the_weights_write_metrics_and_mask_forced_tokens(
     assert [line["step"] for line in logs if "reward" in line] == [1, 2]
     assert any(key.startswith("outcomes/") for key in logs[0])
     assert (tmp_path / "checkpoint-2").is_dir()
-    traces = [json.loads(line) for line in (tmp_path / "traces.jsonl").read_text().splitlines()]
-    assert traces and all("verdict" in line for line in traces)
+    kept = TraceStore(tmp_path / "rollouts.jsonl").read([])  # the first 4 rollouts of each step, scored
+    assert [(t.step, t.mode) for t in kept] == [(0, "rollout")] * 4 + [(1, "rollout")] * 4
+    assert all(t.forced_spans and t.task["name"] == "arith" and t.row_id.startswith("arith-") for t in kept)
+    assert [t.seed for t in kept] == [trace.seed for _, traces_ in received for trace in traces_[:4]]
     eos = tokenizer.eos_token_id
     for out, traces_ in received:
         for ids, mask, trace in zip(out["completion_ids"], out["env_mask"], traces_):
@@ -241,7 +244,7 @@ def test_sft_examples_write_the_worked_thought_then_the_gold_answer(tiny_dir, tm
 
 
 def test_the_end_of_run_summary_prints_rates_curves_and_abstain_tables(capsys):
-    from rlcot import cli
+    from rlcot.cli import training
 
     curve = [{"model": label, "B": b, "acc": acc} for label, accs in
              (("step 0", ("0.000", "0.100")), ("after SFT warm-up", ("0.050", "0.400")), ("step 20", ("0.050", "0.450")))
@@ -255,7 +258,7 @@ def test_the_end_of_run_summary_prints_rates_curves_and_abstain_tables(capsys):
     summary = {"steps": 20, "window": 5, "warnings": ["step 3: rewards are constant"],
                "start": {"reward": 0.25}, "end": {"reward": 0.5},
                "eval": {"arith": {"curves": curve, "before_after": change}}}
-    cli._print_training_summary(summary)
+    training._print_training_summary(summary)
     out = capsys.readouterr()
     text = out.out + out.err
     assert "first vs the last 5" in text and "0.250" in text and "0.500" in text
