@@ -1,9 +1,9 @@
 """From stored sweep traces to the tables, headline numbers and figures a paper reports.
 
-``rlcot.evals.series`` groups the rows of ``rlcot.evals.sweep`` into series and computes their
+``rlcot.evals.series`` groups the traces of ``rlcot.evals.sweep`` into series and computes their
 points; this module turns them into what a sweep prints and plots:
 
-- the headline table, one row per (series, budget): accuracy per budget with its paired
+- the headline table, one line per (series, budget): accuracy per budget with its paired
   bootstrap CI, the thinking tokens actually spent, pass@k and maj@k, outcome rates;
 - before against after training, per budget, with the paired CI of the change
   (``rlcot.evals.intervals.bootstrap_difference``);
@@ -31,10 +31,10 @@ from .series import (Series, _at_k, _by_problem, at_k_points, confidence_of, cur
 SIZE_RATIO = 1.25  # models plot against their size only when the largest has at least this times the smallest's
 
 
-def headline(rows: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
-    """One table row per (series, budget): the numbers a sweep prints at its end."""
+def headline(traces: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
+    """One table line per (series, budget): the numbers a sweep prints at its end."""
     table = []
-    for series in series_of(rows):
+    for series in series_of(traces):
         points = {(p.metric, p.budget): p for p in curve_points(series, "", seed=seed)}
         for budget in series.budgets:
             at = series.at(budget)
@@ -57,15 +57,15 @@ def headline(rows: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
     return table
 
 
-def before_after(rows: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
+def before_after(traces: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
     """Per budget: the first curve (before training) against the last (after), on the same problems.
 
     Accuracy of each, their difference with a paired bootstrap interval over problems
     (``intervals.bootstrap_difference``: per-problem differences, so problem difficulty
-    cancels), and, where some rows are unanswerable, the abstain rate on answerable
+    cancels), and, where some task rows are unanswerable, the abstain rate on answerable
     and on unanswerable rows for each (what the hedge recipe is judged by).
     """
-    curves = series_of(rows)
+    curves = series_of(traces)
     if len(curves) < 2:
         return []
     before, after = curves[0], curves[-1]
@@ -85,8 +85,8 @@ def before_after(rows: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
                 "accuracy_before": float(a.mean()), "accuracy_after": float(b.mean()),
                 "change": float(change.mean), "change_lo": float(change.lo), "change_hi": float(change.hi),
                 "level": change.level}
-        def answerable(row: ScoredTrace) -> bool:
-            return row.row.get("answerable", True) is not False
+        def answerable(trace: ScoredTrace) -> bool:
+            return trace.row.get("answerable", True) is not False
 
         if not all(answerable(r) for r in after.at(budget)):
             for name, series in (("before", before), ("after", after)):
@@ -117,7 +117,8 @@ def calibration(series: Series) -> list[dict]:
 # ------------------------------------------------------------------ a run's figures
 
 
-def plot_runs(rows: Sequence[ScoredTrace], out_dir, scheme: str = "default", fit: bool = False, seed: int = 0) -> dict:
+def plot_runs(traces: Sequence[ScoredTrace], out_dir, scheme: str = "default", fit: bool = False,
+              seed: int = 0) -> dict:
     """Every figure of one sweep (or several overlaid) and a ``summary.json``; returns the summary.
 
     Writes ``accuracy`` (with the gold log-probability panel where measured), ``at_k``
@@ -132,7 +133,7 @@ def plot_runs(rows: Sequence[ScoredTrace], out_dir, scheme: str = "default", fit
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    all_series = series_of(rows)
+    all_series = series_of(traces)
     points, at_k, risk, summary = [], [], [], {"scheme": scheme, "series": {}, "files": []}
     fits = {}
     for series in all_series:
@@ -152,7 +153,7 @@ def plot_runs(rows: Sequence[ScoredTrace], out_dir, scheme: str = "default", fit
         files += plots.plot_risk_coverage(risk, out_dir / "risk_coverage", title="risk-coverage, agreement confidence")
     training_files, summary["training"] = _training_plot(all_series, points, out_dir)
     files += training_files + _size_plot(all_series, points, out_dir)
-    summary["headline"] = headline(rows, seed=seed)
+    summary["headline"] = headline(traces, seed=seed)
     summary["files"] = [str(path) for path in files]
     text = json.dumps(finite_or_null(summary), indent=2, default=jsonable, allow_nan=False)
     (out_dir / "summary.json").write_text(text + "\n")
@@ -211,7 +212,7 @@ def _training_plot(all_series: list[Series], points: list[Point], out_dir) -> tu
     stepped = list({s.step: s for s in all_series if s.step is not None}.values())
     if len(stepped) < 2:
         return [], {}
-    run_dir = stepped[0].rows[0].run_dir
+    run_dir = stepped[0].traces[0].run_dir
     by_label = {s.label: s for s in stepped}
     curve = sorted((replace(p, series=f"B={p.budget}", x=float(by_label[p.series].step))
                     for p in points if p.metric == "accuracy" and p.series in by_label), key=lambda p: p.x)
@@ -239,7 +240,7 @@ def _size_plot(all_series: list[Series], points: list[Point], out_dir) -> list:
     """Accuracy at each budget against model size, when several models of known size were swept."""
     from . import plots
 
-    sized = {s.label: s.rows[0].parameters for s in all_series if s.step is None}
+    sized = {s.label: s.traces[0].parameters for s in all_series if s.step is None}
     sized = {label: n for label, n in sized.items() if n}
     if len(sized) < 2 or max(sized.values()) < SIZE_RATIO * min(sized.values()):
         return []  # one size: adapters (LoRA adds ~1-5%) or fine-tunes of one model are not a scaling curve
@@ -249,13 +250,13 @@ def _size_plot(all_series: list[Series], points: list[Point], out_dir) -> list:
                             ylabel="accuracy (95% CI)", log_x=True, title="accuracy at each thinking budget by model size")
 
 
-def label_rows(rows: list[ScoredTrace], run_dir, overlaid: bool) -> list[ScoredTrace]:
+def label_rows(traces: list[ScoredTrace], run_dir, overlaid: bool) -> list[ScoredTrace]:
     """Overlaid runs name their series ``RUN: model``, so two runs of one model stay two curves."""
     if not overlaid:
-        return rows
+        return traces
     from pathlib import Path
 
-    return [row.with_context(model=f"{Path(run_dir).name}: {row.model}") for row in rows]
+    return [trace.with_context(model=f"{Path(run_dir).name}: {trace.model}") for trace in traces]
 
 
 def finite_or_null(value):

@@ -11,7 +11,7 @@ table of every trace, not around the figures. ``report_data`` gathers its parts:
   accuracy over checkpoints) and, for a training run, reward and outcome rates over
   steps from its ``metrics.jsonl``. Each is matplotlib's SVG, embedded as a data URI
   (an inline SVG's ids would collide between figures);
-- the traces: a sweep's rows and a training run's kept rollouts (``rollouts.jsonl``),
+- the traces: every one a sweep stored, and a training run's kept rollouts (``rollouts.jsonl``),
   filterable by outcome, budget, hedged, task and model/checkpoint, sortable by
   thinking tokens. A trace opens beside the table: prompt, thinking and answer with
   the tokens budget forcing wrote highlighted (``forced_spans``), the verdict and its
@@ -66,7 +66,7 @@ class Run:
 
     path: Path
     kind: str  # "sweep" or "training"
-    rows: list[ScoredTrace] = field(default_factory=list)  # sweep traces (a training run's eval curves)
+    traces: list[ScoredTrace] = field(default_factory=list)  # sweep traces (a training run's eval curves)
     metrics: list[dict] = field(default_factory=list)  # a training run's log lines
     rollouts: list[ScoredTrace] = field(default_factory=list)  # a training run's kept rollouts
     skipped: list = field(default_factory=list)  # damaged lines of its stores (rlcot.jsonl.SkippedLine)
@@ -88,7 +88,7 @@ def _read_stores(path: Path, scheme: str) -> Run:
     """The run's traces through the one reader (damaged lines into ``Run.skipped``), its logs and summary."""
     if trace_files(path):
         run = Run(path, "sweep")
-        run.rows = load_traces(path, scheme, skipped=run.skipped)
+        run.traces = load_traces(path, scheme, skipped=run.skipped)
         return run
     eval_dirs = sorted(d for d in (path / "eval").glob("*") if d.is_dir() and trace_files(d))
     rollouts = TraceStore(path / ROLLOUTS)
@@ -99,7 +99,7 @@ def _read_stores(path: Path, scheme: str) -> Run:
     run = Run(path, "training", metrics=list(complete_rows(path / "metrics.jsonl")))
     run.rollouts = rollouts.read(run.skipped)
     for eval_dir in eval_dirs:
-        run.rows += load_traces(eval_dir, scheme, skipped=run.skipped)
+        run.traces += load_traces(eval_dir, scheme, skipped=run.skipped)
     if (path / "summary.json").is_file():
         run.summary = read_summary(path / "summary.json")
     return run
@@ -129,53 +129,53 @@ def read_summary(path: Path) -> dict:
 def report_data(runs: Sequence[Run], scheme: str = "default", seed: int = 0) -> dict:
     """Everything the page shows, as plain JSON: headline tables, figures, and the traces."""
     overlaid = len(runs) > 1
-    rows, left_out = _labelled_rows(runs, overlaid)
+    traces, left_out = _labelled_traces(runs, overlaid)
     data: dict = {
         "title": " vs ".join(run.path.name or str(run.path) for run in runs),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "scheme": scheme,
-        "runs": [{"path": str(run.path), "kind": run.kind, "rows": len(run.rows), "rollouts": len(run.rollouts),
+        "runs": [{"path": str(run.path), "kind": run.kind, "rows": len(run.traces), "rollouts": len(run.rollouts),
                   "steps": len(_steps(run.metrics))} for run in runs],
         "tasks": [], "figures": [], "training": [], "left_out": left_out,
     }
-    tasks = _tasks(rows)
+    tasks = _tasks(traces)
     for task in tasks:
-        task_rows = [row for row in rows if _task_name(row) == task]
-        data["tasks"].append({"task": task, "headline": analysis.headline(task_rows, seed=seed),
-                              "before_after": analysis.before_after(task_rows, seed=seed)})
-        data["figures"] += _sweep_figures(task_rows, task, scheme, seed, several=len(tasks) > 1)
+        task_traces = [trace for trace in traces if _task_name(trace) == task]
+        data["tasks"].append({"task": task, "headline": analysis.headline(task_traces, seed=seed),
+                              "before_after": analysis.before_after(task_traces, seed=seed)})
+        data["figures"] += _sweep_figures(task_traces, task, scheme, seed, several=len(tasks) > 1)
     for run in runs:
         if run.kind == "training":
             label = run.path.name if overlaid else ""
             data["training"].append({"run": str(run.path), "start": {}, "end": {}, "window": None, "warnings": [],
                                      **(run.summary or {})})
             data["figures"] += _training_figures(run.metrics, label)
-    data.update(_traces(rows, [r for run in runs for r in _rollout_rows(run, overlaid)]))
+    data.update(_traces(traces, [r for run in runs for r in _rollout_traces(run, overlaid)]))
     return data
 
 
-def _labelled_rows(runs: Sequence[Run], overlaid: bool) -> tuple[list[ScoredTrace], list[str]]:
-    """Every run's rows named by series, and a line per run on the damaged lines left out of traces and numbers."""
-    rows, left_out = [], []
+def _labelled_traces(runs: Sequence[Run], overlaid: bool) -> tuple[list[ScoredTrace], list[str]]:
+    """Every run's traces named by series, and a line per run on the damaged lines left out of traces and numbers."""
+    traces, left_out = [], []
     for run in runs:
-        rows += analysis.label_rows(run.rows, run.path, overlaid)
+        traces += analysis.label_rows(run.traces, run.path, overlaid)
         if run.skipped:
             left_out.append(f"{run.path}: left out of the traces and the numbers: {describe_skipped(run.skipped)}")
-    return rows, left_out
+    return traces, left_out
 
 
-def _tasks(rows: Sequence[ScoredTrace]) -> list[str]:
-    return list(dict.fromkeys(_task_name(row) for row in rows))
+def _tasks(traces: Sequence[ScoredTrace]) -> list[str]:
+    return list(dict.fromkeys(_task_name(trace) for trace in traces))
 
 
-def _task_name(row: ScoredTrace) -> str:
-    return _text(row.task.get("name", "?"))
+def _task_name(trace: ScoredTrace) -> str:
+    return _text(trace.task.get("name", "?"))
 
 
-def _sweep_figures(rows: list[ScoredTrace], task: str, scheme: str, seed: int, several: bool) -> list[dict]:
-    """``analysis.plot_runs``'s SVGs for one task's rows, each as a data URI."""
+def _sweep_figures(traces: list[ScoredTrace], task: str, scheme: str, seed: int, several: bool) -> list[dict]:
+    """``analysis.plot_runs``'s SVGs for one task's traces, each as a data URI."""
     with tempfile.TemporaryDirectory() as tmp, matplotlib.rc_context(LITERAL_TEXT):
-        summary = analysis.plot_runs(rows, tmp, scheme=scheme, seed=seed)
+        summary = analysis.plot_runs(traces, tmp, scheme=scheme, seed=seed)
         figures = []
         for path in map(Path, summary["files"]):
             if path.suffix == ".svg":
@@ -249,13 +249,13 @@ def _svg_uri(svg: bytes) -> str:
 # ------------------------------------------------------------------ the traces
 
 
-def _rollout_rows(run: Run, overlaid: bool) -> list[ScoredTrace]:
+def _rollout_traces(run: Run, overlaid: bool) -> list[ScoredTrace]:
     """A training run's kept rollouts, as one series of traces (no budget: the recipe's cap bounds them)."""
     name = f"{run.path.name}: rollouts" if overlaid else "training rollouts"
     return [r.with_context(model=name) for r in run.rollouts]
 
 
-def _traces(rows: Sequence[ScoredTrace], rollouts: Sequence[ScoredTrace]) -> dict:
+def _traces(traces: Sequence[ScoredTrace], rollouts: Sequence[ScoredTrace]) -> dict:
     """Traces as compact records; prompts and problems stored once, text offsets in UTF-16 for the browser.
 
     The verdict's details go as their JSON text: no value nests (a hostile one could
@@ -263,30 +263,30 @@ def _traces(rows: Sequence[ScoredTrace], rollouts: Sequence[ScoredTrace]) -> dic
     """
     prompts: dict[str, int] = {}
     problems: dict[tuple, int] = {}
-    problem_list, series_list, traces = [], {}, []
-    for row in [*rows, *rollouts]:
-        task = _task_name(row)
-        problem_key = (task, row.row_id)
+    problem_list, series_list, shown = [], {}, []
+    for trace in [*traces, *rollouts]:
+        task = _task_name(trace)
+        problem_key = (task, trace.row_id)
         if problem_key not in problems:
             problems[problem_key] = len(problem_list)
-            problem_list.append(_problem(task, row.row_id, row))
-        prompt = prompts.setdefault(row.prompt, len(prompts))
-        series = series_list.setdefault(row.model, len(series_list))
-        completion, verdict = row.completion, row.verdict
-        traces.append({
-            "s": series, "p": problems[problem_key], "q": prompt, "b": row.budget, "m": row.mode, "n": row.sample,
-            "st": row.step, "o": verdict.outcome, "h": verdict.hedged, "t": row.thinking_tokens, "cap": row.capped,
-            "f": row.finish_reason, "sc": row.score, "a": verdict.answer, "r": verdict.reason,
+            problem_list.append(_problem(task, trace.row_id, trace))
+        prompt = prompts.setdefault(trace.prompt, len(prompts))
+        series = series_list.setdefault(trace.model, len(series_list))
+        completion, verdict = trace.completion, trace.verdict
+        shown.append({
+            "s": series, "p": problems[problem_key], "q": prompt, "b": trace.budget, "m": trace.mode, "n": trace.sample,
+            "st": trace.step, "o": verdict.outcome, "h": verdict.hedged, "t": trace.thinking_tokens, "cap": trace.capped,
+            "f": trace.finish_reason, "sc": trace.score, "a": verdict.answer, "r": verdict.reason,
             "d": _text(verdict.details or None), "c": completion,
-            "ans": _utf16_length(completion, _answer_start(completion, row.answer)),
-            "fs": _forced_spans(completion, row.forced_spans),
+            "ans": _utf16_length(completion, _answer_start(completion, trace.answer)),
+            "fs": _forced_spans(completion, trace.forced_spans),
         })
-    return {"series": list(series_list), "problems": problem_list, "prompts": list(prompts), "traces": traces}
+    return {"series": list(series_list), "problems": problem_list, "prompts": list(prompts), "traces": shown}
 
 
-def _problem(task: str, problem_id: str, row: ScoredTrace) -> dict:
-    example = row.row
-    gold = example.get("answer", example.get("solution", row.verdict.details.get("gold")))
+def _problem(task: str, problem_id: str, trace: ScoredTrace) -> dict:
+    example = trace.row
+    gold = example.get("answer", example.get("solution", trace.verdict.details.get("gold")))
     problem = {"id": problem_id, "task": task, "question": _text(example.get("question", "")),
                "gold": [_scalar(g) for g in gold] if isinstance(gold, list) else _scalar(gold)}
     problem.update(_grid(example))

@@ -40,7 +40,7 @@ def write_report(run_dirs: Sequence[Path], out: Path | None = None, scheme: str 
     if not run_dirs:
         raise ValueError("no run directories; pass the --out of `rlcot sweep` or `rlcot train` (several overlay)")
     runs = [read_run(Path(d), scheme) for d in run_dirs]
-    if not any(run.rows or run.rollouts or run.metrics for run in runs):
+    if not any(run.traces or run.rollouts or run.metrics for run in runs):
         raise ValueError(f"{', '.join(str(r.path) for r in runs)}: no rows, rollouts or training steps yet; "
                          "run the sweep or training first")
     out = Path(out) if out is not None else Path(run_dirs[0]) / REPORT_FILE

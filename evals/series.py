@@ -1,6 +1,6 @@
 """From stored sweep traces to the series and points a paper reports.
 
-``rlcot.evals.sweep`` stores one row per (model, row, sample, budget); this module groups
+``rlcot.evals.sweep`` stores one trace per (model, task row, sample, budget); this module groups
 them into series (one per model or checkpoint, and per forcing mode: a "Wait"-extended
 budget is another curve) and computes, with the estimators of ``rlcot.evals.metrics``,
 ``rlcot.evals.intervals`` and ``rlcot.evals.outcomes`` (the tables and figures built from
@@ -42,96 +42,96 @@ CONFIDENCE_LEVEL = 0.95
 
 @dataclass(frozen=True)
 class Series:
-    """The rows of one curve: one model (or checkpoint) under one forcing mode."""
+    """The traces of one curve: one model (or checkpoint) under one forcing mode."""
 
     label: str
-    rows: tuple[ScoredTrace, ...]
+    traces: tuple[ScoredTrace, ...]
 
     @property
     def budgets(self) -> list[int]:
-        return sorted({row.budget for row in self.rows})
+        return sorted({trace.budget for trace in self.traces})
 
     @property
     def problems(self) -> list[str]:
-        return sorted({row.row_id for row in self.rows})
+        return sorted({trace.row_id for trace in self.traces})
 
     @property
     def samples(self) -> int:
-        return max(row.sample for row in self.rows) + 1
+        return max(trace.sample for trace in self.traces) + 1
 
     @property
     def step(self) -> int | None:
-        return self.rows[0].step
+        return self.traces[0].step
 
     def at(self, budget: int) -> list[ScoredTrace]:
-        return [row for row in self.rows if row.budget == budget]
+        return [trace for trace in self.traces if trace.budget == budget]
 
 
-def series_of(rows: Iterable[ScoredTrace]) -> list[Series]:
+def series_of(traces: Iterable[ScoredTrace]) -> list[Series]:
     """Rows grouped into curves, in order of first appearance (checkpoints by step).
 
-    A curve never pools rows swept with different settings (``rlcot.store.SETTINGS``:
+    A curve never pools traces swept with different settings (``rlcot.store.SETTINGS``:
     task, temperature, seed, ...). A sweep refuses to write them into one directory, but
-    an older version did not: such rows are split into one curve per setting, each
+    an older version did not: such traces are split into one curve per setting, each
     labelled with the settings that tell them apart (``m [temperature=0.7]``).
     """
     groups: dict[str, list[ScoredTrace]] = defaultdict(list)
-    for row in rows:
-        groups[row.model + (" +Wait" if row.mode == "extend" else "")].append(row)
+    for trace in traces:
+        groups[trace.model + (" +Wait" if trace.mode == "extend" else "")].append(trace)
     split = {label + suffix: part for label, group in groups.items() for suffix, part in _by_settings(group)}
     ordered = sorted(split.items(), key=lambda item: (item[1][0].step is None, item[1][0].step or 0))
     return [Series(label, tuple(group)) for label, group in ordered]
 
 
-def _by_settings(rows: list[ScoredTrace]) -> list[tuple[str, list[ScoredTrace]]]:
-    """``[(label suffix, rows)]``: one part per setting the rows record, ``[("", rows)]`` when they agree.
+def _by_settings(traces: list[ScoredTrace]) -> list[tuple[str, list[ScoredTrace]]]:
+    """``[(label suffix, traces)]``: one part per setting the traces record, ``[("", traces)]`` when they agree.
 
-    Settings are compared where every row records them (an older row lacks some).
+    Settings are compared where every trace records them (an older trace lacks some).
     """
     from rlcot.store import SETTING_NAMES, describe_setting, trace_settings
 
-    settings = [trace_settings(row) for row in rows]
+    settings = [trace_settings(trace) for trace in traces]
     if all(s == settings[0] for s in settings):  # the usual case, and cheap: no serialising
-        return [("", rows)]
+        return [("", traces)]
     shared = [name for name in settings[0] if all(name in s for s in settings)]
     parts: dict[str, list[int]] = defaultdict(list)
     for i, recorded in enumerate(settings):
         parts[json.dumps([recorded[name] for name in shared], sort_keys=True, default=str)].append(i)
     if len(parts) == 1:
-        return [("", rows)]
+        return [("", traces)]
     varying = [name for name in shared
                if len({json.dumps(s[name], sort_keys=True, default=str) for s in settings}) > 1]
     out = []
     for members in parts.values():
         first = settings[members[0]]
         named = ", ".join(f"{SETTING_NAMES.get(n, n)}={describe_setting(n, first[n])}" for n in varying)
-        out.append((f" [{named}]", [rows[i] for i in members]))
+        out.append((f" [{named}]", [traces[i] for i in members]))
     return out
 
 
-def is_correct(row: ScoredTrace) -> bool:
-    return row.verdict.outcome == "correct"
+def is_correct(trace: ScoredTrace) -> bool:
+    return trace.verdict.outcome == "correct"
 
 
-def answer_key(row: ScoredTrace):
-    verdict = row.verdict
+def answer_key(trace: ScoredTrace):
+    verdict = trace.verdict
     if verdict.outcome == "unparsed":
         return None
     return (str(verdict.answer).strip(), verdict.outcome)
 
 
 def per_problem(series: Series, value) -> np.ndarray:
-    """``[problem, budget]`` mean over samples of ``value(row)``; NaN where a cell has no row or value."""
+    """``[problem, budget]`` mean over samples of ``value(trace)``; NaN where a cell has no trace or value."""
     problems, budgets = series.problems, series.budgets
     p_index = {p: i for i, p in enumerate(problems)}
     b_index = {b: j for j, b in enumerate(budgets)}
     total = np.zeros((len(problems), len(budgets)))
     count = np.zeros_like(total)
-    for row in series.rows:
-        v = value(row)
+    for trace in series.traces:
+        v = value(trace)
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        i, j = p_index[row.row_id], b_index[row.budget]
+        i, j = p_index[trace.row_id], b_index[trace.budget]
         total[i, j] += v
         count[i, j] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -140,7 +140,7 @@ def per_problem(series: Series, value) -> np.ndarray:
 
 def spent_tokens(series: Series) -> list[float]:
     """The x-axis: mean thinking tokens actually spent at each budget (s1's)."""
-    return [float(np.mean([row.thinking_tokens for row in series.at(b)])) for b in series.budgets]
+    return [float(np.mean([trace.thinking_tokens for trace in series.at(b)])) for b in series.budgets]
 
 
 def curve_points(series: Series, scheme: str, seed: int = 0, n_boot: int = 2000) -> list[Point]:
@@ -159,10 +159,10 @@ def curve_points(series: Series, scheme: str, seed: int = 0, n_boot: int = 2000)
     return out
 
 
-def _by_problem(rows: Sequence[ScoredTrace]) -> dict[str, list[ScoredTrace]]:
+def _by_problem(traces: Sequence[ScoredTrace]) -> dict[str, list[ScoredTrace]]:
     groups: dict[str, list[ScoredTrace]] = defaultdict(list)
-    for row in rows:
-        groups[row.row_id].append(row)
+    for trace in traces:
+        groups[trace.row_id].append(trace)
     return groups
 
 
@@ -186,25 +186,25 @@ def at_k_points(series: Series, scheme: str, seed: int = 0, n_boot: int = 2000) 
 def _at_k(metric: str, group: list[ScoredTrace], k: int) -> float:
     if len(group) < k:
         return math.nan
-    correct = [is_correct(row) for row in group]
+    correct = [is_correct(trace) for trace in group]
     if metric == "pass@k":  # best-of-k picked by the verifier itself
         return metrics.pass_at_k(len(group), sum(correct), k)
     if metric == "best@k":  # picked by the model's own confidence: mean logprob of its sampled tokens
-        return metrics.best_of_n([confidence_score(row) for row in group], correct, k)
-    return metrics.maj_at_k([answer_key(row) for row in group], correct, k)
+        return metrics.best_of_n([confidence_score(trace) for trace in group], correct, k)
+    return metrics.maj_at_k([answer_key(trace) for trace in group], correct, k)
 
 
-def confidence_score(row: ScoredTrace) -> float:
+def confidence_score(trace: ScoredTrace) -> float:
     """The model's mean log-probability per sampled token: a verifier-free score for best-of-N."""
-    return row.sum_logprob / max(row.sampled_tokens, 1)
+    return trace.sum_logprob / max(trace.sampled_tokens, 1)
 
 
-def confidence_of(rows: Sequence[ScoredTrace]) -> tuple[np.ndarray, np.ndarray]:
+def confidence_of(traces: Sequence[ScoredTrace]) -> tuple[np.ndarray, np.ndarray]:
     """Agreement confidence and correctness of every sample, problem by problem."""
     confidence, correct = [], []
-    for group in _by_problem(rows).values():
-        confidence += list(outcomes.agreement_confidence([answer_key(row) for row in group]))
-        correct += [is_correct(row) for row in group]
+    for group in _by_problem(traces).values():
+        confidence += list(outcomes.agreement_confidence([answer_key(trace) for trace in group]))
+        correct += [is_correct(trace) for trace in group]
     return np.array(confidence), np.array(correct)
 
 
@@ -223,8 +223,8 @@ def risk_points(series: Series, scheme: str) -> list[Point]:
 
 def s1_numbers(series: Series) -> dict:
     """s1's Control (traces within their budget), Scaling (mean pairwise slope) and Performance (best accuracy)."""
-    accuracy = [float(np.mean([is_correct(row) for row in series.at(b)])) for b in series.budgets]
-    within = [row.thinking_tokens <= row.budget for row in series.rows]
+    accuracy = [float(np.mean([is_correct(trace) for trace in series.at(b)])) for b in series.budgets]
+    within = [trace.thinking_tokens <= trace.budget for trace in series.traces]
     return {"control": float(np.mean(within)),
             "scaling": metrics.scaling(spent_tokens(series), accuracy) if len(accuracy) > 1 else math.nan,
             "performance": metrics.performance(accuracy)}

@@ -16,7 +16,7 @@ so it costs ~20 fed tokens per budget and no prefill.
 
 This module is the run: it resolves the dtype and settings, refuses a directory whose
 rows were swept otherwise, and writes only the keys that are missing, a (row, sample) at
-a time; how rows are keyed, stored, read back and rescored is ``rlcot.store``.
+a time; how traces are keyed, stored, read back and rescored is ``rlcot.store``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from .sweep_spec import ModelRef, SweepSpec, expand_models
 
 @dataclass
 class SweepReport:
-    """What a sweep call did: rows written and skipped, tokens decoded, time."""
+    """What a sweep call did: traces written and skipped, tokens decoded, time."""
 
     written: int = 0
     skipped: int = 0
@@ -75,20 +75,20 @@ class ProgressSink:
         """The sweep is over, or failed: stop drawing."""
 
     def start(self, label: str, total: int) -> None:
-        """A generation pass begins: ``total`` rows to write."""
+        """A generation pass begins: ``total`` traces to write."""
 
     def step(self, sequences: int) -> None:
         """The generator finished ``sequences`` more traces (forks included)."""
 
-    def written(self, rows: int, tokens: int) -> None:
-        """A chunk is stored: ``rows`` written in all so far in this pass, ``tokens`` more decoded."""
+    def written(self, traces: int, tokens: int) -> None:
+        """A chunk is stored: ``traces`` written in all so far in this pass, ``tokens`` more decoded."""
 
     def note(self, message: str) -> None:
         """Something the user should read."""
 
 
 class SweepBar(ProgressSink):
-    """A sweep's progress (``rlcot.evals.sweep.ProgressSink``) as a rich bar: rows stored, tokens/s, ETA.
+    """A sweep's progress (``rlcot.evals.sweep.ProgressSink``) as a rich bar: traces stored, tokens/s, ETA.
 
     The bar is drawn from the first pass on: a sweep with nothing left to do prints its note alone.
     """
@@ -113,14 +113,14 @@ class SweepBar(ProgressSink):
         self.started, self.tokens = time.perf_counter(), 0
 
     def step(self, sequences: int) -> None:
-        # traces finished in the generator; the count is set exactly when rows are stored
+        # traces finished in the generator; the count is set exactly when traces are stored
         task = self.bar.tasks[self.job]
         self.bar.update(self.job, completed=min(task.completed + sequences, task.total - 1))
 
-    def written(self, rows: int, tokens: int) -> None:
+    def written(self, traces: int, tokens: int) -> None:
         self.tokens += tokens
         speed = self.tokens / max(time.perf_counter() - self.started, 1e-9)
-        self.bar.update(self.job, completed=rows, speed=f"{speed:,.0f} tok/s")
+        self.bar.update(self.job, completed=traces, speed=f"{speed:,.0f} tok/s")
 
     def note(self, message: str) -> None:
         self.console.print(message, highlight=False)
@@ -131,10 +131,10 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
     """Generate, score and store every missing row of ``spec`` in ``out_dir`` (this shard's share).
 
     ``step`` and ``run_dir`` say which training step of which run a ``loader``'s
-    in-memory model is (a trainer's eval curve), so its rows plot over training.
+    in-memory model is (a trainer's eval curve), so its traces plot over training.
 
     Everything that needs no model is checked before anything is written in ``out_dir``:
-    the spec, the task's rows, the models' names, the settings of the rows already there
+    the spec, the task's rows, the models' names, the settings of the traces already there
     (``check_settings``), and that no other run writes this shard (``rlcot.jsonl.exclusive``).
     """
     from rlcot.jsonl import describe_skipped
@@ -153,7 +153,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
     store = TraceStore(out_dir, shard)
     before = store.stored([])  # read once before the lock: the dtype and the settings check use it
     dtype = resolve_sweep_dtype(spec, before)
-    # what every row stores of these (_with_context), and what the rows already in out_dir must match
+    # what every trace stores of these (_with_context), and what the traces already in out_dir must match
     settings = {"task": task.spec(), "temperature": spec.temperature, "top_p": spec.top_p, "sweep_seed": spec.seed,
                 "protocol": asdict(protocol), "max_answer_tokens": spec.max_answer_tokens or task.max_answer_tokens,
                 "backend": spec.backend, "dtype": dtype.name, "scheme": resolve_scheme(spec.scheme)[0]}
@@ -167,7 +167,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
     report = SweepReport()
     with store.writing("rlcot sweep", settings) as writer:
         if writer.skipped:
-            report.notes.append(f"{describe_skipped(writer.skipped)} (the rows they held count as missing)")
+            report.notes.append(f"{describe_skipped(writer.skipped)} (the traces they held count as missing)")
         started = time.perf_counter()
         write_run_info(out_dir, shard, {**asdict(spec), "task_spec": task.spec()})
         for ref in refs:
@@ -180,14 +180,14 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
 
 
 def _sweep_model(context, dtype, rows, shard, writer, loader, progress, report) -> None:
-    """One model's missing rows: counted, then generated (its weights loaded only if some are missing)."""
+    """One model's missing traces: counted, then generated (its weights loaded only if some are missing)."""
     spec, ref = context.spec, context.ref
     todo = _missing(context, rows, writer.done, shard)
     report.models.append(ref.label)
     owned = sum(shard.owns(context.unit_key(row, s)) for row in rows for s in range(spec.samples))
     report.skipped += owned * sum(len(p.budgets) for p in context.passes) - sum(map(len, todo.values()))
     if not todo:
-        progress.note(f"{ref.label}: every row already done")
+        progress.note(f"{ref.label}: every trace already done")
         return
     generator, tokenizer = (loader or _load)(spec, ref, context.protocol, dtype)
     model = getattr(generator, "model", None)  # hf: the module; vLLM: no parameter count here
@@ -272,8 +272,8 @@ def _run_model(context, generator, tokenizer, rows, todo, writer, progress, repo
         top = max(run.budgets)
         budget = Budget(max_thinking_tokens=top, max_answer_tokens=context.max_answer_tokens,
                         min_thinking_tokens=top if run.mode == "extend" else 0)
-        # Two batches of requests per call, so the generator can refill rows as others finish;
-        # rows are stored after each call, so a kill loses at most the call in flight.
+        # Two batches of requests per call, so the generator can refill slots as sequences finish;
+        # traces are stored after each call, so a kill loses at most the call in flight.
         chunk = 2 * spec.batch_size
         written = 0
         for start in range(0, len(units), chunk):
@@ -342,9 +342,9 @@ class ResolvedDtype:
 
 
 def resolve_sweep_dtype(spec: SweepSpec, stored: Sequence = ()) -> ResolvedDtype:
-    """The dtype rows are generated in, resolved before any model loads (keys depend on it).
+    """The dtype traces are generated in, resolved before any model loads (keys depend on it).
 
-    ``auto`` in a directory that already holds rows takes their dtype: the CPU probe is
+    ``auto`` in a directory that already holds traces takes their dtype: the CPU probe is
     a timing, and a busy machine can tip it the other way between two runs of one sweep.
     """
     if spec.backend == "vllm":

@@ -5,7 +5,7 @@ it; the entry points (``rlcot train``, ``make demo``) hand it ``EvalCurves`` as 
 eval hook. The hook sweeps each task's held-out rows (``rlcot.train.resolve.EvalCurve``:
 the rows after the ones trained on, the recipe's eval budgets, samples and temperature)
 with the policy in memory at the start, after an SFT warm-up, every ``eval.every``
-steps and at the end, into ``RUN/eval/<task>``; its rows carry their training step, so
+steps and at the end, into ``RUN/eval/<task>``; its traces carry their training step, so
 ``rlcot plot`` and ``rlcot report`` draw accuracy over checkpoints. ``summary()`` gives
 the end-of-run tables: every curve's headline and the first curve against the last,
 with a paired bootstrap CI of the change (``analysis.before_after``).
@@ -51,7 +51,7 @@ class EvalCurves(TrainerCallback):
                     report = run_sweep(sweep_spec(curve, label), self.root / curve.key, progress=bar,
                                        loader=model_loader(model, self.tokenizer), step=step,
                                        run_dir=str(self.root.parent))
-                print(f"eval {label}: {curve.key}: {report.written} rows in {report.seconds:.0f} s", flush=True)
+                print(f"eval {label}: {curve.key}: {report.written} traces in {report.seconds:.0f} s", flush=True)
         finally:
             model.train(was_training)
 
@@ -59,13 +59,13 @@ class EvalCurves(TrainerCallback):
         """Per task: the headline table of every curve, and the first curve against the last."""
         found = {}
         for task_dir in sorted(self.root.glob("*")) if self.root.is_dir() else []:
-            rows = load_traces(task_dir)
-            found[task_dir.name] = {"curves": headline(rows), "before_after": before_after(rows)}
+            traces = load_traces(task_dir)
+            found[task_dir.name] = {"curves": headline(traces), "before_after": before_after(traces)}
         return found
 
 
 class _EvalBar(ProgressSink):
-    """A tqdm bar for one eval curve: rows stored of the pass."""
+    """A tqdm bar for one eval curve: traces stored of the pass."""
 
     def __init__(self, label: str):
         self.label, self.bar = label, None
@@ -81,9 +81,9 @@ class _EvalBar(ProgressSink):
             self.bar.close()
         self.bar = tqdm(total=total, desc=self.label, unit="row", leave=False)
 
-    def written(self, rows: int, tokens: int) -> None:
+    def written(self, traces: int, tokens: int) -> None:
         if self.bar is not None:
-            self.bar.update(rows - self.bar.n)
+            self.bar.update(traces - self.bar.n)
 
     def note(self, message: str) -> None:
         print(f"eval: {message}", flush=True)

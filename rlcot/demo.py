@@ -175,17 +175,17 @@ def _sweep(plan: DemoPlan, model: str, out_dir: Path, console) -> dict:
 
     spec = replace(plan.spec, models=(model,))
     total = spec.limit * spec.samples * len(set(spec.budgets))
-    there = _rows_there(out_dir, spec)
+    there = _traces_there(out_dir, spec)
     name = Path(model).name if Path(model).is_dir() else model
     console.print(f"{name}: {spec.limit} held-out {spec.task} rows (after the {spec.skip} trained on) at budgets "
-                  f"{', '.join(map(str, spec.budgets))}; {there} of {total} rows already there", highlight=False)
+                  f"{', '.join(map(str, spec.budgets))}; {there} of {total} traces already there", highlight=False)
     with SweepBar(console) as bar:
         report = run_sweep(spec, out_dir, progress=bar)
-    return {"skipped": report.written == 0, "written": report.written, "rows": there + report.written}
+    return {"skipped": report.written == 0, "written": report.written, "traces": there + report.written}
 
 
-def _rows_there(out_dir: Path, spec) -> int:
-    """Distinct (problem, sample, budget) rows of ``spec`` already stored in ``out_dir``."""
+def _traces_there(out_dir: Path, spec) -> int:
+    """Distinct (problem, sample, budget) traces of ``spec`` already stored in ``out_dir``."""
     from rlcot.store import load_traces, trace_files
 
     if not trace_files(out_dir):
@@ -225,7 +225,7 @@ def _train(plan: DemoPlan, console) -> dict:
     return {"skipped": False, "state": state}
 
 
-def _labelled_rows(plan: DemoPlan) -> list:
+def _labelled_traces(plan: DemoPlan) -> list:
     from rlcot.store import load_traces
 
     return ([row.with_context(model=BEFORE) for row in load_traces(plan.out / "sweep-before")]
@@ -244,7 +244,7 @@ def _plot(plan: DemoPlan, console) -> dict:
     console.print(f"accuracy vs thinking tokens, one curve {BEFORE} and one {AFTER}: "
                   + ("up to date with the rows" if fresh else "drawing"), highlight=False)
     if not fresh:
-        plot_runs(_labelled_rows(plan), plots)
+        plot_runs(_labelled_traces(plan), plots)
     return {"skipped": fresh, "path": target}
 
 
@@ -282,7 +282,7 @@ def _headline(plan: DemoPlan, found: dict, console) -> list[dict]:
 
     from rlcot.evals.analysis import before_after
 
-    lines = before_after(_labelled_rows(plan))
+    lines = before_after(_labelled_traces(plan))
     if lines:
         first = lines[0]
         warm_up = plan.recipe.sft_warmup

@@ -113,7 +113,7 @@ class CompletionRow:
         return cls(row=row, completion=completion, prompt=prompt, sample=sample, budget=budget)
 
 
-SCHEMA_VERSION = 1  # the "v" of a stored line; a line without one is version 0, a sweep line written before the record existed
+SCHEMA_VERSION = 1  # the "v" of a stored line; none is version 0: a sweep line written before this record
 
 
 @dataclass(frozen=True)

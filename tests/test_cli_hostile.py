@@ -227,7 +227,7 @@ def test_auto_dtype_resumes_in_the_dtype_a_directory_was_swept_in_though_the_pro
     monkeypatch.setattr(dtypes, "matmul_gflops", lambda dtype, **_: 30.0 if dtype == dtypes.torch.bfloat16 else 10.0)
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "every row already done" in result.output and "0 rows" in " ".join(result.output.split())
+    assert "every trace already done" in result.output and "0 traces" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize("command, out_name", [(["generate", "--n", "1"], "traces.jsonl"),

@@ -93,7 +93,7 @@ def test_the_demo_sweeps_held_out_rows_trains_sweeps_the_final_weights_plots_and
     assert [line["budget"] for line in lines] == [0, 4]
     assert all((line["before"], line["after"], line["problems"]) == ("before training", "after training", 2)
                for line in lines)
-    assert "0 of 4 rows already there" in text and "nothing there yet" in text
+    assert "0 of 4 traces already there" in text and "nothing there yet" in text
     assert "held-out arith problems" in text and str(out / "report.html") in text
 
 
@@ -105,7 +105,7 @@ def test_a_second_run_redoes_nothing(finished, tiny_dir):
         result, text = demo(out, tiny_dir)
     assert snapshot(out) == files  # rows, checkpoints, plot and page untouched
     assert all(stage["skipped"] for stage in result["stages"].values())
-    assert text.count("4 of 4 rows already there") == 2 and "finished already" in text
+    assert text.count("4 of 4 traces already there") == 2 and "finished already" in text
     assert len(report.calls) == 1
     assert [line["budget"] for line in result["before_after"]] == [0, 4]  # the headline is printed again
 
@@ -147,7 +147,7 @@ def test_an_interrupted_demo_resumes_where_it_stopped_without_redoing_the_sweep_
 
     # and once more: the sweep is skipped, training resumes from checkpoint-1, the rest runs
     result, text = demo(out, tiny_dir)
-    assert result["stages"]["sweep before"]["written"] == 0 and "4 of 4 rows already there" in text
+    assert result["stages"]["sweep before"]["written"] == 0 and "4 of 4 traces already there" in text
     assert result["stages"]["train"]["state"] == "resumed from checkpoint-1"
     logs = [json.loads(line) for line in (out / "train" / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in logs if "reward" in line] == [1, 2]  # step 2 once, though logged twice

@@ -76,7 +76,7 @@ def sweep(
     report = _run_sweep(spec, out, part)
     for note in report.notes:
         errors.print(f"[yellow]note:[/yellow] {note}", highlight=False)
-    console.print(f"{out}: {report.written} rows written, {report.skipped} already there"
+    console.print(f"{out}: {report.written} traces written, {report.skipped} already there"
                   + (f", {report.tokens / report.seconds:.0f} tokens/s" if report.tokens else ""))
     _print_headline(load_traces(out, skipped=[]), spec.scheme, out)  # damaged lines: in the notes above
 
@@ -94,7 +94,7 @@ def plot(
     from rlcot.evals.analysis import label_rows, plot_runs
     from rlcot.store import load_traces
 
-    rows = []
+    traces = []
     try:
         for run_dir in run_dirs:
             if not run_dir.is_dir():
@@ -102,13 +102,13 @@ def plot(
         check_output(out or run_dirs[0] / "plots", "dir")
         skipped = []
         for run_dir in run_dirs:
-            rows += label_rows(load_traces(run_dir, scheme, skipped=skipped), run_dir, len(run_dirs) > 1)
+            traces += label_rows(load_traces(run_dir, scheme, skipped=skipped), run_dir, len(run_dirs) > 1)
         if skipped:  # damaged lines before the end of a file: never dropped without a word
             errors.print(f"[yellow]warning:[/yellow] {describe_skipped(skipped)}", highlight=False)
-        summary = plot_runs(rows, out or run_dirs[0] / "plots", scheme=scheme, fit=fit, seed=seed)
+        summary = plot_runs(traces, out or run_dirs[0] / "plots", scheme=scheme, fit=fit, seed=seed)
     except (ValueError, TypeError) as err:
         _fail(str(err))
-    _print_headline(rows, scheme, run_dirs[0], plotted=False)
+    _print_headline(traces, scheme, run_dirs[0], plotted=False)
     for label, info in summary["series"].items():
         shape, s1, last = info["shape"], info["s1"], info["calibration"][-1]
         line = f"{label}: shape {shape['label'] or '-'} ({shape['reason']})"
@@ -168,17 +168,17 @@ def _run_sweep(spec, out: Path, part):
         _fail(str(err))
 
 
-def _print_headline(rows: list[dict], scheme: str, out: Path, plotted: bool = True) -> None:
+def _print_headline(traces: list, scheme: str, out: Path, plotted: bool = True) -> None:
     from rlcot.evals.analysis import headline
 
 
     from rlcot.evals.series import series_of
 
-    sizes = ", ".join(sorted({f"{len(s.problems)} problems x {s.samples} samples" for s in series_of(rows)}))
+    sizes = ", ".join(sorted({f"{len(s.problems)} problems x {s.samples} samples" for s in series_of(traces)}))
     table = Table(title=f"{out}: accuracy by thinking budget ({scheme} scoring; {sizes})", box=box.SIMPLE_HEAD,
                   caption="think: mean thinking tokens spent; cap: share capped; 95% CI: paired bootstrap by problem",
                   caption_justify="left")
-    lines = headline(rows)
+    lines = headline(traces)
     if not lines:
         return
     for column in lines[0]:

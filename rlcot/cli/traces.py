@@ -76,7 +76,8 @@ def generate(
         before = [] if overwrite else store.stored([])
         recorded = next((t.dtype for t in before if t.dtype), None)
         if dtype == "auto" and backend == "hf" and recorded:  # resuming: the probe, a timing, may tip otherwise
-            choice = replace(resolve_dtype(recorded, device), reason=f"auto: {recorded}, as the traces already in {out}")
+            choice = replace(resolve_dtype(recorded, device),
+                             reason=f"auto: {recorded}, as the traces already in {out}")
         else:
             choice = resolve_dtype(dtype, device) if backend == "hf" else None
         protocol = ThinkingProtocol()

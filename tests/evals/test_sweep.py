@@ -221,7 +221,7 @@ def test_a_sweep_killed_mid_way_and_restarted_writes_every_row_exactly_once(tmp_
     assert finished.returncode == 0, finished.stderr[-2000:]
     written = keys(out)
     assert len(written) == len(set(written)) == total
-    assert f"{total - at_kill} rows written" in " ".join(finished.stdout.split())
+    assert f"{total - at_kill} traces written" in " ".join(finished.stdout.split())
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "evals" / "specs").glob("*.yaml")))

@@ -108,7 +108,7 @@ def test_rows_of_other_settings_already_in_a_directory_are_split_into_labelled_c
            for path in (greedy / "rows.jsonl", sampled / "rows.jsonl") for line in path.read_text().splitlines()]
     (pooled / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in old))
     rows = load_traces(pooled)
-    curves = {s.label: (len(s.problems), s.samples, len(s.rows)) for s in series_of(rows)}
+    curves = {s.label: (len(s.problems), s.samples, len(s.traces)) for s in series_of(rows)}
     assert curves == {"m [temperature=0.0]": (4, 1, 12), "m [temperature=0.7]": (4, 2, 24)}
     assert {line["model"] for line in headline(rows)} == set(curves)
     # rows of one setting, half of them written before seeds were stored: still one curve
