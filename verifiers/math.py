@@ -68,13 +68,18 @@ class MathVerifier(Verifier):
     (default: CPU count, between 2 and 4). ``max_answer_chars``: longer non-numeric
     answers are ``too_long``. ``max_section_chars``: longer answer sections are
     ``too_long``, unread. ``startup_timeout``: seconds a new worker may take to start.
+    ``numbers_only``: the final answer must be a plain number; anything else (``4*7``,
+    which math-verify would work out) is ``wrong`` (``not_a_number``). A task whose
+    question is itself an expression sets it (``chain``): copying the question into the
+    box must not score as solving it.
     """
 
     name = "math"
 
     def __init__(self, timeout: float = 2.0, answer_pattern: str | None = None, lenient_percent: bool = False,
                  workers: int | None = None, max_answer_chars: int = 4000, max_section_chars: int = 100_000,
-                 startup_timeout: float = 60.0, lexicon: HedgeLexicon = DEFAULT_LEXICON):
+                 startup_timeout: float = 60.0, numbers_only: bool = False,
+                 lexicon: HedgeLexicon = DEFAULT_LEXICON):
         super().__init__(lexicon)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
             raise ValueError(f"timeout={timeout!r} must be a positive number of seconds, e.g. 2.0")
@@ -87,6 +92,7 @@ class MathVerifier(Verifier):
         self.timeout = float(timeout)
         self.answer_pattern = compile_answer_pattern(answer_pattern) if answer_pattern is not None else None
         self.lenient_percent = lenient_percent
+        self.numbers_only = bool(numbers_only)
         self.workers = workers or min(4, max(2, os.cpu_count() or 1))
         self.max_answer_chars = max_answer_chars
         self.max_section_chars = max_section_chars
@@ -119,6 +125,8 @@ class MathVerifier(Verifier):
         final = distinct[-1]
         if len(distinct) > MAX_DISTINCT_ANSWERS:
             return Verdict("wrong", answer=final, reason="multiple_answers", details=details)
+        if self.numbers_only and plain_number(final) is None:
+            return Verdict("wrong", answer=final, reason="not_a_number", details=details)
         veto = not self.lenient_percent and _has_percent(final) != _has_percent(gold)
         exact = self._compare_plain(golds, distinct)
         if exact is not None:

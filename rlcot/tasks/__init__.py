@@ -1,12 +1,14 @@
 """Tasks: a dataset builder, the verifier that scores it, and the answer cue for forcing.
 
 One module per family, as in reasoning-gym, each ending by registering its tasks:
-``arith`` (procedural, with unanswerable variants for abstention), ``gsm8k`` (its test
-and train splits ship with the package; a JSONL file or the hub instead), ``puzzles``
-(``sudoku`` and ``crossword``), and ``jsonl`` for a user's own rows (``jsonl:PATH``)
-scored by a named verifier. ``base`` holds the contract every task keeps (``Task``:
-rows seeded as ``seed + index``, prompts, the verifier and its options, the answer
-cue), the registry and ``get_task``; its docstring explains the design.
+``arith`` (procedural, with unanswerable variants for abstention), ``chain`` (chains of
+k arithmetic steps, as expressions or word problems, whose thinking grows with k),
+``gsm8k`` (its test and train splits ship with the package; a JSONL file or the hub
+instead), ``puzzles`` (``sudoku`` and ``crossword``), and ``jsonl`` for a user's own
+rows (``jsonl:PATH``) scored by a named verifier. ``base`` holds the contract every
+task keeps (``Task``: rows seeded as ``seed + index``, prompts, the verifier and its
+options, the answer cue), the registry and ``get_task``; its docstring explains the
+design.
 
 Importing this package registers every built-in task; import names from here.
 """
@@ -15,12 +17,13 @@ from __future__ import annotations
 
 from .arith import ArithTask
 from .base import ABSTAIN_HINT, MATH_CUE, TASKS, Task, get_task, register_task
+from .chain import ChainTask
 from .gsm8k import GSM8K_DIR, GSM8K_SPLITS, GSM8KTask
 from .jsonl import JsonlTask
 from .puzzles import CROSSWORD_INSTRUCTION, SUDOKU_INSTRUCTION, CrosswordTask, PuzzleTask, SudokuTask
 
 __all__ = [
     "ABSTAIN_HINT", "CROSSWORD_INSTRUCTION", "GSM8K_DIR", "GSM8K_SPLITS", "MATH_CUE", "SUDOKU_INSTRUCTION", "TASKS",
-    "ArithTask", "CrosswordTask", "GSM8KTask", "JsonlTask", "PuzzleTask", "SudokuTask", "Task", "get_task",
-    "register_task",
+    "ArithTask", "ChainTask", "CrosswordTask", "GSM8KTask", "JsonlTask", "PuzzleTask", "SudokuTask", "Task",
+    "get_task", "register_task",
 ]
