@@ -57,34 +57,50 @@ def headline(traces: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
     return table
 
 
-def before_after(traces: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
-    """Per budget: the first curve (before training) against the last (after), on the same problems.
+def before_after(traces: Sequence[ScoredTrace], seed: int = 0, reference: str | None = None) -> list[dict]:
+    """Per budget: a reference curve against the last (after training), on the same problems.
 
-    Accuracy of each, their difference with a paired bootstrap interval over problems
-    (``intervals.bootstrap_difference``: per-problem differences, so problem difficulty
-    cancels), and, where some task rows are unanswerable, the abstain rate on answerable
-    and on unanswerable rows for each (what the hedge recipe is judged by).
+    The reference is the first curve (before training), or the curve labelled
+    ``reference`` where there is one ("after SFT warm-up": what GRPO started from, so
+    the change is RL's own). ``paired_change`` says what each line holds.
     """
     curves = series_of(traces)
     if len(curves) < 2:
         return []
-    before, after = curves[0], curves[-1]
+    named = [series for series in curves if series.label == reference]
+    return paired_change(named[0] if named else curves[0], curves[-1], seed)
+
+
+def paired_change(before: Series, after: Series, seed: int = 0) -> list[dict]:
+    """Per budget both curves share: accuracy and mean score of each, and their changes with paired CIs.
+
+    Paired by problem (``intervals.bootstrap_difference`` over per-problem means across
+    samples, so problem difficulty cancels): with samples > 1 at a temperature the
+    accuracy is mean@k, what GRPO optimizes. Where some task rows are unanswerable, the
+    abstain rate on answerable and on unanswerable rows for each (what the hedge recipe
+    is judged by). Empty when the curves share no problem.
+    """
     shared = sorted(set(before.problems) & set(after.problems))
     if not shared:  # runs over other questions: no paired change to measure (the curves still show each)
         return []
     table = []
     for budget in sorted(set(before.budgets) & set(after.budgets)):
-        def correct(series):
-            at = [r for r in series.at(budget) if r.row_id in shared]
-            by = _by_problem(at)
-            return np.array([np.mean([is_correct(r) for r in by[p]]) for p in shared])
+        def per_problem(series, value):
+            by = _by_problem([r for r in series.at(budget) if r.row_id in shared])
+            return np.array([np.mean([value(r) for r in by[p]]) for p in shared])
 
-        a, b = correct(before), correct(after)
+        a, b = per_problem(before, is_correct), per_problem(after, is_correct)
         change = intervals.bootstrap_difference(b, a, seed=seed)
+        score_a, score_b = per_problem(before, _score), per_problem(after, _score)
+        score_change = intervals.bootstrap_difference(score_b, score_a, seed=seed)
         line = {"budget": budget, "before": before.label, "after": after.label, "problems": len(shared),
+                "samples": min(before.samples, after.samples),
                 "accuracy_before": float(a.mean()), "accuracy_after": float(b.mean()),
                 "change": float(change.mean), "change_lo": float(change.lo), "change_hi": float(change.hi),
-                "level": change.level}
+                "score_before": float(score_a.mean()), "score_after": float(score_b.mean()),
+                "score_change": float(score_change.mean), "score_change_lo": float(score_change.lo),
+                "score_change_hi": float(score_change.hi), "level": change.level}
+
         def answerable(trace: ScoredTrace) -> bool:
             return trace.row.get("answerable", True) is not False
 
@@ -96,6 +112,10 @@ def before_after(traces: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
                         [r.verdict.outcome == "abstain" for r in picked])) if picked else None
         table.append(line)
     return table
+
+
+def _score(trace: ScoredTrace) -> float:
+    return trace.score
 
 
 def calibration(series: Series) -> list[dict]:

@@ -45,9 +45,11 @@ import matplotlib
 from rlcot.jsonl import DamagedLinesWarning, complete_rows, describe_skipped
 from rlcot.records import ScoredTrace
 from rlcot.runinfo import ROLLOUTS
+from rlcot.train.resolve import WARM_UP_LABEL
 
 from . import analysis, plots
 from .points import Point
+from .series import series_of
 from rlcot.store import TraceStore, load_traces, trace_files
 
 # What a training run's steps are plotted as; each metric exists only when the run logged it.
@@ -142,7 +144,8 @@ def report_data(runs: Sequence[Run], scheme: str = "default", seed: int = 0) -> 
     for task in tasks:
         task_traces = [trace for trace in traces if _task_name(trace) == task]
         data["tasks"].append({"task": task, "headline": analysis.headline(task_traces, seed=seed),
-                              "before_after": analysis.before_after(task_traces, seed=seed)})
+                              "before_after": analysis.before_after(task_traces, seed=seed),
+                              "comparisons": _comparisons(task_traces, runs, overlaid, seed)})
         data["figures"] += _sweep_figures(task_traces, task, scheme, seed, several=len(tasks) > 1)
     for run in runs:
         if run.kind == "training":
@@ -164,12 +167,34 @@ def _labelled_traces(runs: Sequence[Run], overlaid: bool) -> tuple[list[ScoredTr
     return traces, left_out
 
 
+def _comparisons(traces: Sequence[ScoredTrace], runs: Sequence[Run], overlaid: bool, seed: int) -> list[list[dict]]:
+    """What a training run's curves say beyond first -> last, each a ``paired_change`` table.
+
+    Per training run with an SFT warm-up: its warm-up curve -> its last (RL's own gain).
+    With two training runs or more (``rlcot report RUN CONTROL_RUN``): each other run's
+    last curve -> the first run's last (the first run's gain over that arm).
+    """
+    series = series_of(traces)
+    finals, out = [], []
+    for run in (run for run in runs if run.kind == "training"):
+        prefix = f"{run.path.name}: " if overlaid else ""
+        own = [s for s in series if s.label.startswith(prefix)]
+        warm = [s for s in own if s.label == prefix + WARM_UP_LABEL]
+        if own:
+            finals.append(own[-1])
+        if warm and own[-1] is not warm[0]:
+            out.append(analysis.paired_change(warm[0], own[-1], seed))
+    out += [analysis.paired_change(other, finals[0], seed) for other in finals[1:]]
+    return [table for table in out if table]
+
+
 def _tasks(traces: Sequence[ScoredTrace]) -> list[str]:
     return list(dict.fromkeys(_task_name(trace) for trace in traces))
 
 
 def _task_name(trace: ScoredTrace) -> str:
-    return _text(trace.task.get("name", "?"))
+    """The task, and the temperature where traces were sampled (a mean@k curve is not the greedy one's)."""
+    return _text(trace.task.get("name", "?")) + (f" (sampled, T={trace.temperature:g})" if trace.temperature else "")
 
 
 def _sweep_figures(traces: list[ScoredTrace], task: str, scheme: str, seed: int, several: bool) -> list[dict]:

@@ -56,11 +56,20 @@ class EvalCurves(TrainerCallback):
             model.train(was_training)
 
     def summary(self) -> dict:
-        """Per task: the headline table of every curve, and the first curve against the last."""
+        """Per eval curve (mean@k curves first): every curve's headline, the first curve against the last, and,
+        after an SFT warm-up, the warm-up's curve against the last (``rl_gain``: what GRPO itself did)."""
+        from rlcot.train.resolve import SAMPLED_SUFFIX, WARM_UP_LABEL
+
         found = {}
-        for task_dir in sorted(self.root.glob("*")) if self.root.is_dir() else []:
+        dirs = sorted(self.root.glob("*"), key=lambda d: (not d.name.endswith(SAMPLED_SUFFIX), d.name)) \
+            if self.root.is_dir() else []
+        for task_dir in dirs:
             traces = load_traces(task_dir)
-            found[task_dir.name] = {"curves": headline(traces), "before_after": before_after(traces)}
+            found[task_dir.name] = {"curves": headline(traces), "before_after": before_after(traces),
+                                    "kind": "sampled" if task_dir.name.endswith(SAMPLED_SUFFIX) else "greedy",
+                                    "temperature": traces[0].temperature}
+            if any(trace.model == WARM_UP_LABEL for trace in traces):
+                found[task_dir.name]["rl_gain"] = before_after(traces, reference=WARM_UP_LABEL)
         return found
 
 

@@ -26,7 +26,7 @@ def generate(
     out: Path = typer.Option(..., help="JSONL file of scored traces (rlcot.records.ScoredTrace lines); an existing "
                                        "one is resumed"),
     model: str = typer.Option("smollm2-135m", help="built-in name, local directory or hub id"),
-    task: str = typer.Option("arith", help="arith, gsm8k, sudoku, crossword, or jsonl:PATH"),
+    task: str = typer.Option("arith", help="arith, chain, gsm8k, sudoku, crossword, or jsonl:PATH"),
     data: Optional[str] = typer.Option(None, help="JSONL file for file-backed tasks (gsm8k: default the shipped "
                                                 "test split, --task-arg split=train for train)"),
     task_arg: list[str] = typer.Option([], help="task option KEY=VALUE, repeatable: unanswerable=0.2, size=9, "

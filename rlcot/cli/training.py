@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich import box
+from rich.console import Console
 from rich.table import Table
 
 from .common import _fail, command, console, errors
@@ -62,6 +63,8 @@ def train(
                                                           "rewards, score scripted completions; load no model"),
     out: Optional[Path] = typer.Option(None, help="run directory (default: the recipe's output_dir)"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
+    control: Optional[str] = typer.Option(None, "--control", help="random-reward: the same run with each reward a "
+                                          "coin flip of its batch mean (as --set control=random-reward)"),
 ) -> None:
     """Train a policy with GRPO (TRL's GRPOTrainer) from a recipe: verifier rewards, budget-forced rollouts."""
     from ..train.preflight import preflight
@@ -71,7 +74,7 @@ def train(
     if not recipe.is_file():
         _fail(f"recipe {str(recipe)!r} does not exist; pass a YAML file such as recipes/arith-grpo-cpu.yaml")
     try:
-        chosen = load_recipe(recipe, set_)
+        chosen = load_recipe(recipe, [*set_, f"control={control}"] if control is not None else set_)
         start = preflight(chosen, out, resume)  # reads only: the out directory, the model, LoRA targets, --resume
         run = resolve_run(chosen, device, out)  # once: TRL's config, LoRA, the rollout budget, the eval curves
     except (ValueError, TypeError) as err:
@@ -111,14 +114,9 @@ def _print_training_summary(summary: dict) -> None:
         if not lines:
             continue
         first = lines[0]
-        table = Table(title=f"eval {task}: accuracy on {first['problems']} held-out problems, "
-                            f"{first['before']} -> {first['after']}", box=box.SIMPLE_HEAD)
-        for column in ("budget", "before", "after", f"change [{first['level']:.0%} CI]"):
-            table.add_column(column, justify="right")
-        for line in lines:
-            table.add_row(str(line["budget"]), f"{line['accuracy_before']:.3f}", f"{line['accuracy_after']:.3f}",
-                          f"{line['change']:+.3f} [{line['change_lo']:+.2f}, {line['change_hi']:+.2f}]")
-        console.print(table)
+        for compared in (found.get("rl_gain"), lines):  # RL's own gain (from the warm-up) first, where there is one
+            if compared:  # six columns wrap into nonsense at 80; a wider line reads better, even in a log
+                Console(width=max(console.width, 120)).print(_change_table(task, found, compared))
         labels = list(dict.fromkeys(line["model"] for line in found["curves"]))
         if len(labels) > 2:  # the curves between (an SFT warm-up, every eval.every steps)
             every = Table(title=f"eval {task}: accuracy of every curve", box=box.SIMPLE_HEAD)
@@ -141,6 +139,24 @@ def _print_training_summary(summary: dict) -> None:
             console.print(abstain)
     for warning in summary.get("warnings", []):
         errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+def _change_table(task: str, found: dict, lines: list[dict]) -> Table:
+    """One eval curve's change per budget, before -> after: accuracy and mean score, with paired CIs."""
+    first = lines[0]
+    what = (f"mean@{first['samples']} accuracy at T={found.get('temperature')} (what GRPO optimizes)"
+            if found.get("kind") == "sampled" else "greedy accuracy")
+    table = Table(title=f"eval {task}: {what} on {first['problems']} held-out problems, "
+                        f"{first['before']} -> {first['after']}", box=box.SIMPLE_HEAD)
+    level = f"[{first['level']:.0%} CI]"
+    for column in ("budget", "before", "after", f"change {level}", "score", f"score change {level}"):
+        table.add_column(column, justify="right")
+    for line in lines:
+        table.add_row(str(line["budget"]), f"{line['accuracy_before']:.3f}", f"{line['accuracy_after']:.3f}",
+                      f"{line['change']:+.3f} [{line['change_lo']:+.2f}, {line['change_hi']:+.2f}]",
+                      f"{line['score_before']:+.2f} -> {line['score_after']:+.2f}",
+                      f"{line['score_change']:+.2f} [{line['score_change_lo']:+.2f}, {line['score_change_hi']:+.2f}]")
+    return table
 
 
 def _dry_run(run) -> None:

@@ -59,10 +59,13 @@ def check_recipe(recipe: Recipe) -> None:
         _at_least(f"eval.budgets.{i}", budget, 0)
     _positive("eval.samples", recipe.eval.samples)
     _at_least("eval.temperature", recipe.eval.temperature, 0)
+    _at_least("eval.sampled", recipe.eval.sampled, 0)
     if recipe.peft is not None:
         lora_config(recipe)
     if recipe.sft_warmup is not None:
         _check_sft_warmup(recipe.sft_warmup)
+    if recipe.control is not None:
+        _check_control(recipe.control)
     if not 0 <= recipe.seed < 2**32:  # numpy's seed range; TRL seeds numpy with it
         raise ValueError(f"seed={recipe.seed!r} must be between 0 and 2**32 - 1; fix the recipe or --set seed=0")
     for key in ("seed", "output_dir"):
@@ -84,6 +87,14 @@ def _check_reward(reward: RewardSpec, where: str) -> None:
         resolve_scheme(reward.scheme)
     except ValueError as err:
         raise ValueError(f"{where}.scheme: {err}") from None
+
+
+def _check_control(control: str) -> None:
+    from .control import CONTROLS
+
+    if control not in CONTROLS:
+        raise ValueError(f"control={control!r} is not a control{did_you_mean(str(control), CONTROLS)}; "
+                         f"choose {', '.join(CONTROLS)}, or null for none")
 
 
 def _positive(where: str, value: float) -> None:

@@ -67,6 +67,8 @@ class EvalSpec:
     budgets: tuple[int, ...] = (0, 32, 64, 128)  # thinking budgets of the curve
     samples: int = 1  # completions per row and budget
     temperature: float = 0.0
+    # mean@k: a second curve of k samples per row at the training temperature (what GRPO optimizes); 0: none
+    sampled: int = 4
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Recipe:
     seed: int = 0  # also GRPOConfig.seed
     output_dir: str = "runs/train"  # also GRPOConfig.output_dir
     sft_warmup: dict | None = None  # optional TRL SFT warm-up on the answer format: {steps: 20, learning_rate: 1e-4}
+    control: str | None = None  # None, or random-reward: each reward a coin flip of its mean (rlcot.train.control)
 
 
 # ---------------------------------------------------------------- reading

@@ -56,6 +56,11 @@ class EvalCurve:
     skip: int  # the task's size: the rows trained on come first, so the held-out ones are never trained on
     max_answer_tokens: int | None  # thinking.max_answer_tokens; None: each task's own cap, as a sweep takes it
     dtype: str = "fp32"  # the policy as it trains: fp32 weights
+    kind: str = "greedy"  # greedy (eval.temperature, eval.samples), or sampled: mean@k at the training temperature
+
+
+SAMPLED_SUFFIX = "-sampled"  # eval/<task>-sampled: the mean@k curve beside eval/<task>
+WARM_UP_LABEL = "after SFT warm-up"  # the eval curve of what GRPO starts from: RL's own gain is measured from it
 
 
 @dataclass(frozen=True)
@@ -98,13 +103,18 @@ def resolve_run(recipe: Recipe, device: str | None = None, output_dir: str | Pat
     thinking = recipe.thinking
     budget = Budget(max_thinking_tokens=thinking.max_thinking_tokens, min_thinking_tokens=thinking.min_thinking_tokens,
                     max_answer_tokens=cap)
-    curves = tuple(EvalCurve(key=key, task=mix.name, data=mix.data, task_args=dict(mix.options),
-                             budgets=tuple(recipe.eval.budgets), samples=recipe.eval.samples,
-                             temperature=recipe.eval.temperature, seed=recipe.seed, limit=mix.eval_size,
-                             skip=mix.size, max_answer_tokens=thinking.max_answer_tokens)
-                   for key, mix in zip(task_keys(recipe), recipe.tasks))
+    curves = []
+    for key, mix in zip(task_keys(recipe), recipe.tasks):
+        curve = EvalCurve(key=key, task=mix.name, data=mix.data, task_args=dict(mix.options),
+                          budgets=tuple(recipe.eval.budgets), samples=recipe.eval.samples,
+                          temperature=recipe.eval.temperature, seed=recipe.seed, limit=mix.eval_size,
+                          skip=mix.size, max_answer_tokens=thinking.max_answer_tokens)
+        if recipe.eval.sampled:  # mean@k at the temperature the rollouts are drawn at: what GRPO optimizes
+            curves.append(dataclasses.replace(curve, key=f"{key}{SAMPLED_SUFFIX}", samples=recipe.eval.sampled,
+                                              temperature=config.temperature, kind="sampled"))
+        curves.append(curve)
     return ResolvedRun(recipe=recipe, device=device, output_dir=output_dir, grpo=config, lora=lora_config(recipe),
-                       budget=budget, eval_curves=curves, notes=tuple(notes))
+                       budget=budget, eval_curves=tuple(curves), notes=tuple(notes))
 
 
 def answer_cap(recipe: Recipe) -> int:

@@ -37,7 +37,7 @@ from ..runinfo import ROLLOUTS, SFT_MODEL_DIR
 from ..thinking import ThinkingProtocol
 from .callbacks import NoEvals, RunLog, RunStart
 from .data import TrainingData, build_data, sft_examples
-from .resolve import ResolvedRun, quiet_checkpointing_warnings, resolve_run
+from .resolve import WARM_UP_LABEL, ResolvedRun, quiet_checkpointing_warnings, resolve_run
 from .rollout import BudgetForcedRollout
 
 if TYPE_CHECKING:
@@ -58,6 +58,10 @@ def build_trainer(run: ResolvedRun, model, tokenizer, protocol: ThinkingProtocol
     recipe, protocol = run.recipe, protocol or ThinkingProtocol()
     data = data or build_data(recipe, tokenizer, protocol)
     functions, _ = reward_functions(data.tasks, recipe.rewards, protocol)  # weights: run.grpo.reward_weights
+    if recipe.control == "random-reward":  # each reward a seeded coin flip of its batch mean (rlcot.train.control)
+        from .control import random_reward
+
+        functions = random_reward(functions, recipe.seed, [reward.scheme for reward in recipe.rewards])
     rollout = None
     if not run.grpo.use_vllm:
         rollout = BudgetForcedRollout(tokenizer, protocol, run.budget, data.cues, seed=recipe.seed,
@@ -143,7 +147,7 @@ def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable
             tokenizer.save_pretrained(sft_dir)
     if recipe.sft_warmup is not None:
         if main and checkpoint is None:  # a resume stopped before the first GRPO checkpoint finishes this curve
-            evals.curve(model, "after SFT warm-up", step=0)  # what GRPO starts from
+            evals.curve(model, WARM_UP_LABEL, step=0)  # what GRPO starts from
         # LoRA adapters saved from here on name their base by this path (PEFT reads name_or_path),
         # so `rlcot sweep RUN_DIR` merges each checkpoint into the warmed-up model, not the original
         model.name_or_path = model.config._name_or_path = str(sft_dir.resolve())

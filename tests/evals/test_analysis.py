@@ -153,6 +153,23 @@ def test_before_after_pairs_the_first_curve_with_the_last_per_budget():
     assert before_after(traces(before + after)) == []
 
 
+def test_rl_gain_is_measured_from_the_warm_up_curve_with_mean_at_k_and_the_score_paired():
+    from rlcot.evals.analysis import before_after
+
+    # 4 samples a problem: mean@4 is the share of a problem's samples that are right
+    start = make_rows("step 0", lambda p, s, b: False, budgets=(64,), samples=4)
+    warm = make_rows("after SFT warm-up", lambda p, s, b: s == 0, budgets=(64,), samples=4)  # 1 of 4 right
+    final = make_rows("step 20", lambda p, s, b: s < 3, budgets=(64,), samples=4)  # 3 of 4 right
+    (overall,) = before_after(traces(start + warm + final))
+    (rl,) = before_after(traces(start + warm + final), reference="after SFT warm-up")
+    assert (overall["before"], rl["before"]) == ("step 0", "after SFT warm-up") and rl["after"] == "step 20"
+    assert rl["samples"] == 4 and rl["accuracy_before"] == pytest.approx(0.25) and rl["change"] == pytest.approx(0.5)
+    assert overall["change"] == pytest.approx(0.75)
+    # make_rows scores right +1, wrong -4: the mean score moves 5 x the accuracy, paired per problem (no spread)
+    assert rl["score_change"] == pytest.approx(2.5) and rl["score_change_lo"] == pytest.approx(2.5)
+    assert before_after(traces(start + final), reference="after SFT warm-up")[0]["before"] == "step 0"  # none: first
+
+
 def test_before_after_reports_abstaining_on_answerable_and_unanswerable_rows_apart():
     from rlcot.evals.analysis import before_after
 

@@ -263,7 +263,7 @@ def test_the_rollout_budget_and_eval_curves_come_from_the_recipe():
                                 "eval.budgets=[0, 16]", "seed=5"])
     run = resolve_run(recipe, "cpu")
     assert (run.budget.max_thinking_tokens, run.budget.min_thinking_tokens, run.answer_cap) == (48, 8, 64)
-    first, second = run.eval_curves
+    first, second = (curve for curve in run.eval_curves if curve.kind == "greedy")
     assert (first.key, first.task, first.limit, first.skip, first.budgets, first.seed) == ("arith", "arith", 3, 10,
                                                                                           (0, 16), 5)
     assert (second.key, second.limit) == ("arith#2", 0)  # eval_size 0: no curve
@@ -305,3 +305,17 @@ def test_describe_shows_ours_and_only_trls_changed_fields():
 def test_missing_recipe_file_says_so(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_recipe(tmp_path / "nope.yaml")
+
+
+def test_each_task_gets_a_mean_at_k_curve_at_the_training_temperature_before_its_greedy_one(tmp_path):
+    recipe = Recipe(tasks=(TaskMix("arith", size=8, eval_size=4),), grpo={"temperature": 0.7})
+    sampled, greedy = resolve_run(recipe, "cpu", tmp_path).eval_curves
+    assert (sampled.key, sampled.kind, sampled.samples, sampled.temperature) == ("arith-sampled", "sampled", 4, 0.7)
+    assert (greedy.key, greedy.kind, greedy.samples, greedy.temperature) == ("arith", "greedy", 1, 0.0)
+    assert (sampled.skip, sampled.limit, sampled.budgets) == (greedy.skip, greedy.limit, greedy.budgets)  # same rows
+    from rlcot.train.recipe import EvalSpec
+
+    off = Recipe(tasks=recipe.tasks, eval=EvalSpec(sampled=0))
+    assert [c.kind for c in resolve_run(off, "cpu", tmp_path).eval_curves] == ["greedy"]
+    with pytest.raises(ValueError, match=r"eval\.sampled=-1"):
+        load_recipe(None, ["eval.sampled=-1"])

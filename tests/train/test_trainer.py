@@ -118,12 +118,16 @@ def test_resume_continues_at_the_next_step(tmp_path, tiny_dir):
     state = json.loads((tmp_path / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["global_step"] == 3
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary["eval"]) == {"arith"}
-    curves = {line["model"] for line in summary["eval"]["arith"]["curves"]}
-    assert curves == {"step 0", "step 2", "step 3"}
-    change = summary["eval"]["arith"]["before_after"]
-    assert {(line["before"], line["after"]) for line in change} == {("step 0", "step 3")}
-    assert all(line["change"] == pytest.approx(line["accuracy_after"] - line["accuracy_before"]) for line in change)
+    assert list(summary["eval"]) == ["arith-sampled", "arith"]  # mean@k first: what GRPO optimizes
+    assert [summary["eval"][key]["kind"] for key in summary["eval"]] == ["sampled", "greedy"]
+    for key in summary["eval"]:
+        curves = {line["model"] for line in summary["eval"][key]["curves"]}
+        assert curves == {"step 0", "step 2", "step 3"}
+        change = summary["eval"][key]["before_after"]
+        assert {(line["before"], line["after"]) for line in change} == {("step 0", "step 3")}
+        assert all(line["change"] == pytest.approx(line["accuracy_after"] - line["accuracy_before"])
+                   for line in change)
+    assert {line["samples"] for line in summary["eval"]["arith-sampled"]["before_after"]} == {4}
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, tiny_dir):
@@ -249,20 +253,29 @@ def test_the_end_of_run_summary_prints_rates_curves_and_abstain_tables(capsys):
     curve = [{"model": label, "B": b, "acc": acc} for label, accs in
              (("step 0", ("0.000", "0.100")), ("after SFT warm-up", ("0.050", "0.400")), ("step 20", ("0.050", "0.450")))
              for b, acc in zip((0, 128), accs)]
-    change = [{"budget": b, "before": "step 0", "after": "step 20", "problems": 64, "level": 0.95,
-               "accuracy_before": before, "accuracy_after": after, "change": after - before,
-               "change_lo": after - before - 0.1, "change_hi": after - before + 0.1,
-               "abstain_unanswerable_before": 0.1, "abstain_unanswerable_after": 0.8,
-               "abstain_answerable_before": 0.05, "abstain_answerable_after": 0.3}
-              for b, before, after in ((0, 0.0, 0.05), (128, 0.1, 0.45))]
+    def change(first: str) -> list[dict]:
+        return [{"budget": b, "before": first, "after": "step 20", "problems": 64, "level": 0.95, "samples": 4,
+                 "accuracy_before": before, "accuracy_after": after, "change": after - before,
+                 "change_lo": after - before - 0.1, "change_hi": after - before + 0.1,
+                 "score_before": before, "score_after": after, "score_change": after - before,
+                 "score_change_lo": after - before - 0.2, "score_change_hi": after - before + 0.2,
+                 "abstain_unanswerable_before": 0.1, "abstain_unanswerable_after": 0.8,
+                 "abstain_answerable_before": 0.05, "abstain_answerable_after": 0.3}
+                for b, before, after in ((0, 0.0, 0.05), (128, 0.1, 0.45))]
+
     summary = {"steps": 20, "window": 5, "warnings": ["step 3: rewards are constant"],
                "start": {"reward": 0.25}, "end": {"reward": 0.5},
-               "eval": {"arith": {"curves": curve, "before_after": change}}}
+               "eval": {"arith-sampled": {"curves": curve, "before_after": change("step 0"), "kind": "sampled",
+                                          "temperature": 1.0, "rl_gain": change("after SFT warm-up")},
+                        "arith": {"curves": curve, "before_after": change("step 0"), "kind": "greedy"}}}
     training._print_training_summary(summary)
     out = capsys.readouterr()
     text = out.out + out.err
     assert "first vs the last 5" in text and "0.250" in text and "0.500" in text
     assert "+0.350 [+0.25, +0.45]" in text  # accuracy at 128 before -> after, with its interval
+    assert "+0.35 [+0.15, +0.55]" in text  # the mean score's change, with its interval
+    assert "mean@4 accuracy at T=1.0" in text and "greedy accuracy" in text
+    assert text.index("after SFT warm-up -> step 20") < text.index("step 0 -> step 20")  # RL's own gain leads
     assert "after SFT warm-up" in text and "0.400" in text  # every curve, the warm-up's included
     assert "0.10 -> 0.80" in text and "0.05 -> 0.30" in text  # abstaining, unanswerable vs answerable
     assert "rewards are constant" in text
