@@ -47,11 +47,14 @@ def check_recipe(recipe: Recipe) -> None:
     for i, reward in enumerate(recipe.rewards):
         _check_reward(reward, f"rewards.{i}")
     thinking = recipe.thinking
-    _at_least("thinking.max_thinking_tokens", thinking.max_thinking_tokens, 0)
+    if not thinking.caps:
+        raise ValueError("thinking.max_thinking_tokens=[] lists no cap; give one, e.g. 128, or several: [32, 64, 128]")
+    for cap in thinking.caps:
+        _at_least("thinking.max_thinking_tokens", cap, 0)
     _at_least("thinking.min_thinking_tokens", thinking.min_thinking_tokens, 0)
-    if thinking.min_thinking_tokens > thinking.max_thinking_tokens:
+    if thinking.min_thinking_tokens > min(thinking.caps):
         raise ValueError(f"thinking.min_thinking_tokens={thinking.min_thinking_tokens} exceeds "
-                         f"max_thinking_tokens={thinking.max_thinking_tokens}; lower it or raise the cap")
+                         f"max_thinking_tokens={min(thinking.caps)}; lower it or raise the cap")
     if thinking.max_answer_tokens is not None:
         _positive("thinking.max_answer_tokens", thinking.max_answer_tokens)
     _at_least("eval.every", recipe.eval.every, 0)

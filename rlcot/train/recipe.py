@@ -56,9 +56,17 @@ class RewardSpec:
 
 @dataclass(frozen=True)
 class ThinkingSpec:
-    max_thinking_tokens: int = 128  # rollout cap
+    # the rollout cap, or a list of caps: each group of rollouts draws one (the policy learns every cap it is
+    # evaluated at, not only the largest)
+    max_thinking_tokens: int | tuple[int, ...] = 128
     min_thinking_tokens: int = 0  # s1 'Wait' extension below this
     max_answer_tokens: int | None = None  # None: the largest of the tasks' own answer caps
+
+    @property
+    def caps(self) -> tuple[int, ...]:
+        """The rollout caps a group draws from, smallest first (one, unless the recipe lists several)."""
+        caps = self.max_thinking_tokens
+        return tuple(sorted(set(caps))) if isinstance(caps, tuple) else (caps,)
 
 
 @dataclass(frozen=True)
@@ -201,8 +209,11 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [arg for arg in args if arg is not type(None)]
-        return _typed(value, inner, where)
+        inner = [arg for arg in args if arg is not type(None)]
+        if len(inner) > 1:  # a number or a list of them (thinking.max_thinking_tokens): the value's shape picks
+            listed = [arg for arg in inner if typing.get_origin(arg) is tuple]
+            inner = listed if isinstance(value, (list, tuple)) else [arg for arg in inner if arg not in listed]
+        return _typed(value, inner[0], where)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     if origin is tuple:

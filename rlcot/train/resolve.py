@@ -101,7 +101,7 @@ def resolve_run(recipe: Recipe, device: str | None = None, output_dir: str | Pat
     cap = answer_cap(recipe)
     config, notes = _grpo_config(recipe, device, str(output_dir), cap)
     thinking = recipe.thinking
-    budget = Budget(max_thinking_tokens=thinking.max_thinking_tokens, min_thinking_tokens=thinking.min_thinking_tokens,
+    budget = Budget(max_thinking_tokens=max(thinking.caps), min_thinking_tokens=thinking.min_thinking_tokens,
                     max_answer_tokens=cap)
     curves = []
     for key, mix in zip(task_keys(recipe), recipe.tasks):
@@ -181,7 +181,7 @@ def _trl_defaults(recipe: Recipe, device: str, cap: int) -> tuple[dict, list[str
     if device.startswith("cpu"):
         chosen.update(_cpu_defaults(recipe, notes))
     if "max_completion_length" not in recipe.grpo:
-        thinking = recipe.thinking.max_thinking_tokens
+        thinking = max(recipe.thinking.caps)
         chosen["max_completion_length"] = thinking + cap + COMPLETION_MARGIN
         notes.append(f"max_completion_length={chosen['max_completion_length']}: thinking cap {thinking} "
                      f"+ answer cap {cap} + {COMPLETION_MARGIN} for the closing tag, cue and EOS")

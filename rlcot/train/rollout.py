@@ -17,6 +17,14 @@ recipe's budget. The contract, as read from TRL 1.16's source
   is appended to it (forced, masked); only a completion the model really left
   unfinished (``finish_reason == "length"``) stays truncated.
 
+A recipe may list several caps (``thinking.max_thinking_tokens: [32, 64, 128]``): each
+group (the ``num_generations`` rollouts of one prompt, which TRL hands over
+consecutively) then draws one, seeded by (recipe seed, step, process, group), so the
+group's advantages compare rollouts under one cap while the policy learns to do its
+best under every cap it will be evaluated at, not only the largest. Each cap's groups
+are generated together; the cap each rollout ran under is the ``cap`` column the
+reward functions receive.
+
 Sampling follows the trainer's ``temperature`` with top-p 1, so the logprobs TRL
 recomputes are of the distribution the tokens were drawn from. Each rollout draws
 seeds from (recipe seed, step, process, position), so a resumed run redraws the same
@@ -32,9 +40,10 @@ reader, and a step redone after a resume replaces nothing already stored.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import random
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -55,8 +64,9 @@ class BudgetForcedRollout:
 
     def __init__(self, tokenizer, protocol: ThinkingProtocol, budget: Budget, cues: Mapping[str, str],
                  seed: int = 0, rollouts_path: Path | None = None, keep_traces: int = 4,
-                 judge: Callable | None = None, model: str = ""):
+                 judge: Callable | None = None, model: str = "", caps: Sequence[int] = ()):
         self.tokenizer, self.protocol, self.budget = tokenizer, protocol, budget
+        self.caps = tuple(caps) or (budget.max_thinking_tokens,)
         self.cues, self.seed = dict(cues), seed
         self.rollouts_path, self.keep_traces, self.judge, self.model = rollouts_path, keep_traces, judge, model
         self.last_traces: list = []
@@ -67,7 +77,13 @@ class BudgetForcedRollout:
         requests = [self.request(prompt, i, step, process) for i, prompt in enumerate(prompts)]
         sampling = SamplingConfig(temperature=trainer.args.temperature or 1.0,
                                   max_tokens=trainer.args.max_completion_length or 4096)
-        traces = self.generate(trainer, requests, sampling)
+        caps = self.group_caps(prompts, step, process)
+        traces = [None] * len(requests)
+        for cap in sorted(set(caps)):  # one generation per cap drawn: its groups decode together
+            picked = [i for i, c in enumerate(caps) if c == cap]
+            budget = replace(self.budget, max_thinking_tokens=cap)
+            for i, trace in zip(picked, self.generate(trainer, [requests[i] for i in picked], sampling, budget)):
+                traces[i] = trace
         self.last_traces = traces
         if trainer.accelerator.is_main_process:
             self._keep(traces, step, sampling.temperature)
@@ -87,7 +103,19 @@ class BudgetForcedRollout:
             "env_mask": env_mask,
             "thinking_tokens": [t.thinking_tokens for t in traces],
             "capped": [t.capped for t in traces],
+            "cap": caps,
         }
+
+    def group_caps(self, prompts: list[str], step: int, process: int) -> list[int]:
+        """The cap each rollout runs under: one draw per group of consecutive identical prompts."""
+        caps, group = [], -1
+        for i, prompt in enumerate(prompts):
+            if i == 0 or prompt != prompts[i - 1]:
+                group += 1
+                draw = random.Random(derive_seed(self.seed, f"cap:step{step}:proc{process}", group))
+                cap = draw.choice(self.caps) if len(self.caps) > 1 else self.caps[0]
+            caps.append(cap)
+        return caps
 
     def request(self, prompt: str, position: int, step: int, process: int) -> GenerationRequest:
         if prompt not in self.cues:
@@ -99,7 +127,7 @@ class BudgetForcedRollout:
             request_id=position,
         )
 
-    def generate(self, trainer, requests: list[GenerationRequest], sampling: SamplingConfig) -> list:
+    def generate(self, trainer, requests: list[GenerationRequest], sampling: SamplingConfig, budget: Budget) -> list:
         from trl.models.utils import unwrap_model_for_generation
 
         with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model, torch.no_grad():
@@ -107,7 +135,7 @@ class BudgetForcedRollout:
             model.eval()
             try:
                 generator = HFGenerator(model, self.tokenizer, self.protocol, batch_size=max(len(requests), 1))
-                return generator.generate(requests, sampling, self.budget)
+                return generator.generate(requests, sampling, budget)
             finally:
                 model.train(was_training)
 

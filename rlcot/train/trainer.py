@@ -66,7 +66,7 @@ def build_trainer(run: ResolvedRun, model, tokenizer, protocol: ThinkingProtocol
     if not run.grpo.use_vllm:
         rollout = BudgetForcedRollout(tokenizer, protocol, run.budget, data.cues, seed=recipe.seed,
                                       rollouts_path=run.output_dir / ROLLOUTS, judge=_judge(data, protocol),
-                                      model=recipe.model)
+                                      model=recipe.model, caps=recipe.thinking.caps)
     # rollout_func is marked experimental in TRL; the pinned TRL (1.16) is the one this was built and tested on
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     return GRPOTrainer(model=model, reward_funcs=functions, args=run.grpo,

@@ -22,8 +22,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_shipped_recipes_are_all_there():
     names = {path.name for path in RECIPE_FILES}
-    assert {"arith-grpo-cpu.yaml", "hedge-calibration-cpu.yaml", "sudoku-grpo.yaml", "crossword-grpo.yaml",
-            "gsm8k-grpo-vllm.yaml", "gsm8k-grpo-vllm-full.yaml"} <= names
+    assert {"chain-grpo-cpu.yaml", "arith-grpo-cpu.yaml", "hedge-calibration-cpu.yaml", "sudoku-grpo.yaml",
+            "crossword-grpo.yaml", "gsm8k-grpo-vllm.yaml", "gsm8k-grpo-vllm-full.yaml"} <= names
 
 
 # GRPOConfig(use_vllm=True) constructs without vllm installed (TRL imports it only in
