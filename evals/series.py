@@ -2,7 +2,8 @@
 
 ``rlcot.evals.sweep`` stores one trace per (model, task row, sample, budget); this module groups
 them into series (one per model or checkpoint, and per forcing mode: a "Wait"-extended
-budget is another curve) and computes, with the estimators of ``rlcot.evals.metrics``,
+budget is another curve, ``+Wait``, and so is a budget the prompt stated, ``+stated``)
+and computes, with the estimators of ``rlcot.evals.metrics``,
 ``rlcot.evals.intervals`` and ``rlcot.evals.outcomes`` (the tables and figures built from
 these are ``rlcot.evals.analysis``'s):
 
@@ -15,7 +16,9 @@ these are ``rlcot.evals.analysis``'s):
   the model's mean token log-probability, a verifier-free score) for k = 1, 2, 4, ...
   up to the samples drawn (unbiased, exact);
 - with samples > 1, agreement-based confidence and the risk-coverage curve;
-- s1's Control, Scaling and Performance (s1, section 3.2) per series.
+- s1's Control, Scaling and Performance (s1, section 3.2) per series. Control, the share
+  of traces whose thinking stayed within the budget, is trivially 1 under forcing; on a
+  ``+stated`` curve (forced only at a slack above B) it measures how well the model obeys.
 
 Answer keys for voting are ``(verdict answer, outcome)``: the verifier's reading of
 the answer, kept apart by outcome so two spellings the verifier judged differently
@@ -38,6 +41,7 @@ from . import intervals, metrics, outcomes
 from .points import Point
 
 CONFIDENCE_LEVEL = 0.95
+MODE_SUFFIXES = {"extend": " +Wait", "stated": " +stated"}  # a curve per forcing mode: the label's suffix
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ def series_of(traces: Iterable[ScoredTrace]) -> list[Series]:
     """
     groups: dict[str, list[ScoredTrace]] = defaultdict(list)
     for trace in traces:
-        groups[trace.model + (" +Wait" if trace.mode == "extend" else "")].append(trace)
+        groups[trace.model + MODE_SUFFIXES.get(trace.mode, "")].append(trace)
     split = {label + suffix: part for label, group in groups.items() for suffix, part in _by_settings(group)}
     ordered = sorted(split.items(), key=lambda item: (item[1][0].step is None, item[1][0].step or 0))
     return [Series(label, tuple(group)) for label, group in ordered]

@@ -6,6 +6,13 @@ directory counts as one model per checkpoint: ``rlcot.evals.sweep_spec``) it gen
 each (row, sample) once at the largest cap and gets every smaller cap by forking
 (``rlcot.generation.sweep``); s1's "Wait" extensions (``extend`` budgets: think at least
 and at most B tokens) change the thinking itself, so each runs as its own generation.
+So does a ``stated`` budget: the prompt states B ("Think for at most B tokens.",
+``rlcot.tasks.BUDGET_SENTENCE``, as a recipe with ``thinking.state_cap`` trains on) and
+forcing steps in only at ``STATED_SLACK * B``, so the model is asked, not forced. Its
+traces are stored at budget B, mode "stated", and their thinking may run past B (up to
+the slack); s1's Control (``rlcot.evals.series.s1_numbers``: the share within B) then
+measures how well the model obeys. Twice B leaves room to see by how much a model
+overruns while still bounding the cost of one that never stops.
 Every trace is scored by the one scorer (``rlcot.records.Scorer``), and the gold answer's
 log-probability is measured beside it: a continuous metric, since accuracy curves that
 look emergent are often smooth in one (Schaeffer et al. 2023, "Are emergent abilities of
@@ -32,6 +39,8 @@ from rlcot.store import Shard, TraceStore, check_settings, content_key, write_ru
 
 from .sweep_spec import ModelRef, SweepSpec, expand_models
 
+STATED_SLACK = 2  # a stated budget B is forced only at STATED_SLACK * B thinking tokens (module docstring)
+
 
 @dataclass
 class SweepReport:
@@ -49,7 +58,7 @@ class SweepReport:
 
 @dataclass(frozen=True)
 class _Pass:
-    """One generation pass: the cap-only sweep (mode 'cap') or one 'Wait'-extended budget."""
+    """One generation pass: the cap-only sweep (mode 'cap'), one 'Wait'-extended budget or one stated budget."""
 
     mode: str
     budgets: tuple[int, ...]
@@ -211,6 +220,7 @@ class _ModelContext:
         if self.spec.budgets:
             out.append(_Pass("cap", tuple(sorted(set(self.spec.budgets)))))
         out += [_Pass("extend", (b,)) for b in sorted(set(self.spec.extend))]
+        out += [_Pass("stated", (b,)) for b in sorted(set(self.spec.stated))]
         return out
 
     @property
@@ -254,23 +264,31 @@ def _run_model(context, generator, tokenizer, rows, todo, writer, progress, repo
     rows_by_id = {row["id"]: row for row in rows}
     sampling = SamplingConfig(temperature=spec.temperature, top_p=spec.top_p)
     scorer = Scorer(context.task, spec.scheme, context.protocol)
-    requests = {(r.request_id, r.sample): r
-                for r in context.task.requests(rows, tokenizer, context.protocol, spec.seed, spec.samples)}
-    check_prompt_lengths(list(requests.values()), context_length(generator))
-    if spec.gold_logprob:
-        requests = {key: _with_gold(request, context.task, rows_by_id, tokenizer) for key, request in requests.items()}
-        if spec.backend != "hf":
-            report.notes.append("the gold log-probability is measured by the hf backend only; not measured")
+    if spec.gold_logprob and spec.backend != "hf":
+        report.notes.append("the gold log-probability is measured by the hf backend only; not measured")
+
+    def requests_for(stated: int | None) -> dict:
+        """Every (row id, sample)'s request; ``stated``: its prompt states that budget."""
+        made = {(r.request_id, r.sample): r for r in context.task.requests(
+            rows, tokenizer, context.protocol, spec.seed, spec.samples, stated_budget=stated)}
+        check_prompt_lengths(list(made.values()), context_length(generator))
+        if spec.gold_logprob:
+            made = {key: _with_gold(request, context.task, rows_by_id, tokenizer) for key, request in made.items()}
+        return made
+
+    plain = requests_for(None)
     for run in context.passes:
         units = [(i, s) for (i, s, name) in todo if name == run.name]
         if not units:
             continue
         total = sum(len(todo[i, s, run.name]) for i, s in units)
-        what = f"{context.ref.label}: " + (f"budgets {list(run.budgets)}" if run.mode == "cap"
-                                           else f"extend to {run.budgets[0]}")
-        progress.start(what, total)
+        what = {"cap": f"budgets {list(run.budgets)}", "extend": f"extend to {run.budgets[-1]}",
+                "stated": f"stated {run.budgets[-1]}"}[run.mode]
+        progress.start(f"{context.ref.label}: {what}", total)
         top = max(run.budgets)
-        budget = Budget(max_thinking_tokens=top, max_answer_tokens=context.max_answer_tokens,
+        requests = requests_for(top) if run.mode == "stated" else plain
+        budget = Budget(max_thinking_tokens=STATED_SLACK * top if run.mode == "stated" else top,
+                        max_answer_tokens=context.max_answer_tokens,
                         min_thinking_tokens=top if run.mode == "extend" else 0)
         # Two batches of requests per call, so the generator can refill slots as sequences finish;
         # traces are stored after each call, so a kill loses at most the call in flight.
@@ -283,7 +301,7 @@ def _run_model(context, generator, tokenizer, rows, todo, writer, progress, repo
             began = time.perf_counter()
             if run.mode == "cap":
                 traces = sweep(generator, reqs, sorted(wanted), sampling, budget, progress.step)
-            else:  # 'Wait' changes the thinking itself: no forks
+            else:  # 'Wait' and a stated budget change the thinking itself: no forks
                 traces = {top: generator.generate(reqs, sampling, budget, progress.step)}
             report.generate_s += time.perf_counter() - began
             for unit in _score_units(context, scorer, rows, part, run, todo, traces, tokenizer, report):

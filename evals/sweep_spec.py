@@ -32,6 +32,8 @@ class SweepSpec:
     task_args: dict[str, Any] = field(default_factory=dict, hash=False)  # task options: unanswerable, size, ...
     budgets: tuple[int, ...] = (0, 16, 32, 64, 128, 256)  # thinking caps; one run at the largest, forks below
     extend: tuple[int, ...] = ()  # s1 "Wait" budgets: think at least and at most B tokens, one run each
+    # budgets the prompt states ("Think for at most B tokens."), forced only at STATED_SLACK * B: asked, not forced
+    stated: tuple[int, ...] = ()
     samples: int = 1
     temperature: float = 0.0
     top_p: float = 1.0
@@ -63,9 +65,10 @@ class SweepSpec:
             raise ValueError(f"top_p={self.top_p!r} is not in (0, 1]; e.g. --top-p 0.95, or 1 to keep every token")
         if not self.models:
             raise ValueError("no models to sweep; pass --model NAME (repeatable) or list them under 'models:'")
-        if not self.budgets and not self.extend:
-            raise ValueError("no budgets; pass --budgets 0,16,32,64 (or --extend 64,128)")
-        bad = [b for b in (*self.budgets, *self.extend) if isinstance(b, bool) or not isinstance(b, int) or b < 0]
+        if not self.budgets and not self.extend and not self.stated:
+            raise ValueError("no budgets; pass --budgets 0,16,32,64 (or --extend 64,128, --stated 32,64)")
+        bad = [b for b in (*self.budgets, *self.extend, *self.stated)
+               if isinstance(b, bool) or not isinstance(b, int) or b < 0]
         if bad:
             raise ValueError(f"budgets {bad} are not whole numbers of thinking tokens >= 0; e.g. --budgets 0,16,64")
         if self.samples < 1:
@@ -96,7 +99,7 @@ class SweepSpec:
         values = dict(values)
         if isinstance(values.get("models"), str):
             values["models"] = [values["models"]]
-        for key in ("models", "budgets", "extend"):
+        for key in ("models", "budgets", "extend", "stated"):
             if key in values:
                 values[key] = tuple(parse_budgets(values[key]) if key != "models" else values[key])
         return cls(**values)

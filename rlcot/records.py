@@ -42,7 +42,7 @@ and read by every reader (analysis, plots, the report) through ``ScoredTrace.fro
     model, task        string, object   the curve's label; the task's spec (name, data, options)
     row_id, row        string, object   the task row's id, the row itself
     sample, budget     int, int|null    which sample; the thinking cap (null: none, or a rollout)
-    mode               string   cap | extend (s1's "Wait") | generate | rollout
+    mode               string   cap | extend (s1's "Wait") | stated (the prompt states the budget) | generate | rollout
     prompt, completion string   the prompt; the whole assistant turn
     answer             string|null      the answer section (null: the thinking never closed)
     thinking_tokens, answer_tokens, extensions   int   sampled token counts; "Wait"s forced
@@ -150,7 +150,7 @@ class ScoredTrace:
     # its context
     key: str = ""  # content key: the store keeps one line per key
     unit: str | None = None  # the (model, row, sample) a sweep forks budgets from
-    mode: str = "cap"  # cap, extend (s1's Wait), generate, rollout
+    mode: str = "cap"  # cap, extend (s1's Wait), stated (the prompt states the budget), generate, rollout
     model: str = ""  # the label curves are drawn under
     model_path: str | None = None
     weights: str | None = None  # a hash of the weights' files

@@ -37,6 +37,9 @@ def sweep(
                                                      "one run at the largest, the rest by forking"),
     extend: Optional[str] = typer.Option(None, help="s1 'Wait' budgets, e.g. 64,128: think at least and at most B "
                                                     "tokens; one run each"),
+    stated: Optional[str] = typer.Option(None, help="budgets the prompt states, e.g. 32,64,128 ('Think for at most B "
+                                                    "tokens.'), forced only at 2B: how well the model obeys (s1's "
+                                                    "Control); one run each"),
     samples: Optional[int] = typer.Option(None, help="samples per row (default 1; >1 needs --temperature)"),
     temperature: Optional[float] = typer.Option(None, help="0 (default) is greedy"),
     top_p: Optional[float] = typer.Option(None),
@@ -62,8 +65,8 @@ def sweep(
     from rlcot.evals.sweep_spec import SweepSpec
 
     flags = dict(models=model or None, task=task, data=data, task_args=_task_options(task_arg) or None,
-                 budgets=budgets, extend=extend, samples=samples, temperature=temperature, top_p=top_p, seed=seed,
-                 backend=backend, dtype=dtype, limit=limit, skip=skip, batch_size=batch_size,
+                 budgets=budgets, extend=extend, stated=stated, samples=samples, temperature=temperature, top_p=top_p,
+                 seed=seed, backend=backend, dtype=dtype, limit=limit, skip=skip, batch_size=batch_size,
                  max_answer_tokens=max_answer_tokens, gold_logprob=gold_logprob, scheme=scheme, device=device,
                  vllm_options=_task_options(vllm_arg) or None)
     flags = {key: value for key, value in flags.items() if value is not None}

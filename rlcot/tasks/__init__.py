@@ -16,14 +16,15 @@ Importing this package registers every built-in task; import names from here.
 from __future__ import annotations
 
 from .arith import ArithTask
-from .base import ABSTAIN_HINT, MATH_CUE, TASKS, Task, get_task, register_task
+from .base import ABSTAIN_HINT, BUDGET_SENTENCE, MATH_CUE, TASKS, Task, get_task, register_task
 from .chain import ChainTask
 from .gsm8k import GSM8K_DIR, GSM8K_SPLITS, GSM8KTask
 from .jsonl import JsonlTask
 from .puzzles import CROSSWORD_INSTRUCTION, SUDOKU_INSTRUCTION, CrosswordTask, PuzzleTask, SudokuTask
 
 __all__ = [
-    "ABSTAIN_HINT", "CROSSWORD_INSTRUCTION", "GSM8K_DIR", "GSM8K_SPLITS", "MATH_CUE", "SUDOKU_INSTRUCTION", "TASKS",
+    "ABSTAIN_HINT", "BUDGET_SENTENCE", "CROSSWORD_INSTRUCTION", "GSM8K_DIR", "GSM8K_SPLITS", "MATH_CUE",
+    "SUDOKU_INSTRUCTION", "TASKS",
     "ArithTask", "ChainTask", "CrosswordTask", "GSM8KTask", "JsonlTask", "PuzzleTask", "SudokuTask", "Task",
     "get_task", "register_task",
 ]

@@ -17,6 +17,13 @@ A task whose rows may be unanswerable (``answerable: false``: arith with
 instruction: "If the problem cannot be answered, write \\boxed{IDK}". Without that
 hint a model could never learn to abstain on them.
 
+A prompt may state a thinking budget (``Task.prompt(..., stated_budget=B)``): the
+instruction then ends with ``BUDGET_SENTENCE`` ("Think for at most B tokens."), as L1
+states its length in the prompt (Aggarwal & Welleck 2025, arXiv:2503.04697), so a
+model trained on such prompts (``thinking.state_cap`` in a recipe) can be asked for a
+budget rather than forced to it (``rlcot sweep --stated``). Without a budget the prompt
+is byte-identical to one built before budgets could be stated.
+
 ``Task.spec()`` is a plain dict that ``get_task(**spec)`` turns back into the same
 task; runs record it, so a file of traces can be rescored with its own task. Stored
 sweeps hash it into their keys, so its shape must not change.
@@ -40,6 +47,7 @@ from rlcot.verifiers.sections import last_boxed
 
 MATH_CUE = "The final answer is \\boxed{"
 ABSTAIN_HINT = " If the problem cannot be answered, write \\boxed{IDK}."
+BUDGET_SENTENCE = " Think for at most {budget} tokens."  # appended to the instruction of a prompt stating a budget
 
 
 @dataclass(frozen=True)
@@ -137,24 +145,33 @@ class Task:
             return gold[len(self.answer_cue) :]
         return gold if self.answer_cue.endswith("\n") or not self.answer_cue else None
 
-    def prompt(self, row: dict, tokenizer, protocol: ThinkingProtocol) -> str:
+    def prompt(self, row: dict, tokenizer, protocol: ThinkingProtocol, stated_budget: int | None = None) -> str:
         """The prompt text for ``row`` (chat template, instruction, pre-filled ``<think>``), untokenised.
 
-        The protocol's instruction, left at its default, becomes this task's.
+        The protocol's instruction, left at its default, becomes this task's. A
+        ``stated_budget`` B appends ``BUDGET_SENTENCE`` to the instruction; a protocol
+        that adds no instruction (``instruct=False``: a model trained to think) gets
+        the sentence alone after the question.
         """
         if protocol.instruct and protocol.instruction == DEFAULT_INSTRUCTION:
             protocol = replace(protocol, instruction=self.full_instruction)
+        if stated_budget is not None:
+            protocol = stating(protocol, stated_budget)
         return protocol.build_prompt(tokenizer, self.question(row))
 
     def requests(
-        self, rows: Sequence[dict], tokenizer, protocol: ThinkingProtocol, seed: int = 0, samples: int = 1
+        self, rows: Sequence[dict], tokenizer, protocol: ThinkingProtocol, seed: int = 0, samples: int = 1,
+        stated_budget: int | None = None,
     ) -> list[GenerationRequest]:
-        """``samples`` requests per row, row-major; sample j of a row draws with ``derive_seed(seed, id, j)``."""
+        """``samples`` requests per row, row-major; sample j of a row draws with ``derive_seed(seed, id, j)``.
+
+        ``stated_budget``: each prompt states it (``prompt``); the seeds are the same as without.
+        """
         if samples < 1:
             raise ValueError(f"samples={samples} must be >= 1")
         requests = []
         for row in rows:
-            prompt = self.prompt(row, tokenizer, protocol)
+            prompt = self.prompt(row, tokenizer, protocol, stated_budget)
             prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
             for sample in range(samples):
                 requests.append(GenerationRequest(
@@ -162,6 +179,16 @@ class Task:
                     seed=derive_seed(seed, row["id"], sample), request_id=row["id"], sample=sample,
                 ))
         return requests
+
+
+def stating(protocol: ThinkingProtocol, budget: int) -> ThinkingProtocol:
+    """``protocol`` with ``BUDGET_SENTENCE`` for ``budget`` thinking tokens ending its instruction."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise ValueError(f"stated_budget={budget!r} is not a whole number of thinking tokens >= 0")
+    sentence = BUDGET_SENTENCE.format(budget=budget)
+    if not protocol.instruct:
+        return replace(protocol, instruct=True, instruction=sentence.strip())
+    return replace(protocol, instruction=protocol.instruction + sentence)
 
 
 def check_n(n: int) -> None:

@@ -20,7 +20,7 @@ import types
 import typing
 from typing import Any, Callable
 
-from .recipe import Recipe, RewardSpec, did_you_mean, join_key, resolved
+from .recipe import REWARD_KINDS, Recipe, RewardSpec, did_you_mean, join_key, resolved
 
 
 def check_recipe(recipe: Recipe) -> None:
@@ -57,6 +57,13 @@ def check_recipe(recipe: Recipe) -> None:
                          f"max_thinking_tokens={min(thinking.caps)}; lower it or raise the cap")
     if thinking.max_answer_tokens is not None:
         _positive("thinking.max_answer_tokens", thinking.max_answer_tokens)
+    if recipe.grpo.get("use_vllm"):  # TRL's vLLM generation: its own prompts, no forcing, no capped column
+        if thinking.state_cap:
+            raise ValueError("thinking.state_cap needs rlcot's rollouts, which grpo.use_vllm replaces with TRL's "
+                             "vLLM generation; drop one of them")
+        if any(reward.kind == "within_cap" for reward in recipe.rewards):
+            raise ValueError("a within_cap reward reads the capped column of rlcot's rollouts, which grpo.use_vllm "
+                             "replaces with TRL's vLLM generation; drop one of them")
     _at_least("eval.every", recipe.eval.every, 0)
     for i, budget in enumerate(recipe.eval.budgets):
         _at_least(f"eval.budgets.{i}", budget, 0)
@@ -81,6 +88,15 @@ def _check_reward(reward: RewardSpec, where: str) -> None:
     from rlcot import verifiers
     from rlcot.records import resolve_scheme
 
+    if reward.kind not in REWARD_KINDS:
+        near = did_you_mean(str(reward.kind), REWARD_KINDS)
+        raise ValueError(f"{where}.kind={reward.kind!r} is not a reward kind{near}; choose {' or '.join(REWARD_KINDS)}")
+    if reward.kind == "within_cap":  # 1 or 0 from the rollout's capped column: nothing to verify or scale
+        for key, value, default in (("verifier", reward.verifier, None), ("scheme", reward.scheme, "binary")):
+            if value != default:
+                raise ValueError(f"{where}.{key}={value!r}: a within_cap reward has no {key} (it is 1 when the "
+                                 f"thinking closed before its cap, else 0); drop {key}")
+        return
     if reward.verifier is not None:
         try:
             verifiers.get_verifier(reward.verifier)

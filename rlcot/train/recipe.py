@@ -47,11 +47,17 @@ class TaskMix:
     eval_size: int = 32  # held-out rows (built with another seed, never trained on)
 
 
+REWARD_KINDS = ("verifier", "within_cap")  # RewardSpec.kind values (rlcot.train.rewards)
+
+
 @dataclass(frozen=True)
 class RewardSpec:
     verifier: str | None = None  # None: each task's own verifier; else a verifiers name / module:attr
     weight: float = 1.0  # TRL reward_weights entry
     scheme: str = "binary"  # binary, default (the hedge scheme +1/+0.5/0/-2/-4), or a YAML file
+    # verifier: the scored answer; within_cap: 1 when the thinking closed by itself before its cap, 0 when
+    # budget forcing cut it (the L1 length term under forcing; no verifier, no scheme)
+    kind: str = "verifier"
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,9 @@ class ThinkingSpec:
     max_thinking_tokens: int | tuple[int, ...] = 128
     min_thinking_tokens: int = 0  # s1 'Wait' extension below this
     max_answer_tokens: int | None = None  # None: the largest of the tasks' own answer caps
+    # each rollout's prompt states its cap ("Think for at most B tokens.", rlcot.tasks.BUDGET_SENTENCE), so the
+    # trained model can be asked for a budget; forcing still cuts at the cap (hf rollouts only)
+    state_cap: bool = False
 
     @property
     def caps(self) -> tuple[int, ...]:

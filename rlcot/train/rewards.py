@@ -21,8 +21,28 @@ count is the function's ``unscorable`` attribute and, per batch, the metric
 ``sudoku``; ``verifier`` for per-task verifiers that differ), made unique with the
 scheme's name or a number, so TRL logs ``rewards/math/mean``.
 
+**Staying inside the cap** (``kind: within_cap``, e.g. ``rewards: [{scheme: binary},
+{kind: within_cap, weight: 0.5}]``): 1.0 for a rollout whose thinking closed by itself
+before its cap (the rollout's ``capped`` column is False), 0.0 for one budget forcing
+had to cut (True). It is L1's length term (Aggarwal & Welleck 2025, "L1: Controlling How
+Long A Reasoning Model Thinks With Reinforcement Learning", arXiv:2503.04697) as it
+reads under budget forcing. L1 states the length in the prompt and penalises thinking
+that departs from it; here forcing cuts every thought at its cap, so the thinking never
+exceeds it, and overrunning shows only as being cut: "staying inside" means closing on
+one's own before the cap. With ``thinking.state_cap`` the prompt states the cap it is
+measured against ("Think for at most B tokens."), so the policy can learn to obey a
+stated budget, and ``rlcot sweep --stated`` asks it without forcing. What it does not
+do: it is an indicator, not a distance, so thinking 5 tokens and thinking B - 1 tokens
+earn the same; it has no target length (L1-Exact penalises the distance to the stated
+length both ways, so thinking far less than asked costs there; nothing here pushes the
+thinking up to the budget); and it is added to the verifier's reward with its weight,
+not multiplied by correctness as in L1-Max, so a weight near the verifier's pays for
+closing early with a wrong answer. The column exists only with rlcot's rollouts: TRL's vLLM generation
+has none (a recipe refuses the pair, ``rlcot.train.checks``), and without it the function
+returns None for every completion (TRL leaves None out) and warns once.
+
 **Outcome logging.** A reward is one number; what moved is in the verdicts. When TRL
-passes ``log_metric``, the first function logs per batch the outcome rates
+passes ``log_metric``, the first verifier function logs per batch the outcome rates
 (``outcomes/correct|wrong|abstain|unparsed``), the hedge rate ``outcomes/hedged``,
 ``score/mean`` (its unweighted score), per task (``outcomes/<task>/correct``, ...)
 when the mapping holds several tasks, and, when the rollout adds ``thinking_tokens``
@@ -50,6 +70,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from collections import Counter
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -63,6 +84,7 @@ class RewardLike(Protocol):
     verifier: str | None  # None: each task's own verifier
     weight: float
     scheme: str  # "default", "binary" or a YAML file of HedgeScheme fields
+    # kind: "verifier" (the default where absent) or "within_cap" (no verifier, no scheme)
 
 
 RewardFunction = Callable[..., list]
@@ -73,7 +95,8 @@ def reward_functions(tasks: Mapping[str, Task], rewards: Sequence[RewardLike],
     """TRL reward functions and their weights, one per reward, in order (module docstring).
 
     Pass them as ``GRPOTrainer(reward_funcs=...)`` and the weights as
-    ``GRPOConfig(reward_weights=...)``. The first function also logs outcome rates.
+    ``GRPOConfig(reward_weights=...)``. The first verifier function also logs outcome rates.
+    A ``within_cap`` reward is one ``WithinCap`` function.
     """
     if not tasks:
         raise ValueError("tasks is empty; give at least one task, e.g. {'arith': get_task('arith')}")
@@ -89,14 +112,51 @@ def reward_functions(tasks: Mapping[str, Task], rewards: Sequence[RewardLike],
             scorers[key] = Scorer(task, scheme, protocol)
         return scorers[key]
 
-    functions, names = [], set()
+    functions, names, logging = [], set(), True
     for index, reward in enumerate(rewards):
+        kind = getattr(reward, "kind", "verifier")
+        if kind == "within_cap":
+            name = _unique_name(WithinCap.name, str(index), index, names)
+            names.add(name)
+            functions.append(WithinCap(name))
+            continue
+        if kind != "verifier":
+            raise ValueError(f"reward {index} has kind {kind!r}; choose verifier or within_cap")
         scheme_name, _ = resolve_scheme(reward.scheme)  # a bad scheme fails here, before training starts
         by_task = {key: scorer_for(task, reward.verifier, reward.scheme) for key, task in tasks.items()}
         name = _unique_name(_verifier_name(tasks, reward.verifier), scheme_name, index, names)
         names.add(name)
-        functions.append(_RewardFunction(name, by_task, log_outcomes=index == 0))
+        functions.append(_RewardFunction(name, by_task, log_outcomes=logging))
+        logging = False
     return functions, [float(reward.weight) for reward in rewards]
+
+
+class WithinCap:
+    """The ``within_cap`` reward: 1.0 where the thinking closed by itself before its cap, 0.0 where forcing cut it.
+
+    Reads the rollout's ``capped`` column (``rlcot.train.rollout``); without it (TRL's
+    vLLM generation) every value is None and it warns once (module docstring).
+    """
+
+    name = "within_cap"
+
+    def __init__(self, name: str = name):
+        self.__name__ = name
+        self.warned = False
+
+    def __call__(self, prompts: Sequence, completions: Sequence, capped: Sequence[bool | None] | None = None,
+                 **columns) -> list[float | None]:
+        if capped is None:
+            if not self.warned:
+                self.warned = True
+                warnings.warn(f"reward {self.__name__!r} got no 'capped' column: only rlcot's budget-forced rollouts "
+                              "say whether forcing cut the thinking (TRL's vLLM generation does not); it gives None, "
+                              "which TRL leaves out", RuntimeWarning, stacklevel=2)
+            return [None] * len(completions)
+        if len(capped) != len(completions):
+            raise ValueError(f"reward {self.__name__!r} got {len(capped)} 'capped' values for {len(completions)} "
+                             "completions; the rollout must give one per completion")
+        return [None if value is None else 0.0 if value else 1.0 for value in capped]
 
 
 class _RewardFunction:

@@ -25,6 +25,16 @@ best under every cap it will be evaluated at, not only the largest. Each cap's g
 are generated together; the cap each rollout ran under is the ``cap`` column the
 reward functions receive.
 
+With ``thinking.state_cap`` each rollout's prompt also states its group's cap
+("Think for at most B tokens.", ``rlcot.tasks.BUDGET_SENTENCE``): the trainer hands a
+``restate(prompt, cap)`` that rebuilds the dataset prompt with the cap stated, and that
+text is the request's prompt and ``prompt_ids``. TRL computes the policy's logprobs
+over the ``prompt_ids`` returned, so the policy is trained on the stated prompt; the
+reward functions still get the dataset prompt (the scorer reads only its pre-filled
+``<think>``, which both share). Forcing still cuts at the cap, so a rollout that
+overruns the stated budget is ``capped``, which a ``within_cap`` reward
+(``rlcot.train.rewards``) pays 0 for. The kept rollouts store the stated prompt.
+
 Sampling follows the trainer's ``temperature`` with top-p 1, so the logprobs TRL
 recomputes are of the distribution the tokens were drawn from. Each rollout draws
 seeds from (recipe seed, step, process, position), so a resumed run redraws the same
@@ -59,25 +69,27 @@ class BudgetForcedRollout:
     ``cues`` maps each dataset prompt to its task's answer cue. ``rollouts_path``, when
     given, is the store (``rlcot.store.TraceStore``) the first ``keep_traces`` rollouts
     of every step go to, each as the ``ScoredTrace`` ``judge(trace)`` gives it, labelled
-    ``model``.
+    ``model``. ``restate(prompt, cap)``, when given, is the dataset prompt stating
+    ``cap``: what each rollout is generated from (module docstring).
     """
 
     def __init__(self, tokenizer, protocol: ThinkingProtocol, budget: Budget, cues: Mapping[str, str],
                  seed: int = 0, rollouts_path: Path | None = None, keep_traces: int = 4,
-                 judge: Callable | None = None, model: str = "", caps: Sequence[int] = ()):
+                 judge: Callable | None = None, model: str = "", caps: Sequence[int] = (),
+                 restate: Callable[[str, int], str] | None = None):
         self.tokenizer, self.protocol, self.budget = tokenizer, protocol, budget
         self.caps = tuple(caps) or (budget.max_thinking_tokens,)
-        self.cues, self.seed = dict(cues), seed
+        self.cues, self.seed, self.restate = dict(cues), seed, restate
         self.rollouts_path, self.keep_traces, self.judge, self.model = rollouts_path, keep_traces, judge, model
         self.last_traces: list = []
 
     def __call__(self, prompts: list[str], trainer) -> dict:
         step = trainer.state.global_step
         process = trainer.accelerator.process_index
-        requests = [self.request(prompt, i, step, process) for i, prompt in enumerate(prompts)]
+        caps = self.group_caps(prompts, step, process)
+        requests = [self.request(prompt, i, step, process, cap) for i, (prompt, cap) in enumerate(zip(prompts, caps))]
         sampling = SamplingConfig(temperature=trainer.args.temperature or 1.0,
                                   max_tokens=trainer.args.max_completion_length or 4096)
-        caps = self.group_caps(prompts, step, process)
         traces = [None] * len(requests)
         for cap in sorted(set(caps)):  # one generation per cap drawn: its groups decode together
             picked = [i for i, c in enumerate(caps) if c == cap]
@@ -86,7 +98,7 @@ class BudgetForcedRollout:
                 traces[i] = trace
         self.last_traces = traces
         if trainer.accelerator.is_main_process:
-            self._keep(traces, step, sampling.temperature)
+            self._keep(traces, prompts, step, sampling.temperature)
         eos = self.tokenizer.eos_token_id
         completion_ids, env_mask, logprobs = [], [], []
         for trace in traces:
@@ -117,12 +129,15 @@ class BudgetForcedRollout:
             caps.append(cap)
         return caps
 
-    def request(self, prompt: str, position: int, step: int, process: int) -> GenerationRequest:
+    def request(self, prompt: str, position: int, step: int, process: int, cap: int | None = None
+                ) -> GenerationRequest:
+        """The request for dataset ``prompt``; with ``restate``, its text states ``cap``."""
         if prompt not in self.cues:
             raise ValueError("a rollout prompt is not in the training dataset the rollout was built for; "
                              "build the trainer with rlcot.train.trainer.build_trainer")
+        text = prompt if self.restate is None or cap is None else self.restate(prompt, cap)
         return GenerationRequest(
-            prompt=prompt, prompt_ids=self.tokenizer.encode(prompt, add_special_tokens=False),
+            prompt=text, prompt_ids=self.tokenizer.encode(text, add_special_tokens=False),
             answer_cue=self.cues[prompt], seed=derive_seed(self.seed, f"step{step}:proc{process}", position),
             request_id=position,
         )
@@ -139,16 +154,17 @@ class BudgetForcedRollout:
             finally:
                 model.train(was_training)
 
-    def _keep(self, traces: list, step: int, temperature: float) -> None:
+    def _keep(self, traces: list, prompts: list[str], step: int, temperature: float) -> None:
         if self.rollouts_path is None or self.judge is None or not traces:
             return
         from ..generation.base import forced_spans
         from ..store import TraceStore, content_key
 
-        kept = [self.judge(trace).with_context(
+        # the judge finds the row by the dataset prompt; the record keeps the prompt generated from (a stated cap)
+        kept = [self.judge(replace(trace, prompt=prompt)).with_context(
             key=content_key({"step": step, "position": position, "seed": trace.seed, "prompt": trace.prompt}),
-            mode="rollout", model=self.model, step=step, temperature=temperature, top_p=1.0, backend="hf",
-            protocol=asdict(self.protocol), forced_spans=forced_spans(trace, self.tokenizer))
-            for position, trace in enumerate(traces[: self.keep_traces])]
+            prompt=trace.prompt, mode="rollout", model=self.model, step=step, temperature=temperature, top_p=1.0,
+            backend="hf", protocol=asdict(self.protocol), forced_spans=forced_spans(trace, self.tokenizer))
+            for position, (trace, prompt) in enumerate(zip(traces[: self.keep_traces], prompts))]
         with TraceStore(self.rollouts_path).writing("rlcot train") as writer:
             writer.append(kept)

@@ -10,7 +10,8 @@ LoRA config, the rollouts' budget, the eval curves):
 - the reward functions (``rlcot.train.rewards``): the scored record, the same code
   ``rlcot score`` and sweeps use;
 - the rollouts: with the hf backend, ``BudgetForcedRollout`` (budget forcing, forced
-  tokens masked out of the loss); with ``grpo.use_vllm``, TRL's own vLLM generation,
+  tokens masked out of the loss; with ``thinking.state_cap``, each rollout's prompt
+  restated with its cap: ``_restate``); with ``grpo.use_vllm``, TRL's own vLLM generation,
   which knows nothing of budgets: the cap is then only TRL's
   ``max_completion_length`` (cap-only, and no answer cue is forced);
 - callbacks (``rlcot.train.callbacks``): every log line to ``metrics.jsonl``, and loud
@@ -61,12 +62,15 @@ def build_trainer(run: ResolvedRun, model, tokenizer, protocol: ThinkingProtocol
     if recipe.control == "random-reward":  # each reward a seeded coin flip of its batch mean (rlcot.train.control)
         from .control import random_reward
 
-        functions = random_reward(functions, recipe.seed, [reward.scheme for reward in recipe.rewards])
+        # within_cap is 0 or 1: the binary scheme's range
+        functions = random_reward(functions, recipe.seed, ["binary" if reward.kind == "within_cap" else reward.scheme
+                                                           for reward in recipe.rewards])
     rollout = None
     if not run.grpo.use_vllm:
+        restate = _restate(data, tokenizer, protocol) if recipe.thinking.state_cap else None
         rollout = BudgetForcedRollout(tokenizer, protocol, run.budget, data.cues, seed=recipe.seed,
                                       rollouts_path=run.output_dir / ROLLOUTS, judge=_judge(data, protocol),
-                                      model=recipe.model, caps=recipe.thinking.caps)
+                                      model=recipe.model, caps=recipe.thinking.caps, restate=restate)
     # rollout_func is marked experimental in TRL; the pinned TRL (1.16) is the one this was built and tested on
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     return GRPOTrainer(model=model, reward_funcs=functions, args=run.grpo,
@@ -80,6 +84,16 @@ def _fresh(lora):
     import copy
 
     return copy.deepcopy(lora)
+
+
+def _restate(data: TrainingData, tokenizer, protocol: ThinkingProtocol) -> Callable[[str, int], str]:
+    """``restate(prompt, cap)``: the dataset prompt's row, prompted again with ``cap`` stated (``Task.prompt``)."""
+
+    def restate(prompt: str, cap: int) -> str:
+        key, row = data.examples[prompt]
+        return data.tasks[key].prompt(row, tokenizer, protocol, stated_budget=cap)
+
+    return restate
 
 
 def _judge(data: TrainingData, protocol: ThinkingProtocol) -> Callable:
@@ -227,7 +241,9 @@ def dry_run(recipe, tokenizer, protocol: ThinkingProtocol | None = None, per_tas
 
     For the first rows of each task: the gold answer after a closed thought (must earn
     the top reward), the same answer left inside unclosed thinking (no answer), and an
-    empty completion. Returns one line per (task, completion, reward function).
+    empty completion. Returns one line per (task, completion, reward function). The
+    ``capped`` column a ``within_cap`` reward reads says what forcing would: a thought
+    that never closes is one it cuts.
     """
     from .rewards import reward_functions
 
@@ -245,7 +261,7 @@ def dry_run(recipe, tokenizer, protocol: ThinkingProtocol | None = None, per_tas
             for name, completion in scripted.items():
                 for function in functions:
                     reward = function(prompts=[line["prompt"]], completions=[completion], task=[key],
-                                      row=[line["row"]])[0]
+                                      row=[line["row"]], capped=[protocol.close_tag not in completion])[0]
                     lines.append({"task": key, "row": row["id"], "completion": name, "reward": function.__name__,
                                   "value": reward})
     return lines
