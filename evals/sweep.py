@@ -37,6 +37,7 @@ from rlcot.generation.base import forced_spans
 
 from rlcot.store import Shard, TraceStore, check_settings, content_key, write_run_info
 
+from .progress import ProgressSink
 from .sweep_spec import ModelRef, SweepSpec, expand_models
 
 STATED_SLACK = 2  # a stated budget B is forced only at STATED_SLACK * B thinking tokens (module docstring)
@@ -66,73 +67,6 @@ class _Pass:
     @property
     def name(self) -> str:
         return self.mode + ":" + ",".join(map(str, self.budgets))
-
-
-class ProgressSink:
-    """Where a sweep reports progress; the CLI draws a bar from it. Every method may do nothing.
-
-    A sink is a context manager: leaving it calls ``close`` (a bar stops drawing).
-    """
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        """The sweep is over, or failed: stop drawing."""
-
-    def start(self, label: str, total: int) -> None:
-        """A generation pass begins: ``total`` traces to write."""
-
-    def step(self, sequences: int) -> None:
-        """The generator finished ``sequences`` more traces (forks included)."""
-
-    def written(self, traces: int, tokens: int) -> None:
-        """A chunk is stored: ``traces`` written in all so far in this pass, ``tokens`` more decoded."""
-
-    def note(self, message: str) -> None:
-        """Something the user should read."""
-
-
-class SweepBar(ProgressSink):
-    """A sweep's progress (``rlcot.evals.sweep.ProgressSink``) as a rich bar: traces stored, tokens/s, ETA.
-
-    The bar is drawn from the first pass on: a sweep with nothing left to do prints its note alone.
-    """
-
-    def __init__(self, console):
-        self.console, self.bar, self.job, self.started, self.tokens = console, None, None, 0.0, 0
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-    def start(self, label: str, total: int) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
-        if self.bar is None:
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                console=self.console)
-            self.bar.start()
-        self.job = self.bar.add_task(label, total=total, speed="")
-        self.started, self.tokens = time.perf_counter(), 0
-
-    def step(self, sequences: int) -> None:
-        # traces finished in the generator; the count is set exactly when traces are stored
-        task = self.bar.tasks[self.job]
-        self.bar.update(self.job, completed=min(task.completed + sequences, task.total - 1))
-
-    def written(self, traces: int, tokens: int) -> None:
-        self.tokens += tokens
-        speed = self.tokens / max(time.perf_counter() - self.started, 1e-9)
-        self.bar.update(self.job, completed=traces, speed=f"{speed:,.0f} tok/s")
-
-    def note(self, message: str) -> None:
-        self.console.print(message, highlight=False)
 
 
 def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: ProgressSink | None = None,

@@ -18,7 +18,8 @@ from transformers import TrainerCallback
 from rlcot.store import load_traces
 
 from .analysis import before_after, headline
-from .sweep import ProgressSink, model_loader, run_sweep
+from .progress import ProgressSink
+from .sweep import model_loader, run_sweep
 from .sweep_spec import SweepSpec
 
 

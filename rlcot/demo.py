@@ -171,7 +171,8 @@ def run_demo(out: Path = Path("demo"), console=None, *, model: str | None = None
 
 
 def _sweep(plan: DemoPlan, model: str, out_dir: Path, console) -> dict:
-    from rlcot.evals.sweep import SweepBar, run_sweep
+    from rlcot.evals.progress import SweepBar
+    from rlcot.evals.sweep import run_sweep
 
     spec = replace(plan.spec, models=(model,))
     total = spec.limit * spec.samples * len(set(spec.budgets))

@@ -162,7 +162,8 @@ def _num(value, spec: str) -> str:
 
 
 def _run_sweep(spec, out: Path, part):
-    from rlcot.evals.sweep import SweepBar, run_sweep
+    from rlcot.evals.progress import SweepBar
+    from rlcot.evals.sweep import run_sweep
 
     try:
         with SweepBar(console) as bar:  # stopped before the error prints
