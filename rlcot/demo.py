@@ -116,7 +116,8 @@ def plan_demo(out: Path = Path("demo"), model: str | None = None, recipe: Path =
     with quiet_checkpointing_warnings():  # TRL checks the grpo: block now, before any work
         run = resolve_run(training, device, training.output_dir)
     # the trainer's own held-out curve of the task (rows after the trained ones), with the demo's budgets and limit
-    spec = sweep_spec(run.eval_curves[0], base.model, limit=mix.eval_size if limit is None else limit,
+    greedy = next(curve for curve in run.eval_curves if curve.kind == "greedy")  # the demo's curves are greedy
+    spec = sweep_spec(greedy, base.model, limit=mix.eval_size if limit is None else limit,
                       budgets=tuple(budgets if budgets is not None else base.eval.budgets), device=device)
     return DemoPlan(out=out, recipe_path=recipe, run=run, spec=spec, device=device)
 
