@@ -93,8 +93,8 @@ def train(
     except ValueError as err:
         _fail(str(err))
     _print_training_summary(summary)
-    console.print(f"run directory: {run.output_dir} (metrics.jsonl, traces.jsonl, checkpoints, "
-                  f"summary.json; eval curves: rlcot plot {run.output_dir}/eval/<task>)")
+    console.print(f"run directory: {run.output_dir} (metrics.jsonl, rollouts.jsonl, checkpoints, "
+                  f"summary.json; eval curves: rlcot plot {run.output_dir}/eval/<task> and <task>-sampled)")
 
 
 def _print_training_summary(summary: dict) -> None:
