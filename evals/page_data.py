@@ -144,7 +144,9 @@ def report_data(runs: Sequence[Run], scheme: str = "default", seed: int = 0) -> 
     for task in tasks:
         task_traces = [trace for trace in traces if _task_name(trace) == task]
         data["tasks"].append({"task": task, "headline": analysis.headline(task_traces, seed=seed),
-                              "before_after": analysis.before_after(task_traces, seed=seed),
+                              # two training runs: "first -> last" would pair one run's start with the other's end
+                              "before_after": [] if _trainings(runs) > 1 else analysis.before_after(task_traces,
+                                                                                                     seed=seed),
                               "comparisons": _comparisons(task_traces, runs, overlaid, seed)})
         data["figures"] += _sweep_figures(task_traces, task, scheme, seed, several=len(tasks) > 1)
     for run in runs:
@@ -171,8 +173,10 @@ def _comparisons(traces: Sequence[ScoredTrace], runs: Sequence[Run], overlaid: b
     """What a training run's curves say beyond first -> last, each a ``paired_change`` table.
 
     Per training run with an SFT warm-up: its warm-up curve -> its last (RL's own gain).
-    With two training runs or more (``rlcot report RUN CONTROL_RUN``): each other run's
-    last curve -> the first run's last (the first run's gain over that arm).
+    With two training runs or more (``rlcot report RUN CONTROL_RUN``): each run's first
+    curve -> its last (in place of the page's first -> last, which would pair one run's
+    start with another's end), and each other run's last curve -> the first run's last
+    (the first run's gain over that arm).
     """
     series = series_of(traces)
     finals, out = [], []
@@ -182,10 +186,16 @@ def _comparisons(traces: Sequence[ScoredTrace], runs: Sequence[Run], overlaid: b
         warm = [s for s in own if s.label == prefix + WARM_UP_LABEL]
         if own:
             finals.append(own[-1])
+        if _trainings(runs) > 1 and len(own) > 1:  # each run's own start -> end, as before_after gives one run
+            out.append(analysis.paired_change(own[0], own[-1], seed))
         if warm and own[-1] is not warm[0]:
             out.append(analysis.paired_change(warm[0], own[-1], seed))
     out += [analysis.paired_change(other, finals[0], seed) for other in finals[1:]]
     return [table for table in out if table]
+
+
+def _trainings(runs: Sequence[Run]) -> int:
+    return sum(run.kind == "training" for run in runs)
 
 
 def _tasks(traces: Sequence[ScoredTrace]) -> list[str]:

@@ -244,3 +244,17 @@ def test_the_page_filters_opens_traces_with_forcing_marked_and_draws_grids(brows
     page.screenshot(path=str(ARTIFACTS / "report-crossword.png"))
     assert errors == []
     page.close()
+
+
+def test_two_training_runs_compare_each_with_itself_and_the_first_with_the_other(tmp_path, tokenizer):
+    """``rlcot report RUN CONTROL_RUN``: never one run's start against the other's end."""
+    runs = []
+    for name in ("rl", "control"):
+        (tmp_path / name).mkdir()
+        runs.append(Path(shutil.move(training_dir(tmp_path / name, tokenizer), tmp_path / f"{name}-run")))
+    task = report_data([read_run(run) for run in runs])["tasks"][0]
+    assert task["before_after"] == []
+    pairs = [(lines[0]["before"], lines[0]["after"]) for lines in task["comparisons"]]
+    assert pairs == [("rl-run: step 0", "rl-run: step 2"), ("control-run: step 0", "control-run: step 2"),
+                     ("control-run: step 2", "rl-run: step 2")]
+    assert all(len(lines) == 3 and "score_change_lo" in lines[0] for lines in task["comparisons"])  # budgets 0, 4, 8
