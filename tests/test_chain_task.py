@@ -78,6 +78,17 @@ def test_the_worked_thought_takes_one_line_a_step_and_ends_in_the_answer(all_row
             assert _numbers(row["question"]) == [_numbers(lines[0])[0]] + [_numbers(line)[1] for line in lines]
 
 
+def test_max_value_bounds_every_value_on_the_way():
+    small, default = ChainTask(form="expression", max_value=99), ChainTask(form="expression")
+    rows = small.rows(300, seed=0)
+    check_rows(small, rows)
+    for row in rows:
+        values: list[Fraction] = []
+        _evaluate(ast.parse(_expression(row), mode="eval").body, values)
+        assert all(v.denominator == 1 and 1 <= v <= 99 for v in values), (row["question"], values)
+    assert max(int(v) for row in default.rows(300, seed=0) for v in _numbers(row["thought"])) > 99
+
+
 def test_steps_cover_the_range_and_a_fixed_count_is_kept():
     rows = get_task("chain", steps=[2, 4]).rows(200)
     assert {row["steps"] for row in rows} == {2, 3, 4}
@@ -138,6 +149,8 @@ def test_unanswerable_rows_lack_a_number_their_twin_has_and_only_idk_is_right():
     ({"steps": [1.5, 3]}, "steps=[1.5, 3] is not a step count"),
     ({"form": "poem"}, "form='poem' is not a form; choose expression, word or mixed"),
     ({"unanswerable": 1.5}, "unanswerable=1.5 must be a fraction in [0, 1]"),
+    ({"max_value": 20}, "max_value=20 is below a chain's largest start, 30; choose a whole number >= 30"),
+    ({"max_value": "99"}, "max_value='99' is below a chain's largest start, 30"),
 ])
 def test_bad_options_are_refused_in_one_line_naming_the_value(options, message):
     with pytest.raises(ValueError, match=re.escape(message)) as raised:
@@ -145,7 +158,8 @@ def test_bad_options_are_refused_in_one_line_naming_the_value(options, message):
     assert "\n" not in str(raised.value)
 
 
-@pytest.mark.parametrize("options", [{}, {"steps": [2, 4]}, {"steps": 3, "form": "word", "unanswerable": 0.25}])
+@pytest.mark.parametrize("options", [{}, {"steps": [2, 4]}, {"steps": 3, "form": "word", "unanswerable": 0.25},
+                                     {"max_value": 99}])
 def test_the_spec_rebuilds_the_task_as_json_would_carry_it(options):
     task = get_task("chain", **options)
     spec = task.spec()

@@ -20,10 +20,12 @@ item are drawn whatever the options, so a row with ``form="word"`` is the same c
 as the row of ``form="mixed"`` that drew the word form, and an unanswerable row's
 answerable twin is the row built with ``unanswerable=0``.
 
-Every intermediate value is a whole number from 1 to 999: + and - take 1 to 50 (never
-reaching 0 or passing 999), * takes 2 to 9, / takes a divisor from 2 to 12, so every
-division is exact. A step's operation is drawn uniformly from those possible at the
-running value.
+Every intermediate value is a whole number from 1 to ``max_value`` (999 by default): +
+and - take 1 to 50 (never reaching 0 or passing ``max_value``), * takes 2 to 9, / takes a
+divisor from 2 to 12, so every division is exact. A step's operation is drawn uniformly
+from those possible at the running value. ``max_value`` is the difficulty of one step:
+at 99 every step is two-digit arithmetic a 135M model can learn to do reliably, so what
+is left to get wrong is carrying the chain, and how much thinking that takes.
 
 Two surface forms (``form``): ``expression``, a bare expression to compute
 ("Compute ((8 - 2) * 3 + 4) / 2."), the running value always on the left and
@@ -57,18 +59,19 @@ from .base import register_task
 FORMS = ("expression", "word", "mixed")
 MISSING_THOUGHT = "One of the numbers the chain needs is not given, so the answer cannot be known."
 
-_TOP = 999  # the largest value a chain passes through
+MAX_VALUE = 999  # the default largest value a chain passes through
+_START = (2, 30)  # the range of a chain's first number
 
 
-def _operations(value: int) -> dict[str, range | tuple[int, ...]]:
-    """The operations possible at ``value``, each with the operands it may take there."""
+def _operations(value: int, top: int) -> dict[str, range | tuple[int, ...]]:
+    """The operations possible at ``value``, each with the operands it may take there, staying within 1..``top``."""
     possible: dict[str, range | tuple[int, ...]] = {}
-    if value < _TOP:
-        possible["+"] = range(1, min(50, _TOP - value) + 1)
+    if value < top:
+        possible["+"] = range(1, min(50, top - value) + 1)
     if value > 1:
         possible["-"] = range(1, min(50, value - 1) + 1)
-    if value * 2 <= _TOP:
-        possible["*"] = range(2, min(9, _TOP // value) + 1)
+    if value * 2 <= top:
+        possible["*"] = range(2, min(9, top // value) + 1)
     divisors = tuple(d for d in range(2, 13) if value % d == 0)
     if divisors:
         possible["/"] = divisors
@@ -79,12 +82,12 @@ def _apply(value: int, op: str, operand: int) -> int:
     return {"+": value + operand, "-": value - operand, "*": value * operand, "/": value // operand}[op]
 
 
-def _draw_chain(rng: random.Random, k: int) -> tuple[int, list[tuple[str, int]]]:
-    """A start value and ``k`` steps ``(op, operand)``, every value on the way a whole number in 1..999."""
-    value = start = rng.randint(2, 30)
+def _draw_chain(rng: random.Random, k: int, top: int) -> tuple[int, list[tuple[str, int]]]:
+    """A start value and ``k`` steps ``(op, operand)``, every value on the way a whole number in 1..``top``."""
+    value = start = rng.randint(*_START)
     steps = []
     for _ in range(k):
-        possible = _operations(value)
+        possible = _operations(value, top)
         op = rng.choice(sorted(possible))
         steps.append((op, rng.choice(possible[op])))
         value = _apply(value, op, steps[-1][1])
@@ -147,13 +150,15 @@ class ChainTask(ArithTask):
 
     ``steps``: an int k or a ``[low, high]`` range, kept as a tuple so the task stays
     hashable; ``form``: ``expression``, ``word`` or ``mixed`` (one per row);
-    ``unanswerable``: the fraction of rows with a needed number missing (as arith's).
+    ``unanswerable``: the fraction of rows with a needed number missing (as arith's);
+    ``max_value``: the largest value a chain passes through (at least the largest start, 30).
     """
 
     name: str = "chain"
     description: str = "multi-step arithmetic chains (+, -, *, exact /) as expressions or word problems"
     steps: tuple[int, int] = (1, 6)
     form: str = "mixed"
+    max_value: int = MAX_VALUE
     # the question is an expression: a boxed copy of it is not an answer (math-verify would work it out)
     verifier_options: dict[str, Any] = field(default_factory=lambda: {"numbers_only": True}, hash=False)
 
@@ -162,6 +167,9 @@ class ChainTask(ArithTask):
         object.__setattr__(self, "steps", _steps_range(self.steps))
         if self.form not in FORMS:
             raise ValueError(f"form={self.form!r} is not a form; choose {', '.join(FORMS[:-1])} or {FORMS[-1]}")
+        if not isinstance(self.max_value, Integral) or isinstance(self.max_value, bool) or self.max_value < _START[1]:
+            raise ValueError(f"max_value={self.max_value!r} is below a chain's largest start, {_START[1]}; "
+                             f"choose a whole number >= {_START[1]}, e.g. max_value=99")
 
     def spec(self) -> dict:
         """As ``Task.spec``, with ``steps`` a list: the spec is plain JSON, the same when read back from a run."""
@@ -173,7 +181,7 @@ class ChainTask(ArithTask):
     def item(self, index: int, seed: int = 0) -> dict:
         rng = random.Random(seed + index)
         k = rng.randint(*self.steps)
-        start, chain = _draw_chain(rng, k)
+        start, chain = _draw_chain(rng, k, int(self.max_value))
         drawn_form, name, item = rng.choice(FORMS[:2]), rng.choice(_NAMES), rng.choice(_ITEMS)
         form = drawn_form if self.form == "mixed" else self.form
         numbers = [str(start)] + [str(operand) for _, operand in chain]
