@@ -21,7 +21,8 @@ at B, delimiter, cue)``, the gold continuation (``Task.gold_continuation``: ``42
 ``\\boxed{``) teacher-forced on a twin of each budget's forked cache by the hf generator,
 so it costs ~20 fed tokens per budget and no prefill.
 
-This module is the run: it resolves the dtype and settings, refuses a directory whose
+This module is the run: it resolves the dtype, the settings and the prompts' system
+message (a training run's own: ``sweep_spec.sweep_protocol``), refuses a directory whose
 rows were swept otherwise, and writes only the keys that are missing, a (row, sample) at
 a time; how traces are keyed, stored, read back and rescored is ``rlcot.store``.
 """
@@ -38,7 +39,7 @@ from rlcot.generation.base import forced_spans
 from rlcot.store import Shard, TraceStore, check_settings, content_key, write_run_info
 
 from .progress import ProgressSink
-from .sweep_spec import ModelRef, SweepSpec, expand_models
+from .sweep_spec import ModelRef, SweepSpec, expand_models, sweep_protocol
 
 STATED_SLACK = 2  # a stated budget B is forced only at STATED_SLACK * B thinking tokens (module docstring)
 
@@ -85,13 +86,13 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
     from rlcot.records import resolve_scheme
     from rlcot.row_checks import check_rows
     from rlcot.tasks import get_task
-    from rlcot.thinking import ThinkingProtocol
 
     progress = progress or ProgressSink()
     out_dir = Path(out_dir)
     task = get_task(spec.task, data=spec.data, **spec.task_args)
     rows = task.rows(spec.skip + spec.limit, seed=spec.seed)[spec.skip :]
-    protocol = ThinkingProtocol()
+    refs = expand_models(spec.models)
+    protocol, protocol_notes = sweep_protocol(spec, refs)  # a trained model is asked as it was trained
     check_rows(task, rows, protocol)  # a row that cannot be scored is named now, not after generating
     store = TraceStore(out_dir, shard)
     before = store.stored([])  # read once before the lock: the dtype and the settings check use it
@@ -100,14 +101,13 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
     settings = {"task": task.spec(), "temperature": spec.temperature, "top_p": spec.top_p, "sweep_seed": spec.seed,
                 "protocol": asdict(protocol), "max_answer_tokens": spec.max_answer_tokens or task.max_answer_tokens,
                 "backend": spec.backend, "dtype": dtype.name, "scheme": resolve_scheme(spec.scheme)[0]}
-    refs = expand_models(spec.models)
     if loader is None and spec.backend == "hf":  # a missing or broken model directory: said before any work
         from rlcot.models import check_model
 
         for ref in refs:
             check_model(ref.path)
     check_settings(out_dir, before, settings)  # read-only: a refused run leaves no trace
-    report = SweepReport()
+    report = SweepReport(notes=protocol_notes)
     with store.writing("rlcot sweep", settings) as writer:
         if writer.skipped:
             report.notes.append(f"{describe_skipped(writer.skipped)} (the traces they held count as missing)")

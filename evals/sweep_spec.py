@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
-from rlcot.runinfo import (checkpoints, has_final_weights, is_training_run, run_without_weights, saved_weights,
-                           split_run_pick)
+from rlcot.runinfo import (checkpoints, has_final_weights, is_training_run, recorded_recipe, run_of,
+                           run_without_weights, saved_weights, split_run_pick)
+from rlcot.thinking import ThinkingProtocol
 
 # ------------------------------------------------------------------ the spec
 
@@ -48,6 +49,9 @@ class SweepSpec:
     scheme: str = "default"
     device: str | None = None
     vllm_options: dict[str, Any] = field(default_factory=dict, hash=False)  # e.g. tensor_parallel_size: 4
+    # the prompts' system message; None: the one the training run among the models trained with (its run.json),
+    # else the chat template's own; "": an empty one (sweep_protocol)
+    system_prompt: str | None = None
 
     def __post_init__(self):
         for name in ("samples", "limit", "skip", "batch_size", "seed"):
@@ -84,6 +88,9 @@ class SweepSpec:
             raise ValueError(f"backend {self.backend!r} is not hf or vllm")
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size} must be >= 1")
+        if self.system_prompt is not None and not isinstance(self.system_prompt, str):
+            raise ValueError(f"system_prompt={self.system_prompt!r} is not a string; e.g. --system-prompt '' "
+                             "(an empty system message), or leave it out")
 
     @classmethod
     def from_mapping(cls, values: dict, source: str = "the spec") -> "SweepSpec":
@@ -192,3 +199,45 @@ def _pick_step(path: Path, pick: str) -> ModelRef:
         raise ValueError(f"{path}@{pick}: the run has steps {', '.join(str(r.step) for r in refs)}; "
                          f"pick one of them or {path}@last")
     return chosen[0]
+
+
+# ------------------------------------------------------------------ the prompts
+
+
+def sweep_protocol(spec: SweepSpec, refs: Iterable[ModelRef]) -> tuple[ThinkingProtocol, list[str]]:
+    """``(protocol, notes)``: how the sweep's prompts are built, and what to tell the user about it.
+
+    A trained model is asked as it was trained: with no ``system_prompt`` in the spec,
+    the system message is the one recorded in the ``run.json`` of the training run the
+    models come from (``thinking.system_prompt``; a run from before that field, or
+    without a run.json, trained on the chat template's own). Models of runs that
+    trained with different ones cannot share a sweep: a sweep directory has one protocol.
+    """
+    trained: dict[Path, str | None] = {}
+    for ref in refs:
+        run = run_of(ref.path)
+        if run is not None:
+            trained[run] = _trained_system_prompt(run)
+    if spec.system_prompt is not None:
+        return ThinkingProtocol(system=spec.system_prompt), [
+            f"{run}: trained with system prompt {prompt!r}, swept with the spec's {spec.system_prompt!r}"
+            for run, prompt in trained.items() if prompt != spec.system_prompt]
+    prompts = set(trained.values())
+    if len(prompts) > 1:
+        listed = ", ".join(f"{run} {prompt!r}" for run, prompt in trained.items())
+        raise ValueError(f"the runs were trained with different system prompts ({listed}); sweep each into its "
+                         "own --out, or pass --system-prompt to ask them all one way")
+    prompt = prompts.pop() if prompts else None
+    notes = [f"system prompt {prompt!r}: the one {', '.join(map(str, trained))} trained with"] \
+        if prompt is not None else []
+    return ThinkingProtocol(system=prompt), notes
+
+
+def _trained_system_prompt(run: Path) -> str | None:
+    recipe = recorded_recipe(run) or {}
+    thinking = recipe.get("thinking")
+    prompt = thinking.get("system_prompt") if isinstance(thinking, dict) else None
+    if prompt is not None and not isinstance(prompt, str):
+        raise ValueError(f"{run}/run.json records thinking.system_prompt={prompt!r}, not a string; "
+                         "fix the file, or pass --system-prompt")
+    return prompt

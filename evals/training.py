@@ -26,7 +26,8 @@ from .sweep_spec import SweepSpec
 def sweep_spec(curve, model: str, **changes) -> SweepSpec:
     """The ``SweepSpec`` of a resolved eval curve (``rlcot.train.resolve.EvalCurve``) for ``model``."""
     fields = {name: getattr(curve, name) for name in ("task", "data", "budgets", "samples", "temperature", "seed",
-                                                       "limit", "skip", "max_answer_tokens", "dtype")}
+                                                       "limit", "skip", "max_answer_tokens", "dtype",
+                                                       "system_prompt")}
     return SweepSpec(models=(model,), task_args=dict(curve.task_args), **{**fields, **changes})
 
 

@@ -9,7 +9,8 @@ each with a ``trainer_state.json`` written last; and, when training ends, the fi
 weights and ``trainer_state.json`` at the top level.
 
 Every lookup of those files lives here: the trainer's resume, the demo, sweeps given a
-run as a model (``saved_weights``, ``split_run_pick``), plots that mark the learning-rate
+run as a model (``saved_weights``, ``split_run_pick``; ``run_of`` and ``recorded_recipe``
+for the prompts it trained on), plots that mark the learning-rate
 schedule (``latest_trainer_state``) and ``check_model_dir`` all read a run through these
 functions, so a change in the layout is made once. A run directory may be damaged
 (killed mid-save, edited by hand): a ``trainer_state.json`` that does not read as a JSON
@@ -162,6 +163,26 @@ def is_training_run(path: str | Path) -> bool:
     """Whether ``path`` is a training run's directory: its ``run.json``, ``metrics.jsonl`` or a ``checkpoint-N``."""
     path = Path(path)
     return path.is_dir() and (any((path / name).is_file() for name in RUN_MARKERS) or bool(checkpoints(path)))
+
+
+def run_of(model_path: str | Path) -> Path | None:
+    """The training run a model directory belongs to: the run itself, one of its ``checkpoint-N`` or its
+    warm-up model (``SFT_MODEL_DIR``); None for any other path."""
+    path = Path(model_path).expanduser()
+    if CHECKPOINT_DIR.match(path.name):
+        path = path.parent
+    elif path.as_posix().endswith("/" + SFT_MODEL_DIR):
+        path = path.parent.parent
+    return path if is_training_run(path) else None
+
+
+def recorded_recipe(run_dir: str | Path) -> dict | None:
+    """The resolved recipe a run's ``run.json`` holds (``ResolvedRun.record``); None where missing or unreadable."""
+    try:
+        recipe = json.loads((Path(run_dir) / "run.json").read_text())["config"]["recipe"]
+    except (OSError, ValueError, KeyError, TypeError):  # TypeError: a run.json that is not an object
+        return None
+    return recipe if isinstance(recipe, dict) else None
 
 
 def run_without_weights(run_dir: str | Path, name: str | None = None) -> ValueError:

@@ -57,6 +57,9 @@ def sweep(
     scheme: Optional[str] = typer.Option(None, help="default (hedge/abstain), binary, or a YAML of HedgeScheme"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
     vllm_arg: list[str] = typer.Option([], help="vLLM engine option KEY=VALUE, repeatable: tensor_parallel_size=4"),
+    system_prompt: Optional[str] = typer.Option(None, help="the prompts' system message ('' for an empty one; "
+                                                           "default: the one a swept training run trained with, "
+                                                           "else the chat template's)"),
     shard: Optional[str] = typer.Option(None, help="i/n: do only this shard's rows (n jobs, one file each; "
                                                    "readers merge them)"),
 ) -> None:
@@ -68,7 +71,7 @@ def sweep(
                  budgets=budgets, extend=extend, stated=stated, samples=samples, temperature=temperature, top_p=top_p,
                  seed=seed, backend=backend, dtype=dtype, limit=limit, skip=skip, batch_size=batch_size,
                  max_answer_tokens=max_answer_tokens, gold_logprob=gold_logprob, scheme=scheme, device=device,
-                 vllm_options=_task_options(vllm_arg) or None)
+                 vllm_options=_task_options(vllm_arg) or None, system_prompt=system_prompt)
     flags = {key: value for key, value in flags.items() if value is not None}
     try:
         spec = SweepSpec.from_yaml(spec_file, **flags) if spec_file else SweepSpec.from_mapping(flags, "flags")

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 import yaml
 
 from ..files import read_text
+from ..thinking import ThinkingProtocol
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,20 @@ class ThinkingSpec:
     # each rollout's prompt states its cap ("Think for at most B tokens.", rlcot.tasks.BUDGET_SENTENCE), so the
     # trained model can be asked for a budget; forcing still cuts at the cap (hf rollouts only)
     state_cap: bool = False
+    # the prompts' system message, in training, the SFT warm-up, the eval curves and sweeps of the run; null: the
+    # chat template's own (SmolLM2's is "You are a helpful AI assistant named SmolLM, ...", 16 tokens of every
+    # prompt); "": an empty one. On the command line: --set 'thinking.system_prompt=""' (a bare = is null)
+    system_prompt: str | None = None
 
     @property
     def caps(self) -> tuple[int, ...]:
         """The rollout caps a group draws from, smallest first (one, unless the recipe lists several)."""
         caps = self.max_thinking_tokens
         return tuple(sorted(set(caps))) if isinstance(caps, tuple) else (caps,)
+
+    def protocol(self) -> ThinkingProtocol:
+        """The thinking protocol every prompt of the run is built with (training, warm-up, evals, sweeps)."""
+        return ThinkingProtocol(system=self.system_prompt)
 
 
 @dataclass(frozen=True)

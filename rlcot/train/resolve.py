@@ -28,6 +28,7 @@ from .recipe import Recipe, did_you_mean, plain, resolved, task_keys
 
 if TYPE_CHECKING:
     from ..generation import Budget
+    from ..thinking import ThinkingProtocol
 
 CPU_DEFAULTS = {"use_cpu": True}  # without it TRL's bf16=True default fails on CPU; bf16 is chosen by measuring
 RUN_DEFAULTS = {"report_to": "none", "logging_steps": 1, "save_strategy": "steps"}
@@ -57,6 +58,7 @@ class EvalCurve:
     max_answer_tokens: int | None  # thinking.max_answer_tokens; None: each task's own cap, as a sweep takes it
     dtype: str = "fp32"  # the policy as it trains: fp32 weights
     kind: str = "greedy"  # greedy (eval.temperature, eval.samples), or sampled: mean@k at the training temperature
+    system_prompt: str | None = None  # thinking.system_prompt: the curves ask as training does
 
 
 SAMPLED_SUFFIX = "-sampled"  # eval/<task>-sampled: the mean@k curve beside eval/<task>
@@ -75,6 +77,11 @@ class ResolvedRun:
     budget: Budget  # the rollouts' thinking caps and answer cap
     eval_curves: tuple[EvalCurve, ...]  # one per task, in recipe order
     notes: tuple[str, ...]  # each default chosen and why
+
+    @property
+    def protocol(self) -> ThinkingProtocol:
+        """How every prompt of the run is built: rollouts, the SFT warm-up, the eval curves."""
+        return self.recipe.thinking.protocol()
 
     @property
     def answer_cap(self) -> int:
@@ -108,7 +115,8 @@ def resolve_run(recipe: Recipe, device: str | None = None, output_dir: str | Pat
         curve = EvalCurve(key=key, task=mix.name, data=mix.data, task_args=dict(mix.options),
                           budgets=tuple(recipe.eval.budgets), samples=recipe.eval.samples,
                           temperature=recipe.eval.temperature, seed=recipe.seed, limit=mix.eval_size,
-                          skip=mix.size, max_answer_tokens=thinking.max_answer_tokens)
+                          skip=mix.size, max_answer_tokens=thinking.max_answer_tokens,
+                          system_prompt=thinking.system_prompt)
         if recipe.eval.sampled:  # mean@k at the temperature the rollouts are drawn at: what GRPO optimizes
             curves.append(dataclasses.replace(curve, key=f"{key}{SAMPLED_SUFFIX}", samples=recipe.eval.sampled,
                                               temperature=config.temperature, kind="sampled"))

@@ -36,9 +36,13 @@ overruns the stated budget is ``capped``, which a ``within_cap`` reward
 (``rlcot.train.rewards``) pays 0 for. The kept rollouts store the stated prompt.
 
 Sampling follows the trainer's ``temperature`` with top-p 1, so the logprobs TRL
-recomputes are of the distribution the tokens were drawn from. Each rollout draws
-seeds from (recipe seed, step, process, position), so a resumed run redraws the same
-rollouts for the same step. The model is put in eval mode while generating (with
+recomputes are of the distribution the tokens were drawn from. With ``copy_policy`` (on
+by default on a CPU: ``rlcot.train.trainer.build_trainer``) and a trainer computing in
+bf16 (or fp16), the tokens are drawn from a plain copy of the policy, LoRA merged in and
+cast to that dtype (``rlcot.train.sampling_copy``: bf16 weights halve what every decode
+step reads); the logprobs are still TRL's, of the policy itself. All of a step's rollouts under one cap
+decode as one batch. Each rollout draws seeds from (recipe seed, step, process,
+position), so a resumed run redraws the same rollouts for the same step. The model is put in eval mode while generating (with
 gradient checkpointing in train mode, transformers would switch the KV cache off)
 and back afterwards.
 
@@ -70,14 +74,16 @@ class BudgetForcedRollout:
     given, is the store (``rlcot.store.TraceStore``) the first ``keep_traces`` rollouts
     of every step go to, each as the ``ScoredTrace`` ``judge(trace)`` gives it, labelled
     ``model``. ``restate(prompt, cap)``, when given, is the dataset prompt stating
-    ``cap``: what each rollout is generated from (module docstring).
+    ``cap``: what each rollout is generated from (module docstring). ``copy_policy``: when the
+    trainer computes in bf16 or fp16, sample from a ``SamplingCopy`` of the policy in that dtype.
     """
 
     def __init__(self, tokenizer, protocol: ThinkingProtocol, budget: Budget, cues: Mapping[str, str],
                  seed: int = 0, rollouts_path: Path | None = None, keep_traces: int = 4,
                  judge: Callable | None = None, model: str = "", caps: Sequence[int] = (),
-                 restate: Callable[[str, int], str] | None = None):
+                 restate: Callable[[str, int], str] | None = None, copy_policy: bool = False):
         self.tokenizer, self.protocol, self.budget = tokenizer, protocol, budget
+        self.copy_policy, self.copy = copy_policy, None
         self.caps = tuple(caps) or (budget.max_thinking_tokens,)
         self.cues, self.seed, self.restate = dict(cues), seed, restate
         self.rollouts_path, self.keep_traces, self.judge, self.model = rollouts_path, keep_traces, judge, model
@@ -146,13 +152,27 @@ class BudgetForcedRollout:
         from trl.models.utils import unwrap_model_for_generation
 
         with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model, torch.no_grad():
+            sampler = self.sampler(model, trainer.args)
             was_training = model.training
             model.eval()
             try:
-                generator = HFGenerator(model, self.tokenizer, self.protocol, batch_size=max(len(requests), 1))
+                generator = HFGenerator(sampler, self.tokenizer, self.protocol, batch_size=max(len(requests), 1))
                 return generator.generate(requests, sampling, budget)
             finally:
                 model.train(was_training)
+
+    def sampler(self, policy, args):
+        """What the rollouts are drawn from: the policy, or (``copy_policy``) its copy with its weights now."""
+        from .sampling_copy import SamplingCopy
+
+        if self.copy_policy and self.copy is None:
+            self.copy_policy = False  # decided once, at the first step
+            # Only a narrower dtype pays for the copy's memory: in fp32, merging LoRA alone saved ~13% of
+            # generation for a second full-size copy of the weights, and fp32 runs keep sampling as before.
+            dtype = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
+            if dtype is not None and SamplingCopy.supports(policy):
+                self.copy = SamplingCopy(dtype)
+        return policy if self.copy is None else self.copy.refresh(policy)
 
     def _keep(self, traces: list, prompts: list[str], step: int, temperature: float) -> None:
         if self.rollouts_path is None or self.judge is None or not traces:

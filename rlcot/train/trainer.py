@@ -5,14 +5,16 @@ from a recipe resolved once (``rlcot.train.resolve.resolve_run``: TRL's config, 
 LoRA config, the rollouts' budget, the eval curves):
 
 - the dataset (``rlcot.train.data``): each task's rows as a plain-text ``prompt``
-  column with the task's key and the row as columns the reward functions read, tasks
+  column built with the run's protocol (its system message: ``thinking.system_prompt``),
+  with the task's key and the row as columns the reward functions read, tasks
   interleaved by their weights, held-out rows never trained on;
 - the reward functions (``rlcot.train.rewards``): the scored record, the same code
   ``rlcot score`` and sweeps use;
 - the rollouts: with the hf backend, ``BudgetForcedRollout`` (budget forcing, forced
   tokens masked out of the loss; with ``thinking.state_cap``, each rollout's prompt
-  restated with its cap: ``_restate``); with ``grpo.use_vllm``, TRL's own vLLM generation,
-  which knows nothing of budgets: the cap is then only TRL's
+  restated with its cap: ``_restate``; on a CPU under bf16, drawn from a merged bf16 copy
+  of the policy: ``rlcot.train.sampling_copy``); with ``grpo.use_vllm``,
+  TRL's own vLLM generation, which knows nothing of budgets: the cap is then only TRL's
   ``max_completion_length`` (cap-only, and no answer cue is forced);
 - callbacks (``rlcot.train.callbacks``): every log line to ``metrics.jsonl``, and loud
   warnings for runs that cannot learn.
@@ -49,15 +51,21 @@ def build_trainer(run: ResolvedRun, model, tokenizer, protocol: ThinkingProtocol
                   data: TrainingData | None = None, callbacks: list | None = None):
     """TRL's GRPOTrainer for a resolved run: its GRPOConfig, LoRA config and rollout budget.
 
-    ``callbacks`` default to a ``RunLog`` writing ``metrics.jsonl`` in the run directory.
+    ``callbacks`` default to a ``RunLog`` writing ``metrics.jsonl`` in the run directory. The
+    prompts are built with the run's protocol (``ResolvedRun.protocol``: its system message);
+    ``data`` carries the one it was built with, and a ``protocol`` other than that one is refused.
     """
     from datasets import Dataset
     from trl import GRPOTrainer
 
     from .rewards import reward_functions
 
-    recipe, protocol = run.recipe, protocol or ThinkingProtocol()
-    data = data or build_data(recipe, tokenizer, protocol)
+    recipe = run.recipe
+    data = data or build_data(recipe, tokenizer, protocol or run.protocol)
+    if protocol is not None and protocol != data.protocol:
+        raise ValueError(f"protocol {protocol!r} is not the one the training data was built with "
+                         f"({data.protocol!r}); pass the data's, or build the data with this one")
+    protocol = data.protocol
     functions, _ = reward_functions(data.tasks, recipe.rewards, protocol)  # weights: run.grpo.reward_weights
     if recipe.control == "random-reward":  # each reward a seeded coin flip of its batch mean (rlcot.train.control)
         from .control import random_reward
@@ -70,7 +78,8 @@ def build_trainer(run: ResolvedRun, model, tokenizer, protocol: ThinkingProtocol
         restate = _restate(data, tokenizer, protocol) if recipe.thinking.state_cap else None
         rollout = BudgetForcedRollout(tokenizer, protocol, run.budget, data.cues, seed=recipe.seed,
                                       rollouts_path=run.output_dir / ROLLOUTS, judge=_judge(data, protocol),
-                                      model=recipe.model, caps=recipe.thinking.caps, restate=restate)
+                                      model=recipe.model, caps=recipe.thinking.caps, restate=restate,
+                                      copy_policy=run.device.startswith("cpu"))  # sampling_copy: measured on CPU
     # rollout_func is marked experimental in TRL; the pinned TRL (1.16) is the one this was built and tested on
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     return GRPOTrainer(model=model, reward_funcs=functions, args=run.grpo,
@@ -144,9 +153,11 @@ def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable
     recipe, output_dir, device, resume = run.recipe, run.output_dir, run.device, start is not None
     checkpoint, sft_dir = (start.checkpoint if start else None), output_dir / SFT_MODEL_DIR
     output_dir.mkdir(parents=True, exist_ok=True)
+    if checkpoint is not None and 0 < run.grpo.max_steps <= start.step:
+        return finish_from(run, checkpoint, start.step, evals)
     model, tokenizer = load_policy(start.policy if start else recipe.model, device=device,
                                    dtype=torch.float32 if device == "cpu" else "auto")
-    protocol = ThinkingProtocol()
+    protocol = run.protocol  # thinking.system_prompt: the warm-up, rollouts and eval curves all ask this way
     data = build_data(recipe, tokenizer, protocol)
     log = RunLog(output_dir, warn)
     evals = (evals or NoEvals)(run, tokenizer)
@@ -154,7 +165,7 @@ def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable
     if not resume and main:
         evals.curve(model, "step 0", step=0)  # the policy before any training, SFT warm-up included
     if recipe.sft_warmup is not None and not resume:
-        model = sft_warmup(run, model, tokenizer, data, protocol)
+        model = sft_warmup(run, model, tokenizer, data)
         if main:
             sft_dir.mkdir(parents=True, exist_ok=True)
             model.save_pretrained(sft_dir)
@@ -180,7 +191,40 @@ def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable
     return summary
 
 
-def sft_warmup(run: ResolvedRun, model, tokenizer, data: TrainingData, protocol: ThinkingProtocol | None = None):
+def finish_from(run: ResolvedRun, checkpoint: Path, step: int, evals: Callable | None = None) -> dict:
+    """End a run whose last step is checkpointed, killed before its end (in its final curve): curve, weights, summary.
+
+    Not ``trainer.train(resume_from_checkpoint=...)``: transformers' Trainer checks
+    ``max_steps`` only after a step, so resumed at its last step it trains one more, and
+    the final curve would be labelled ``step N+1`` beside the cut-off ``step N``. The
+    checkpoint already holds the final weights and trainer state: they are copied up to
+    the run directory, as ``save_model`` and ``save_state`` would have written them, and
+    the final curve is drawn on the checkpoint, loaded as sweeps load it (a LoRA adapter
+    merged into the model it names as its base).
+    """
+    import shutil
+
+    import torch
+
+    from ..models import load_policy
+
+    output_dir = run.output_dir
+    if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch, one process evaluates and writes
+        return {"steps": step, "start": {}, "end": {}, "warnings": [], "eval": {}}
+    for item in checkpoint.iterdir():  # the weights, adapter config, tokenizer, trainer_state.json
+        if item.is_file() and item.name not in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+            shutil.copy2(item, output_dir / item.name)
+    with quiet_checkpointing_warnings():  # PEFT's merge asks the deprecated is_gradient_checkpointing
+        model, tokenizer = load_policy(str(checkpoint), device=run.device,
+                                       dtype=torch.float32 if run.device == "cpu" else "auto")
+    hook = (evals or NoEvals)(run, tokenizer)
+    hook.curve(model, f"step {step}", step=step)
+    summary = summarize(output_dir, [], hook)
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def sft_warmup(run: ResolvedRun, model, tokenizer, data: TrainingData):
     """A short TRL SFT pass on the answer format, for a policy too weak to earn any GRPO reward.
 
     Each training prompt is paired with the task's worked thought (``Task.worked_thought``:
@@ -197,7 +241,7 @@ def sft_warmup(run: ResolvedRun, model, tokenizer, data: TrainingData, protocol:
 
     options = dict(run.recipe.sft_warmup)
     steps = options.pop("steps", 20)
-    examples = sft_examples(data, tokenizer, protocol or ThinkingProtocol())
+    examples = sft_examples(data, tokenizer)  # the training prompts, system message included
     defaults = {"output_dir": str(run.output_dir / "sft-warmup"), "max_steps": steps, "report_to": "none",
                 "save_strategy": "no", "logging_steps": 1, "seed": run.recipe.seed}
     if run.device == "cpu":  # TRL's bf16 default fails on CPU, as for GRPO
@@ -247,8 +291,8 @@ def dry_run(recipe, tokenizer, protocol: ThinkingProtocol | None = None, per_tas
     """
     from .rewards import reward_functions
 
-    protocol = protocol or ThinkingProtocol()
     data = build_data(recipe, tokenizer, protocol)
+    protocol = data.protocol
     functions, _ = reward_functions(data.tasks, recipe.rewards, protocol)
     lines = []
     for key, task in data.tasks.items():

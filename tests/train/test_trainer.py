@@ -238,7 +238,7 @@ def test_sft_examples_write_the_worked_thought_then_the_gold_answer(tiny_dir, tm
     tok = AutoTokenizer.from_pretrained(tiny_dir)
     protocol = ThinkingProtocol()
     data = build_data(recipe_for(tiny_dir, tmp_path), tok, protocol)
-    examples = sft_examples(data, tok, protocol)
+    examples = sft_examples(data, tok)
     assert len(examples) == len(data.train_rows)
     for example, line in zip(examples, data.train_rows):
         row = json.loads(line["row"])
