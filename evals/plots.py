@@ -98,6 +98,12 @@ def plot_curve(points: Sequence[Point], out_stem: str | Path, xlabel: str, ylabe
     return save_chart(curve_chart(points, xlabel, ylabel, log_x, title, lr_changes), out_stem)
 
 
+def plot_panels(points: Sequence[Point], out_stem: str | Path, titles: Mapping[str, str] | None = None,
+                title: str | None = None) -> list[Path]:
+    """One panel per metric vs thinking tokens, side by side on one y scale; writes PNG, SVG, CSV."""
+    return save_chart(panels_chart(points, titles, title), out_stem)
+
+
 def save_chart(chart: Chart, out_stem: str | Path) -> list[Path]:
     """Write ``stem.png``, ``stem.svg`` and ``stem.csv`` (the points drawn); returns the three paths."""
     stem = Path(out_stem)
@@ -140,6 +146,40 @@ def accuracy_chart(points: Sequence[Point], fits: Mapping | None = None,
             ax.set_xlabel(_with_skipped(_TOKENS_LABEL, skipped + gold_skipped))
         _finish(figure, axes[0], title)
     return Chart(figure, tuple(accuracy + gold), skipped + gold_skipped)
+
+
+def panels_chart(points: Sequence[Point], titles: Mapping[str, str] | None = None, title: str | None = None) -> Chart:
+    """One panel per metric (in order of first appearance) against thinking tokens spent, sharing the y axis.
+
+    For one question asked two ways of the same checkpoints (greedy accuracy and mean@k,
+    ``make demo``): a series keeps its colour in every panel and the panels share their
+    y scale, so heights compare across them. The metric is what tells a panel's points
+    apart in the CSV; ``titles`` maps a metric to its panel's title (default: the metric).
+    """
+    if not points:
+        raise ValueError("panels_chart got no points; pass at least one Point")
+    metrics = list(dict.fromkeys(p.metric for p in points))
+    colours = _colours(points)
+    drawn_all, skipped_all = [], 0
+    with matplotlib.rc_context(_PAPER_RC):
+        figure = Figure(figsize=(0.6 + 4.4 * len(metrics), 4.2), layout="constrained")
+        axes = figure.subplots(1, len(metrics), squeeze=False, sharey=True)[0]
+        for ax, metric in zip(axes, metrics):
+            drawn, skipped = _finite([p for p in points if p.metric == metric])
+            _draw_lines(ax, drawn, ("series", "scheme"), colours, annotate_budgets=True)
+            _log2_x(ax)
+            ax.set_title((titles or {}).get(metric, metric), loc="left", fontsize=10)
+            ax.set_ylabel(_measured(metric, drawn))
+            ax.set_xlabel(_with_skipped(_TOKENS_LABEL, skipped))
+            ax.yaxis.set_tick_params(labelleft=True)  # sharey hides a right panel's ticks; its label needs them
+            drawn_all += drawn
+            skipped_all += skipped
+        if not drawn_all:
+            raise ValueError(f"panels_chart got {skipped_all} points and none has a finite x and y; "
+                             "check the metric computation")
+        legend_ax = max(axes, key=lambda ax: len(ax.get_legend_handles_labels()[1]))
+        _finish(figure, legend_ax, title)
+    return Chart(figure, tuple(drawn_all), skipped_all)
 
 
 def at_k_chart(points: Sequence[Point], budgets: Sequence[int] | None = None, title: str | None = None) -> Chart:

@@ -1,7 +1,7 @@
 """``rlcot train``, ``rlcot demo`` and ``rlcot models``: the commands about models and training them.
 
 ``train`` runs a recipe (or, with ``--dry-run``, checks it without loading a model) and
-prints the end-of-run tables; ``demo`` runs the whole story on the default model;
+prints the end-of-run tables; ``demo`` runs the whole story on the default model (``rlcot.demo``);
 ``models`` lists the built-in models. Kept apart from the sweep and trace commands
 because they share nothing with them but the helpers in ``common``.
 """
@@ -39,9 +39,11 @@ def demo(
     out: Path = typer.Option(Path("demo"), help="where the runs, the plot and the report go"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
 ) -> None:
-    """The whole story on the default model: sweep, a short GRPO run, sweep again, one plot, the report.
+    """The whole story on chain rows: budget curves before training, after the SFT warm-up and after GRPO.
 
-    About 20 minutes on 2 CPU cores. Run it again to go on after Ctrl-C: finished work is not redone.
+    Greedy and mean@4 curves at each point, one plot, the report, and RL's own gain per budget
+    with CIs. About 30 minutes on 2 CPU cores. Run it again to go on after Ctrl-C: finished work
+    is not redone.
     """
     from ..demo import run_demo
 

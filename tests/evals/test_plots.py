@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from rlcot.evals.plots import (accuracy_chart, at_k_chart, plot_accuracy, plot_at_k, plot_curve, plot_risk_coverage,
-                               risk_coverage_chart)
+from rlcot.evals.plots import (accuracy_chart, at_k_chart, panels_chart, plot_accuracy, plot_at_k, plot_curve,
+                               plot_panels, plot_risk_coverage, risk_coverage_chart)
 from rlcot.evals.points import Point, read_points_csv, write_points_csv
 
 BUDGETS = [0, 16, 32, 64, 128, 256]
@@ -86,6 +87,9 @@ PLOTS = {
     # one budget, so every point is drawn (which budget is kept is tested below)
     "at_k": (plot_at_k, lambda: [p for p in at_k_points("base") + at_k_points("grpo") if p.budget == 256]),
     "risk": (plot_risk_coverage, lambda: risk_points("base") + risk_points("grpo")),
+    # greedy accuracy and mean@4 of the same checkpoints, a panel each (make demo)
+    "panels": (plot_panels, lambda: [replace(p, metric=metric) for metric in ("accuracy", "mean@4") for p in
+                                     sweep_points("base", gold=False) + sweep_points("grpo", 0.1, gold=False)]),
     "curve": (lambda pts, stem: plot_curve(pts, stem, "training step", "accuracy"),
               lambda: [Point(s, "accuracy", step, 0.1 + step / 1000)
                        for s in ("base", "grpo") for step in (0, 100, 200)]),
@@ -229,3 +233,22 @@ def test_budgets_whose_points_coincide_share_one_label():
     points.append(Point(series="m", metric="accuracy", x=0.0, y=0.0, lo=0.0, hi=0.05, budget=0))
     chart = accuracy_chart(points)
     assert sorted(text.get_text() for text in chart.figure.axes[0].texts) == ["B=0", "B=32,64"]
+
+
+def test_panels_draw_one_metric_each_on_one_y_scale_with_a_series_in_one_colour():
+    points = [replace(p, metric=metric, y=p.y + lift) for metric, lift in (("accuracy", 0.0), ("mean@4", 0.3))
+              for p in sweep_points("before", gold=False) + sweep_points("after", 0.1, gold=False)]
+    chart = panels_chart(points, titles={"mean@4": "4 samples at T=1"})
+    left, right = chart.figure.axes
+    assert [left.get_title(loc="left"), right.get_title(loc="left")] == ["accuracy", "4 samples at T=1"]
+    assert right.get_ylabel().startswith("mean@4\n(64 problems × 4 samples")
+    assert left.get_ylim() == right.get_ylim()  # shared: the mean@4 panel's higher curves raise both
+    assert max(p.hi for p in points) <= left.get_ylim()[1]
+    colours = [{line.get_label(): line.get_color() for line in ax.get_lines()} for ax in (left, right)]
+    assert colours[0] == colours[1] and len(set(colours[0].values())) == 2
+    assert legend_texts(chart.figure) == ["before", "after"]  # one legend for both panels
+
+
+def test_panels_refuse_no_points():
+    with pytest.raises(ValueError, match="no points"):
+        panels_chart([])
