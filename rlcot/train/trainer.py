@@ -211,14 +211,15 @@ def finish_from(run: ResolvedRun, checkpoint: Path, step: int, evals: Callable |
     output_dir = run.output_dir
     if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch, one process evaluates and writes
         return {"steps": step, "start": {}, "end": {}, "warnings": [], "eval": {}}
-    for item in checkpoint.iterdir():  # the weights, adapter config, tokenizer, trainer_state.json
-        if item.is_file() and item.name not in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
-            shutil.copy2(item, output_dir / item.name)
     with quiet_checkpointing_warnings():  # PEFT's merge asks the deprecated is_gradient_checkpointing
         model, tokenizer = load_policy(str(checkpoint), device=run.device,
                                        dtype=torch.float32 if run.device == "cpu" else "auto")
     hook = (evals or NoEvals)(run, tokenizer)
     hook.curve(model, f"step {step}", step=step)
+    # only now, the checkpoint loaded and its curve drawn: a resume that fails leaves the directory as it was
+    for item in checkpoint.iterdir():  # the weights, adapter config, tokenizer, trainer_state.json
+        if item.is_file() and item.name not in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+            shutil.copy2(item, output_dir / item.name)
     summary = summarize(output_dir, [], hook)
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
