@@ -246,7 +246,10 @@ def sft_warmup(run: ResolvedRun, model, tokenizer, data: TrainingData):
     defaults = {"output_dir": str(run.output_dir / "sft-warmup"), "max_steps": steps, "report_to": "none",
                 "save_strategy": "no", "logging_steps": 1, "seed": run.recipe.seed}
     if run.device == "cpu":  # TRL's bf16 default fails on CPU, as for GRPO
-        defaults.update(use_cpu=True, bf16=False)
+        defaults["use_cpu"] = True
+    # GRPO's precision (on a CPU the probe's or the recipe's choice): accelerate keeps one
+    # mixed-precision state per process, so a warm-up in another one fails GRPO's trainer after it
+    defaults["bf16"], defaults["fp16"] = bool(run.grpo.bf16), bool(run.grpo.fp16)
     trainer = SFTTrainer(model=model, args=SFTConfig(**{**defaults, **options}), processing_class=tokenizer,
                          train_dataset=Dataset.from_list(examples), peft_config=_fresh(run.lora))
     trainer.train()

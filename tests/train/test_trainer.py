@@ -209,6 +209,16 @@ def test_a_lora_run_after_an_sft_warm_up_builds_on_the_warmed_up_model_and_resum
         run_training(replace(recipe, grpo={**recipe.grpo, "max_steps": 3}), tmp_path, resume=True, device="cpu")
 
 
+@pytest.mark.parametrize("bf16", [True, False])
+def test_the_warm_up_trains_in_grpos_precision_so_both_run_in_one_process(tmp_path, tiny_dir, bf16):
+    # accelerate keeps one mixed-precision state per process: a warm-up in fp32 before a bf16 GRPO
+    # run made the trainer fail ("AcceleratorState has already been initialized") right after the warm-up
+    recipe = replace(recipe_for(tiny_dir, tmp_path, max_steps=1, bf16=bf16), sft_warmup={"steps": 1})
+    run_training(recipe, tmp_path, device="cpu")
+    assert json.loads((tmp_path / "checkpoint-1" / "trainer_state.json").read_text())["global_step"] == 1
+    assert json.loads((tmp_path / "run.json").read_text())["config"]["grpo"]["bf16"] is bf16
+
+
 def test_a_run_killed_after_its_warm_up_resumes_grpo_from_it_without_warming_up_again(tmp_path, tiny_dir,
                                                                                          monkeypatch):
     import shutil
