@@ -100,6 +100,12 @@ class DemoPlan:
     def curve_dir(self, curve) -> Path:
         return self.train_dir / "eval" / curve.key
 
+    def curve_files(self) -> list[Path]:
+        """The trace files of every curve (what the plot and the page are drawn from)."""
+        from rlcot.store import trace_files
+
+        return [path for curve in self.curves for path in trace_files(self.curve_dir(curve))]
+
     @property
     def labels(self) -> dict[str, str]:
         """The trainer's label of each point (its eval curves' ``model``) -> the demo's."""
@@ -221,7 +227,7 @@ def run_demo(out: Path = Path("demo"), console=None, *, model: str | None = None
 def _train(plan: DemoPlan, console) -> dict:
     from rlcot.evals.training import EvalCurves
 
-    from .runinfo import SFT_MODEL_DIR, is_saved_model, last_checkpoint
+    from .runinfo import SFT_MODEL_DIR, checkpoint_step, is_saved_model, last_checkpoint
     from .train.preflight import preflight
     from .train.resolve import quiet_checkpointing_warnings
     from .train.trainer import train_run
@@ -235,7 +241,7 @@ def _train(plan: DemoPlan, console) -> dict:
     if (out_dir / "summary.json").is_file():  # written after the final curves: every curve is complete
         console.print("training: finished already (summary.json)", highlight=False)
         return {"skipped": True, "state": "finished"}
-    if checkpoint is not None and int(checkpoint.name.removeprefix("checkpoint-")) >= steps:
+    if checkpoint is not None and checkpoint_step(checkpoint) >= steps:
         state, note, resume = (f"finished from {checkpoint.name}",
                                f"{checkpoint.name} is its last step; finishing the final curves on it", True)
     elif checkpoint is not None:
@@ -279,11 +285,10 @@ def _story(plan: DemoPlan, curve) -> list:
 def _plot(plan: DemoPlan, console) -> dict:
     from rlcot.evals.plots import plot_panels
     from rlcot.evals.series import curve_points, series_of
-    from rlcot.store import trace_files
 
     stem = plan.out / "plots" / "accuracy"
     target, table = stem.with_name("accuracy.png"), stem.with_name("accuracy.csv")
-    sources = [path for curve in plan.curves for path in trace_files(plan.curve_dir(curve))]
+    sources = plan.curve_files()
     # save_chart writes the CSV last: a figure cut off mid-way is older than its rows, and redrawn
     fresh = target.is_file() and not _older(table, sources)
     console.print(f"accuracy vs thinking tokens, {BEFORE}, {WARM_UP} and {AFTER}; greedy and mean@k panels: "
@@ -304,11 +309,9 @@ def _plot(plan: DemoPlan, console) -> dict:
 
 
 def _report(plan: DemoPlan, console) -> dict:
-    from rlcot.store import trace_files
-
     target = plan.out / "report.html"
-    sources = [path for curve in plan.curves for path in trace_files(plan.curve_dir(curve))] + [
-        plan.train_dir / name for name in ("summary.json", "metrics.jsonl", "rollouts.jsonl")]
+    sources = plan.curve_files() + [plan.train_dir / name for name in ("summary.json", "metrics.jsonl",
+                                                                         "rollouts.jsonl")]
     fresh = not _older(target, sources)
     console.print("one HTML page of the training run and its curves: "
                   + ("up to date with the run" if fresh else "writing"), highlight=False)

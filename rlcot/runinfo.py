@@ -58,6 +58,11 @@ def run_info(config: dict, argv: list[str] | None = None) -> dict:
 # ------------------------------------------------------------------ checkpoints and weights
 
 
+def checkpoint_step(checkpoint: Path) -> int:
+    """The step N of a ``checkpoint-N`` directory."""
+    return int(CHECKPOINT_DIR.match(checkpoint.name).group(1))
+
+
 def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     """A training run's ``checkpoint-N`` directories as ``(N, path)``, by step; other names are ignored."""
     run_dir = Path(run_dir)

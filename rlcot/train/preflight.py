@@ -34,7 +34,7 @@ from pathlib import Path
 from ..builtin_models import BUILTIN_MODELS, cached_path, is_cached
 from ..models import check_model_dir, local_model_dir
 from ..files import check_output
-from ..runinfo import SFT_MODEL_DIR, is_saved_model, last_checkpoint
+from ..runinfo import SFT_MODEL_DIR, checkpoint_step, is_saved_model, last_checkpoint
 from .callbacks import check_run_logs
 
 
@@ -48,7 +48,7 @@ class ResumePoint:
     @property
     def step(self) -> int:
         """Optimizer steps done: log lines after it are redone."""
-        return int(self.checkpoint.name.removeprefix("checkpoint-")) if self.checkpoint is not None else 0
+        return checkpoint_step(self.checkpoint) if self.checkpoint is not None else 0
 
 
 def preflight(recipe, output_dir: str | Path | None = None, resume: bool = False) -> ResumePoint | None:
