@@ -20,9 +20,10 @@ Scoring one completion:
 4. **Score the verdict** under a named scheme: ``default`` (+1 / +0.5 / 0 / -2 / -4),
    ``binary``, a YAML file of ``HedgeScheme`` fields, or a ``HedgeScheme``.
 
-Before generating, ``rlcot.row_checks.check_rows`` sends every task row through these
-same steps with the gold as the completion, so a row that cannot be scored stops a run
-before any model loads.
+Before generating, ``rlcot.row_checks`` sends every task row through these same steps
+with the gold as the completion, so a row that cannot be scored (a gold the verifier
+cannot read included) stops a run before any model loads, or, in a sweep, is left out
+and named: never scored 0 or 1.
 
 The completion row (what ``rlcot score --input`` reads), one JSON object per line:
 
@@ -32,6 +33,12 @@ The completion row (what ``rlcot score --input`` reads), one JSON object per lin
     sample      int      optional, default 0: which of the row's samples
     budget      int      optional: the thinking cap it ran under
     ...                  anything else is kept (a stored trace is a completion row too)
+
+or the flat form most generation tools write, with no "row": the task row's fields and
+the completion side by side, ``{"id", "question", "answer", "completion", ...}``. Its
+row is every field but ``FLAT_FIELDS`` (the completion's own, and the verdict, score and
+scheme ``rlcot score`` adds, so its output can be scored again). Columns named
+otherwise (``problem``) are the task's to map (``Task.map_columns``).
 
 The stored line: ``ScoredTrace.to_dict``, one JSON object per line of a trace store
 (``rlcot.store``), written alike by ``rlcot generate``, sweeps and training rollouts,
@@ -94,8 +101,10 @@ class CompletionRow:
 
     @classmethod
     def from_dict(cls, line: Mapping[str, Any]) -> "CompletionRow":
-        """Read one completion row; a ValueError names the bad field and what it must be."""
+        """Read one completion row, nested or flat (module docstring); a ValueError names the bad field."""
         row, completion = line.get("row"), line.get("completion")
+        if "row" not in line:  # the flat form: the row's fields beside the completion's
+            row = {key: value for key, value in line.items() if key not in FLAT_FIELDS}
         if not isinstance(row, dict):
             raise ValueError(f"'row' must be an object holding the task row (id, answer, ...), "
                              f"got {type_name(row)}")
@@ -112,6 +121,9 @@ class CompletionRow:
             raise ValueError(f"'budget' must be an integer, null or absent, got {budget!r}")
         return cls(row=row, completion=completion, prompt=prompt, sample=sample, budget=budget)
 
+
+# what a flat completion row holds besides the task row's fields: the completion's own, and what scoring added
+FLAT_FIELDS = frozenset({"completion", "prompt", "sample", "budget", "verdict", "score", "scheme"})
 
 SCHEMA_VERSION = 1  # the "v" of a stored line; none is version 0: a sweep line written before this record
 

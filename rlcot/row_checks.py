@@ -1,10 +1,13 @@
-"""Every task row is checked before any model loads: ``check_rows``.
+"""Every task row is checked before any model loads: ``check_rows`` (refuse) or ``usable_rows`` (leave out).
 
 Each row goes through what a sweep, ``rlcot generate`` or a training run does with it,
 by the same code (``rlcot.records.Scorer``), with the gold written as the completion.
 A row that cannot be scored (no answer, a list for an answer, a gold its verifier
-cannot read, a duplicate id caught by the task) stops the run here, named by file and
-line, instead of failing after every completion is generated.
+cannot read, a duplicate id caught by the task) is found here, named by file and line,
+not after every completion is generated. Training and ``rlcot generate`` (which makes
+exactly the rows asked for) refuse such rows (``check_rows``); a sweep leaves them out
+and names each one (``usable_rows``): a gold that cannot be read is that row's error,
+never a score of 0 or 1.
 """
 
 from __future__ import annotations
@@ -31,21 +34,47 @@ def check_rows(task: Task, rows: Sequence[Mapping], protocol: ThinkingProtocol |
     ``FILE:LINE (id 'x')`` for a file's rows (``Task.origins``), ``id 'x'`` otherwise.
     """
     rows = list(rows)
+    problems = _problems(task, rows, protocol)
+    if problems:
+        raise ValueError(_refusal(task, rows, problems))
+
+
+def usable_rows(task: Task, rows: Sequence[Mapping], protocol: ThinkingProtocol | None = None
+                ) -> tuple[list[Mapping], list[str]]:
+    """``(the rows that can be scored, one line per row left out)``; a ValueError as ``check_rows``'s if none can.
+
+    Where an evaluation may go on without a row (a sweep), a row
+    whose gold cannot be read (empty, ``None``, ``gold_unreadable``) is that row's
+    error, not the run's: it is left out and named, ``FILE:LINE (id 'x'): why``, so
+    it is neither scored 0 nor 1 nor silently dropped. Training refuses instead
+    (``check_rows``): a recipe's data is meant to be used whole.
+    """
+    rows = list(rows)
+    problems = _problems(task, rows, protocol)
+    if problems and len(problems) == len(rows):
+        raise ValueError(_refusal(task, rows, problems))
+    origins = task.origins([rows[i] for i in problems])
+    return ([row for i, row in enumerate(rows) if i not in problems],
+            [f"{origin}: {problems[i]}" for origin, i in zip(origins, problems)])
+
+
+def _problems(task: Task, rows: list[Mapping], protocol: ThinkingProtocol | None) -> dict[int, str]:
     scorer = Scorer(task, "default", protocol)
     try:
-        problems = _row_problems(scorer, rows)
+        return _row_problems(scorer, rows)
     finally:
         close = getattr(scorer.verifier, "close", None)  # math's worker pool; the sweep starts its own
         if callable(close):
             close()
-    if not problems:
-        return
+
+
+def _refusal(task: Task, rows: list[Mapping], problems: dict[int, str]) -> str:
     origins = task.origins([rows[i] for i in problems])
     listed = [f"  {origin}: {problems[i]}" for origin, i in zip(origins, problems)][:ROWS_SHOWN]
     if len(problems) > ROWS_SHOWN:
         listed.append(f"  and {len(problems) - ROWS_SHOWN} more")
-    raise ValueError(f"{len(problems)} of {len(rows)} task rows cannot be scored; fix or remove them:\n"
-                     + "\n".join(listed))
+    return (f"{len(problems)} of {len(rows)} task rows cannot be scored; fix or remove them:\n"
+            + "\n".join(listed))
 
 
 def _row_problems(scorer: Scorer, rows: list[Mapping]) -> dict[int, str]:

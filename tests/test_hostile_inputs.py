@@ -72,7 +72,10 @@ BAD_ROWS = [
     ({"id": "null", "question": "2+2?", "answer": None}, r"answer is None \(null\)"),
     ({"id": "empty", "question": "2+2?", "answer": ""}, "gives an empty gold"),
     # a gold the verifier cannot read: every answer would score 0 without a word
-    ({"id": "unreadable", "question": "2+2?", "answer": "\\frac{"}, r"scores the gold answer .* unparsed"),
+    ({"id": "unreadable", "question": "2+2?", "answer": "\\frac{"}, r"gold_unreadable: math-verify reads no value"),
+    # math-verify keeps what it cannot parse as a string: this gold once scored its own copy correct (check_rows
+    # passed it) and every other answer wrong
+    ({"id": "dashes", "question": "2+2?", "answer": "---"}, r"gold_unreadable: .* the gold '---'"),
     ({"id": "blank-question", "question": "  ", "answer": "4"}, r"the question is '  '"),
     ({"id": "say-false", "question": "2+2?", "answer": "4", "answerable": "false"}, "answerable='false'"),
     # a number is a gold too, and so is a MATH solution: its boxes are the gold (1, 2), not the whole text

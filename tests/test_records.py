@@ -82,7 +82,7 @@ def test_score_many_keeps_order_and_matches_one_by_one():
 
 @pytest.mark.parametrize("line, message", [
     ({"completion": "\\boxed{4}", "answer": "4", "row": 3}, "'row' must be an object"),  # a row that is a number
-    ({"completion": "\\boxed{4}", "answer": "4"}, "'row' must be an object"),  # a flat row: not the documented shape
+    ({"answer": "4", "completion": None}, "'completion' must be a string"),  # a flat row with no completion
     ({"row": {"answer": "4"}, "completion": ["\\boxed{4}"]}, "'completion' must be a string"),
     ({"row": {"answer": "4"}, "completion": "x", "sample": -1}, "'sample' must be an integer"),
     ({"row": {"answer": "4"}, "completion": "x", "sample": True}, "'sample' must be an integer"),
@@ -92,6 +92,15 @@ def test_score_many_keeps_order_and_matches_one_by_one():
 def test_a_bad_completion_row_names_the_field_and_what_it_must_be(line, message):
     with pytest.raises(ValueError, match=message):
         CompletionRow.from_dict(line)
+
+
+def test_a_flat_completion_row_is_its_row_beside_its_completion():
+    """Most generation tools write the row's fields and the completion in one object."""
+    line = {"id": "q1", "question": "2+2?", "answer": "4", "completion": "</think>\\boxed{4}", "sample": 2,
+            "verdict": {"outcome": "wrong"}, "score": -4.0, "scheme": "default"}  # a scored line, scored again
+    item = CompletionRow.from_dict(line)
+    assert item.row == {"id": "q1", "question": "2+2?", "answer": "4"}
+    assert (item.completion, item.sample, item.row_id) == ("</think>\\boxed{4}", 2, "q1")
 
 
 def test_schemes_resolve_by_name_file_or_value(tmp_path):

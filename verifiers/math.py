@@ -32,6 +32,15 @@ as many threads as workers, each taking the next item: same verdicts, in order. 
 request per answer: a round trip costs ~0.1 ms against math-verify's 1-30 ms, so
 chunks would buy little and complicate kills.
 
+**A gold that cannot be read is the row's error, never a score.** math-verify keeps the
+raw string of what it cannot parse and compares strings, so a broken gold (``\\frac{``,
+``---``) would score every answer wrong but a copy of itself right. ``check_example``
+(run before every verdict) asks a worker once per distinct gold whether every part
+parses to a value, and raises ``ValueError`` (``gold_unreadable: ...``) if not, as an
+empty or missing gold does (``math_answers.gold_parts``): ``rlcot score`` writes the
+row to its rejects file, a sweep leaves the row out and names it, training refuses the
+recipe's rows up front (``rlcot.row_checks``) and a reward function gives the row None.
+
 Hostile input is rejected before it reaches sympy: an answer over
 ``max_answer_chars`` (default 4,000) that is not a plain number is ``unparsed``
 (``too_long``); at most 16 distinct boxes are compared (more is ``multiple_answers``).
@@ -99,6 +108,7 @@ class MathVerifier(Verifier):
         self.startup_timeout = startup_timeout
         self._pool: WorkerPool | None = None
         self._pool_lock = threading.Lock()
+        self._readable_golds: set[tuple[str, ...]] = set()  # golds a worker has read (check_example)
 
     # -- the domain rule -------------------------------------------------------------
 
@@ -106,9 +116,29 @@ class MathVerifier(Verifier):
         return self.max_section_chars
 
     def check_example(self, example: Mapping) -> None:
-        gold_parts(example)
+        golds = gold_parts(example)
         if example.get("answer_pattern") is not None:
             compile_answer_pattern(example["answer_pattern"])
+        self._check_gold_reads(tuple(golds))
+
+    def _check_gold_reads(self, golds: tuple[str, ...]) -> None:
+        """ValueError (``gold_unreadable``) when math-verify reads no value in a part of the gold.
+
+        math-verify falls back to comparing the raw strings of what it cannot parse, so an
+        unreadable gold (``\\frac{``, ``---``) would score every answer wrong but its own
+        copy right, without a word. Plain numbers are read here; anything else asks a
+        worker once per distinct gold (cached). A worker that does not answer in time
+        leaves the gold to the comparison, which refuses it there too.
+        """
+        if (len(golds) == 1 and plain_number(golds[0]) is not None) or golds in self._readable_golds:
+            return
+        pool = self._get_pool()
+        first_start = pool.wait_started()
+        reply = pool.call({"gold": list(golds)}, time.monotonic() + first_start + self.timeout)
+        if reply.get("status") == "gold_unreadable":
+            raise gold_unreadable(golds)
+        if reply.get("status") == "ok":
+            self._readable_golds.add(golds)
 
     def judge(self, answer: str, example: Mapping) -> Verdict:
         started = time.monotonic()
@@ -171,6 +201,8 @@ class MathVerifier(Verifier):
         details = {**details, "engine": "math-verify"}
         if reply["status"] == "timeout":
             return Verdict("unparsed", answer=final, reason="timeout", details=details)
+        if reply["status"] == "gold_unreadable":
+            raise gold_unreadable(tuple(golds))
         if reply["status"] != "ok":
             return Verdict("unparsed", answer=final, reason="error", details={**details, "error": reply.get("error")})
         return _verdict(reply["consistent"], reply["correct"], veto, final, details)
@@ -235,6 +267,14 @@ class MathVerifier(Verifier):
             return self._pool
 
 
+def gold_unreadable(golds: tuple[str, ...]) -> ValueError:
+    """The error of a row whose gold math-verify reads no value in (``check_example``)."""
+    gold = ", ".join(golds)
+    shown = repr(gold) if len(gold) <= 80 else repr(gold[:77] + "...")
+    return ValueError(f"gold_unreadable: math-verify reads no value in the gold {shown}; fix the row's answer "
+                      "(a number or a LaTeX expression), or mark the row answerable: false")
+
+
 def _verdict(consistent: bool, correct: bool, percent_veto: bool, final: str, details: dict) -> Verdict:
     """The outcome of a comparison. ``percent_veto``: the match went through a percent sign on one side only."""
     if not consistent:
@@ -273,7 +313,17 @@ def make_comparer():
                 kept.append((text, parsed))
         return kept[0][1] if len(kept) == 1 else parse_answer(", ".join(text for text, _ in kept))
 
-    def compare(gold: list[str], answers: list[str]) -> dict:
+    @lru_cache(maxsize=4096)
+    def reads(parts: tuple[str, ...]) -> bool:
+        """Whether every part parses to a value (math-verify keeps the raw string of what it cannot parse)."""
+        return all(any(not isinstance(value, str) for value in parse_answer(text)) for text in parts)
+
+    def compare(gold: list[str], answers: list[str] | None = None) -> dict:
+        """Whether the answers agree and match the gold; without answers, only whether the gold reads."""
+        if not reads(tuple(gold)):
+            return {"status": "gold_unreadable"}
+        if answers is None:
+            return {"status": "ok"}
         parsed = [parse_answer(a) for a in answers]
         final = parsed[-1]
         consistent = all(equal(final, p) for p in parsed[:-1])

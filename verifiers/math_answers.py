@@ -13,7 +13,9 @@ that are not equivalent (``\\boxed{3} ... \\boxed{4}``) are ``wrong``
 for spreading bets. The same value boxed twice is fine.
 
 The gold is ``example["answer"]``, a str or a number (anything else, ``None`` or a
-bool included, is a ValueError: a row with no answer says ``answerable: False``): a
+bool included, is a ValueError starting ``gold_unreadable:``, as an empty gold is: a
+row with no answer says ``answerable: False``; ``math.py`` refuses a gold math-verify
+reads no value in the same way): a
 plain value (``42``, ``3/4``, ``\\frac{1}{2}``), a GSM8K solution (what follows the last
 ``####``, commas stripped) or a MATH solution (its boxes). A solution that boxes
 several values that are not equal (``\\boxed{1}`` and ``\\boxed{2}``) has a multi-part
@@ -87,7 +89,7 @@ def gold_parts(example: Mapping) -> list[str]:
         parts = boxed_contents(text) or [text]
     parts = _distinct_values([_normalise(p) for p in parts])
     if not all(parts):
-        raise ValueError(f"math example's answer {text[:80]!r} gives an empty gold; fix the data")
+        raise ValueError(f"gold_unreadable: math example's answer {text[:80]!r} gives an empty gold; fix the data")
     return parts
 
 
@@ -103,8 +105,8 @@ def _gold_text(value) -> str:
     is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if is_number and value == value and abs(value) != float("inf"):  # NaN and infinities are no gold
         return str(value)
-    raise ValueError(f"math example's answer is {value!r} ({type(value).__name__}); give the gold as a str or a "
-                     f"number, or set answerable: False for a row with no answer")
+    raise ValueError(f"gold_unreadable: math example's answer is {value!r} ({type(value).__name__}); give the "
+                     "gold as a str or a number, or set answerable: False for a row with no answer")
 
 
 def _distinct_values(parts: list[str]) -> list[str]:

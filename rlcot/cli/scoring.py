@@ -23,13 +23,15 @@ from .common import (_fail, _read_run_config, _run_info_path, _task_options, _wr
 def score(
     run_dir: Optional[Path] = typer.Argument(None, help="a sweep directory to score again without regenerating; "
                                                         "the new scores sit beside the old, named by --scheme"),
-    input: Optional[Path] = typer.Option(None, "--input", help="JSONL of completion rows: 'row' (the task row) and "
-                                                               "'completion', as `rlcot generate` writes them"),
+    input: Optional[Path] = typer.Option(None, "--input", help="JSONL of completion rows: flat ({id, question, "
+                                                               "answer, completion, ...}) or nested ({row: {...}, "
+                                                               "completion}, as `rlcot generate` writes them)"),
     out: Optional[Path] = typer.Option(None, help="JSONL: each row with its verdict, score and scheme"),
     task: Optional[str] = typer.Option(None, help="the task the rows come from (default: the one INPUT.run.json "
                                                   "names); it picks the verifier and its options"),
     data: Optional[str] = typer.Option(None, help="data file of a file-backed --task"),
-    task_arg: list[str] = typer.Option([], help="task option KEY=VALUE, repeatable"),
+    task_arg: list[str] = typer.Option([], help="task option KEY=VALUE, repeatable; the rows' columns: "
+                                                "answer_field=gold, question_field=problem, id_field=unique_id"),
     verifier: Optional[str] = typer.Option(None, help="math, sudoku, crossword, a plugin name, or module.path:attr; "
                                                       "overrides the task's"),
     verifier_option: list[str] = typer.Option([], help="verifier option KEY=VALUE for RUN_DIR, repeatable: "
@@ -39,7 +41,7 @@ def score(
                                                           "plus the verifier and its options)"),
 ) -> None:
     """Score completions with a verifier (bad rows go to OUT.rejects.jsonl), or score a sweep directory again."""
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from ..records import CompletionRow, Scorer
 
@@ -65,7 +67,7 @@ def score(
         _fail(str(err))
     _write_run_info(out, dict(command="score", input=str(input), task=chosen.spec(), verifier=chosen.verifier,
                               scheme=scorer.scheme_name, scheme_values=asdict(scorer.scheme),
-                              protocol=asdict(protocol)))
+                              protocol=protocol.to_dict()))
     summary = _ScoreSummary()
     # into temporary siblings, renamed over OUT at the end: an interrupted score leaves the old OUT whole
     partial, partial_rejects = (path.with_name(f".{path.name}.partial") for path in (out, rejects_path))
@@ -74,13 +76,16 @@ def score(
             record = None
             if error is None:
                 try:
-                    record = scorer.score_many([CompletionRow.from_dict(line)])[0]
+                    item = CompletionRow.from_dict(line)
+                    record = scorer.score_many([replace(item, row=chosen.map_columns(item.row, mapped_ok=True))])[0]
                 except (ValueError, TypeError, KeyError) as err:
                     error = f"{err.__class__.__name__}: {err}" if not isinstance(err, ValueError) else str(err)
-            if record is None:
+            if record is None:  # a bad line, or a row that cannot be scored (a gold that cannot be read): named
                 summary.rejected += 1
-                errors.print(f"{input}:{number}: {error}; written to {rejects_path.name}", highlight=False)
-                rejects.write(json.dumps({"line": number, "error": error}) + "\n")
+                row_id = _row_id(line, getattr(chosen, "id_field", "id"))
+                named = f"{input}:{number}" + (f" (id {row_id!r})" if row_id is not None else "")
+                errors.print(f"{named}: {error}; written to {rejects_path.name}", highlight=False)
+                rejects.write(json.dumps({"line": number, "id": row_id, "error": error}) + "\n")
                 continue
             sink.write(json.dumps({**line, "verdict": record.verdict.to_dict(), "score": record.score,
                                    "scheme": record.scheme}) + "\n")
@@ -109,21 +114,44 @@ def _rescore_sweep(run_dir: Path, scheme: str, verifier, verifier_option: list[s
 def _scoring_task(input: Path, task: Optional[str], data: Optional[str], task_arg: list[str],
                   verifier: Optional[str]):
     """The task (and protocol) to score ``input`` with: --task, else the run info's, else --verifier alone."""
-    from ..tasks import Task, get_task
+    from ..tasks import JsonlTask, get_task
     from ..thinking import ThinkingProtocol
 
     recorded = _read_run_config(input)
-    protocol = ThinkingProtocol(**recorded["protocol"]) if "protocol" in recorded else ThinkingProtocol()
+    protocol = ThinkingProtocol.from_dict(recorded["protocol"]) if "protocol" in recorded else ThinkingProtocol()
     if task is not None:
         return get_task(task, data=data, verifier=verifier, **_task_options(task_arg)), protocol
-    if task_arg or data:
-        raise ValueError("--data and --task-arg describe a --task; pass --task too")
-    if "task" in recorded:
-        return get_task(**recorded["task"], verifier=verifier), protocol
+    if data:
+        raise ValueError("--data describes a --task; pass --task too")
+    if "task" in recorded:  # the task the rows were made with; --task-arg may map their columns anew
+        spec = recorded["task"]
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise ValueError(f"{_run_info_path(input)} records task {spec!r}, not a task spec; pass --task")
+        options = {**(spec.get("options") or {}), **_task_options(task_arg)}
+        return get_task(spec["name"], data=spec.get("data"), options=options, verifier=verifier), protocol
     if verifier is None:
         raise ValueError(f"{input} has no run info naming its task; pass --task (e.g. arith) or --verifier "
                          "(e.g. math, or module.path:function)")
-    return Task(name="rows", description="completion rows scored by a named verifier", verifier=verifier), protocol
+    # the rows are the task: only their columns may be mapped (--task-arg answer_field=gold)
+    options = _task_options(task_arg)
+    unknown = [key for key in options if key not in _COLUMN_OPTIONS]
+    if unknown:
+        raise ValueError(f"--task-arg {', '.join(unknown)} describes a --task; pass --task too, or map the rows' "
+                         f"columns alone ({', '.join(_COLUMN_OPTIONS)})")
+    return JsonlTask(name="rows", description="completion rows scored by a named verifier", verifier=verifier,
+                     **options), protocol
+
+
+_COLUMN_OPTIONS = ("question_field", "answer_field", "id_field")
+
+
+def _row_id(line, id_field: str) -> str | None:
+    """The id of a completion line (flat or nested; its own column, or the task's ``id_field``) for its reject."""
+    if not isinstance(line, dict):
+        return None
+    row = line.get("row") if isinstance(line.get("row"), dict) else line
+    row_id = row.get(id_field, row.get("id"))
+    return str(row_id) if isinstance(row_id, (str, int)) and not isinstance(row_id, bool) else None
 
 
 class _ScoreSummary:

@@ -30,15 +30,17 @@ sweeps hash it into their keys, so its shape must not change.
 
 ``TASKS`` maps a name to a task with its default options; each family's module ends
 by registering its tasks (``register_task``), as reasoning-gym's do. File tasks
-(``jsonl:PATH``) are built per path rather than registered, so ``spec`` and
-``get_task`` import ``JsonlTask`` where they need it: a module-level import would be
-a loop, since ``rlcot.tasks.jsonl`` builds on ``Task``.
+(``jsonl:PATH``, ``hf:NAME``) are built per source rather than registered, so ``spec``
+and ``get_task`` import them where they need them: a module-level import would be a
+loop, since ``rlcot.tasks.jsonl`` builds on ``Task``. A file-backed task
+(``file_backed``) has a fixed set of rows, which sweeps take whole by default; a
+generated one needs a count.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from rlcot.generation.base import GenerationRequest, derive_seed
 from rlcot.generation.budget import cue_opens_braces
@@ -64,6 +66,18 @@ class Task:
     def rows(self, n: int, seed: int = 0) -> list[dict]:
         raise NotImplementedError(f"task {self.name!r} has no rows of its own; it only scores rows given to it")
 
+    @property
+    def file_backed(self) -> bool:
+        """Whether the rows are read (a file, a dataset): then a sweep takes all of them by default.
+
+        A generated task has no end, so a sweep or ``rlcot generate`` needs a count for it.
+        """
+        return False
+
+    def map_columns(self, row: Mapping, mapped_ok: bool = False) -> dict:
+        """``row`` in the shape the task reads (``question``, ``answer``, ``id``); a file task maps its columns."""
+        return dict(row)
+
     def build_verifier(self):
         """The verifier this task is scored by, built with the task's options."""
         from rlcot.verifiers import get_verifier
@@ -81,15 +95,16 @@ class Task:
 
     def spec(self) -> dict:
         """``get_task(**task.spec())`` rebuilds this task: its name, data file and changed options."""
+        from .hf_dataset import HfDatasetTask
         from .jsonl import JsonlTask
 
-        base = TASKS.get(self.name, JsonlTask())
-        fixed = {"name", "description", "path", "id_prefix"}
+        base = TASKS.get(self.name) or (HfDatasetTask() if self.name == "hf" else JsonlTask())
+        fixed = {"name", "description", "path", "id_prefix", "source"}
         options = {f.name: getattr(self, f.name) for f in fields(self)
                    if f.name not in fixed and getattr(self, f.name) != getattr(base, f.name, None)}
         path = getattr(self, "path", "")
-        if self.name == "jsonl":
-            return {"name": f"jsonl:{path}", "data": None, "options": options}
+        if self.name in ("jsonl", "hf"):  # built per source: the name says which (jsonl:PATH, hf:NAME)
+            return {"name": f"{self.name}:{path or getattr(self, 'source', '')}", "data": None, "options": options}
         return {"name": self.name, "data": path or None, "options": options}
 
     def question(self, row: dict) -> str:
@@ -148,7 +163,8 @@ class Task:
     def prompt(self, row: dict, tokenizer, protocol: ThinkingProtocol, stated_budget: int | None = None) -> str:
         """The prompt text for ``row`` (chat template, instruction, pre-filled ``<think>``), untokenised.
 
-        The protocol's instruction, left at its default, becomes this task's. A
+        The protocol's instruction, left at its default, becomes this task's (for a model
+        whose template thinks natively, only its answer format: ``rlcot.thinking``). A
         ``stated_budget`` B appends ``BUDGET_SENTENCE`` to the instruction; a protocol
         that adds no instruction (``instruct=False``: a model trained to think) gets
         the sentence alone after the question.
@@ -209,17 +225,23 @@ def register_task(task: Task) -> None:
 
 def get_task(name: str, data: str | None = None, verifier: str | None = None, options: dict | None = None,
              **more_options) -> Task:
-    """A task by name; ``jsonl:PATH`` (or ``data=``) reads rows from a file.
+    """A task by name; ``jsonl:PATH`` (or ``data=``) reads rows from a file, ``hf:NAME`` a dataset (``hf_dataset``).
 
     ``options`` (or keyword arguments) set task fields (``unanswerable=0.2``, ``size=9``,
     ``verifier_options={...}``). A new ``verifier`` drops the task's verifier options,
     which were meant for its own verifier. ``get_task(**task.spec())`` rebuilds a task.
     """
+    from .hf_dataset import HfDatasetTask, parse_source
     from .jsonl import JsonlTask
 
     options = {**(options or {}), **more_options}
     if name.startswith("jsonl:"):
         task: Task = JsonlTask(path=name[len("jsonl:") :], verifier=verifier or "math")
+    elif name.startswith("hf:"):
+        if data is not None:
+            raise ValueError(f"task {name!r} names its dataset; drop --data")
+        parse_source(name[len("hf:") :])  # a name naming nothing is said now, before any loading
+        task = HfDatasetTask(source=name[len("hf:") :], verifier=verifier or "math")
     elif name in TASKS:
         task = TASKS[name]
         if data is not None:
@@ -227,7 +249,9 @@ def get_task(name: str, data: str | None = None, verifier: str | None = None, op
                 raise ValueError(f"task {name!r} is generated, not read from a file; drop --data")
             task = replace(task, path=data)
     else:
-        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)} or jsonl:PATH")
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}, jsonl:PATH or hf:NAME "
+                         "(hf:NAME@SPLIT, hf:NAME:CONFIG@SPLIT: a Hugging Face dataset, or a local parquet/JSON/CSV "
+                         "file or dataset directory)")
     if verifier is not None and verifier != task.verifier:
         task = replace(task, verifier=verifier, verifier_options={})
     unknown = [key for key in options if key not in task.__dataclass_fields__]

@@ -53,7 +53,7 @@ class GSM8KTask(JsonlTask):
     def offers_abstention(self) -> bool:
         return not self.hub_id and JsonlTask.offers_abstention.fget(self)
 
-    def rows(self, n: int, seed: int = 0) -> list[dict]:
+    def rows(self, n: int | None = None, seed: int = 0) -> list[dict]:
         return self._hub_rows(n) if self.hub_id else JsonlTask.rows(self, n, seed)
 
     def origins(self, rows: Sequence[dict]) -> list[str]:
@@ -71,8 +71,9 @@ class GSM8KTask(JsonlTask):
     def _id_prefix(self, path: Path) -> str:
         return f"gsm8k-{path.stem}"  # ids name the split's file, so train and test rows never share one
 
-    def _hub_rows(self, n: int) -> list[dict]:
-        check_n(n)
+    def _hub_rows(self, n: int | None) -> list[dict]:
+        if n is not None:
+            check_n(n)
         try:
             import datasets
 
@@ -82,7 +83,8 @@ class GSM8KTask(JsonlTask):
                 f"cannot load {self.hub_id!r} from the hub ({err.__class__.__name__}); drop hub_id to read the "
                 f"{self.split} split shipped with rlcot, or pass a local file with --data"
             ) from None
-        return [{**data[i], "id": f"gsm8k-{self.split}-{i + 1}"} for i in range(min(n, len(data)))]
+        count = len(data) if n is None else min(n, len(data))
+        return [{**data[i], "id": f"gsm8k-{self.split}-{i + 1}"} for i in range(count)]
 
 
 register_task(GSM8KTask())

@@ -290,6 +290,30 @@ def test_a_gold_that_is_not_a_str_or_number_is_refused_whatever_the_answer(math_
             math_verifier.verify(completion, {"answer": answer})
 
 
+@pytest.mark.parametrize("gold", [
+    "\\frac{",  # unbalanced: math-verify keeps the raw string and would compare strings
+    "---",  # no value at all
+    "\\$",  # a currency sign and nothing else
+    "\\boxed{1} and \\boxed{---}",  # a MATH solution with one part that does not read
+])
+def test_a_gold_math_verify_reads_no_value_in_is_the_rows_error_whatever_the_answer(math_verifier, gold):
+    # a copy of the gold once scored correct (string match) and everything else wrong: neither may happen
+    for completion in (f"<think>x</think>\\boxed{{{gold}}}", "<think>x</think>\\boxed{4}", "<think>x</think>",
+                       "<think>x</think>" + "1" * 5000):
+        with pytest.raises(ValueError, match="gold_unreadable: math-verify reads no value in the gold"):
+            math_verifier.verify(completion, {"answer": gold})
+
+
+@pytest.mark.parametrize("gold, answer", [
+    ("\\frac{14}{3}", "\\dfrac{14}{3}"),  # MATH-500's LaTeX golds read, and match other spellings
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\frac{\\pi}{2})"),
+    ("\\text{Evelyn}", "\\text{Evelyn}"),  # a word is a value (a symbol), not an unreadable gold
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
+])
+def test_latex_golds_that_read_score_their_own_answers_correct(math_verifier, gold, answer):
+    assert math_verifier.verify(f"<think>x</think>\\boxed{{{answer}}}", {"answer": gold}).outcome == "correct"
+
+
 def test_a_row_without_gold_is_fine_when_marked_unanswerable(math_verifier):
     verdict = math_verifier.verify("<think>x</think>\\boxed{None}", {"answer": None, "answerable": False})
     assert (verdict.outcome, verdict.reason) == ("wrong", "unanswerable")
