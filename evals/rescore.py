@@ -36,7 +36,7 @@ def rescore(run_dir: Path, scheme: str = "default", verifier: str | None = None,
         task = get_task(**group[0].task, verifier=verifier)
         if verifier_options:
             task = replace(task, verifier_options={**task.verifier_options, **verifier_options})
-        scorer = Scorer(task, scheme, ThinkingProtocol(**(group[0].protocol or {})))
+        scorer = Scorer(task, scheme, ThinkingProtocol.from_dict(group[0].protocol or {}))
         label = name or scorer.scheme_name + (f"+{verifier}" if verifier else "") + (
             "+" + ",".join(f"{k}={v}" for k, v in sorted(verifier_options.items())) if verifier_options else "")
         records = scorer.score_many([CompletionRow(r.row, r.completion, r.prompt, r.sample, r.budget) for r in group])

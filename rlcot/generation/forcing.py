@@ -9,6 +9,9 @@ applies the rules of ``rlcot.generation.budget`` to that sequence's ``SequenceSt
         '--(EOS)--> EOS taken back, delimiter + cue forced --> answer
                     (or done with no answer section, if answer_after_eos is off)
 
+A prompt whose chat template already closed the thinking section (Qwen3 with
+``enable_thinking=false``: ``ThinkingProtocol.closed_in_prompt``) starts in ``answer``.
+
 Forced tokens are appended to the state at once, marked ``forced`` with logprob
 None; a backend feeds whatever the model has not seen yet. Taking tokens back (an
 early delimiter, an EOS inside thinking) records the first index removed in
@@ -94,6 +97,12 @@ class ForcingRules:
         """A new sequence (of ``state_type``, a backend's subclass); resumed thinking counts
         as if the model had just sampled it."""
         state = state_type(index=index, request=request, cue_ids=self.encode(request.answer_cue), cap=cap)
+        if self.protocol.closed_in_prompt(request.prompt):  # the template closed thinking (enable_thinking=false)
+            if request.resume_ids:
+                raise ValueError(f"request {request.request_id!r} resumes thinking tokens, but its prompt closed "
+                                 "the thinking section (enable_thinking=false); drop resume_ids")
+            state.thinking = False  # nothing to cap: the model writes its answer, as at budget 0 without the cue
+            return state
         logprobs = list(request.resume_logprobs) or [None] * len(request.resume_ids)
         for token, logprob in zip(request.resume_ids, logprobs):
             state.append(token, logprob)

@@ -81,7 +81,8 @@ def sft_examples(data: TrainingData, tokenizer) -> list[dict]:
         task = data.tasks[line["task"]]
         row = json.loads(line["row"])
         thought = task.worked_thought(row) or "Let me solve it."
+        # a template that closed thinking itself (enable_thinking=false) leaves only the answer to teach
+        thinking = "" if protocol.closed_in_prompt(line["prompt"]) else f"{thought}\n{protocol.close_tag}\n\n"
         examples.append({"prompt": line["prompt"],
-                         "completion": f"{thought}\n{protocol.close_tag}\n\n{task.gold_answer(row)}"
-                                       + (tokenizer.eos_token or "")})
+                         "completion": thinking + task.gold_answer(row) + (tokenizer.eos_token or "")})
     return examples

@@ -55,7 +55,7 @@ reader, and a step redone after a resume replaces nothing already stored.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -184,7 +184,7 @@ class BudgetForcedRollout:
         kept = [self.judge(replace(trace, prompt=prompt)).with_context(
             key=content_key({"step": step, "position": position, "seed": trace.seed, "prompt": trace.prompt}),
             prompt=trace.prompt, mode="rollout", model=self.model, step=step, temperature=temperature, top_p=1.0,
-            backend="hf", protocol=asdict(self.protocol), forced_spans=forced_spans(trace, self.tokenizer))
+            backend="hf", protocol=self.protocol.to_dict(), forced_spans=forced_spans(trace, self.tokenizer))
             for position, (trace, prompt) in enumerate(zip(traces[: self.keep_traces], prompts))]
         with TraceStore(self.rollouts_path).writing("rlcot train") as writer:
             writer.append(kept)
