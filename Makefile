@@ -35,6 +35,7 @@ bench: $(STAMP) chromium
 	$(PY) bench/generation.py
 	$(PY) bench/verifier_speed.py
 	$(PY) bench/sweep.py
+	$(PY) bench/openai_client.py
 	$(PY) bench/train.py
 	$(PY) bench/report.py
 

@@ -167,7 +167,7 @@ def test_run_at_last_or_at_a_step_picks_one_model_of_the_run(tmp_path):
 @pytest.mark.parametrize("bad, message", [
     (dict(samples=4, temperature=0.0), "copies of one trace"),
     (dict(budgets=(16, -1)), r"budgets \[-1\]"),
-    (dict(backend="tgi"), "not hf or vllm"),
+    (dict(backend="tgi"), "not hf, vllm or openai"),
 ])
 def test_bad_specs_name_the_value_and_the_fix(bad, message):
     with pytest.raises(ValueError, match=message):
