@@ -142,9 +142,10 @@ def plot_runs(traces: Sequence[ScoredTrace], out_dir, scheme: str = "default", f
     """Every figure of one sweep (or several overlaid) and a ``summary.json``; returns the summary.
 
     Writes ``accuracy`` (with the gold log-probability panel where measured), ``at_k``
-    and ``risk_coverage`` (samples > 1), ``training`` (accuracy per budget against the
-    training step, with the learning-rate schedule's changes, when a run's checkpoints
-    were swept) and ``model_size`` (when models of several sizes were), each as PNG,
+    and ``risk_coverage`` (samples > 1), ``compute`` (think longer or sample more: >= 2
+    budgets and >= 2 samples; ``notes`` says why not otherwise), ``training``
+    (accuracy per budget against the training step, with the learning-rate schedule's
+    changes, when a run's checkpoints were swept) and ``model_size`` (when models of several sizes were), each as PNG,
     SVG and CSV.
     """
     from pathlib import Path
@@ -171,6 +172,8 @@ def plot_runs(traces: Sequence[ScoredTrace], out_dir, scheme: str = "default", f
         files += plots.plot_at_k(at_k, out_dir / "at_k", title="pass@k, maj@k, best@k (largest budget)")
     if risk:
         files += plots.plot_risk_coverage(risk, out_dir / "risk_coverage", title="risk-coverage, agreement confidence")
+    compute_files, summary["compute"], summary["notes"] = _compute_plot(all_series, at_k, out_dir, seed)
+    files += compute_files
     training_files, summary["training"] = _training_plot(all_series, points, out_dir)
     files += training_files + _size_plot(all_series, points, out_dir)
     summary["headline"] = headline(traces, seed=seed)
@@ -178,6 +181,46 @@ def plot_runs(traces: Sequence[ScoredTrace], out_dir, scheme: str = "default", f
     text = json.dumps(finite_or_null(summary), indent=2, default=jsonable, allow_nan=False)
     (out_dir / "summary.json").write_text(text + "\n")
     return summary
+
+
+def _compute_plot(all_series: list[Series], at_k: list[Point], out_dir, seed: int) -> tuple[list, dict, list[str]]:
+    """Think longer or sample more (``rlcot.evals.compute``), for every series with >= 2 budgets and >= 2 samples.
+
+    Returns the files, per series and metric what wins where (with the frontier and the
+    segments behind it), and a note naming each series the figure cannot be drawn for.
+    """
+    from . import compute, plots
+    from .series import generated_tokens, paired_at_k
+
+    eligible = [s for s in all_series if len(s.budgets) >= 2 and s.samples >= 2]
+    notes = [f"no think-longer-or-sample-more figure for {s.label} ({len(s.budgets)} budget"
+             f"{'s' * (len(s.budgets) != 1)} x {s.samples} sample{'s' * (s.samples != 1)} per row): it needs >= 2 "
+             "budgets and >= 2 samples; sweep e.g. --budgets 0,64,256 --samples 8 --temperature 1"
+             for s in all_series if not any(s is e for e in eligible)]
+    points, found, info = [], {}, {}
+    for series in eligible:
+        mine = compute.compute_points([p for p in at_k if p.series == series.label], generated_tokens(series))
+        points += mine
+        for metric in compute.METRICS:
+            settings = compute.settings(mine, metric)
+            if not settings:
+                continue
+            found[series.label, metric] = compute.segments(settings, paired_at_k(series, metric, seed=seed))
+            info.setdefault(series.label, {})[metric] = {
+                "says": compute.describe(found[series.label, metric]),
+                "frontier": [_setting_dict(s) for s in compute.frontier(settings)],
+                "segments": [{"from_tokens": g.start, "to_tokens": g.end, "winner": g.winner, "clear": g.clear,
+                              "difference": g.difference, "lo": g.lo, "hi": g.hi, "think": _setting_dict(g.think),
+                              "sample": _setting_dict(g.sample)} for g in found[series.label, metric]]}
+    if not points:
+        return [], info, notes
+    files = plots.plot_compute(points, out_dir / "compute", found,
+                               title="think longer or sample more? accuracy vs tokens generated per problem")
+    return files, info, notes
+
+
+def _setting_dict(setting) -> dict:
+    return {"budget": setting.budget, "k": setting.k, "tokens": setting.compute, "accuracy": setting.accuracy}
 
 
 def _shape_and_fits(series: Series, curve: list[Point], fit: bool, fits: dict) -> dict:
@@ -268,15 +311,6 @@ def _size_plot(all_series: list[Series], points: list[Point], out_dir) -> list:
                     for p in points if p.metric == "accuracy" and p.series in sized), key=lambda p: p.x)
     return plots.plot_curve(curve, out_dir / "model_size", xlabel="parameters (millions; log2 axis)",
                             ylabel="accuracy (95% CI)", log_x=True, title="accuracy at each thinking budget by model size")
-
-
-def label_rows(traces: list[ScoredTrace], run_dir, overlaid: bool) -> list[ScoredTrace]:
-    """Overlaid runs name their series ``RUN: model``, so two runs of one model stay two curves."""
-    if not overlaid:
-        return traces
-    from pathlib import Path
-
-    return [trace.with_context(model=f"{Path(run_dir).name}: {trace.model}") for trace in traces]
 
 
 def finite_or_null(value):

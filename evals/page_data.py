@@ -8,7 +8,8 @@ table of every trace, not around the figures. ``report_data`` gathers its parts:
   of the change (``analysis.before_after``); a training run's rates at its start and end;
 - the figures of ``analysis.plot_runs`` (accuracy vs thinking tokens with CI bands,
   every curve overlaid; pass@k/maj@k/best@k and risk-coverage with samples > 1;
-  accuracy over checkpoints) and, for a training run, reward and outcome rates over
+  accuracy over checkpoints; think longer or sample more, with what wins where in words:
+  ``rlcot.evals.compute``) and, for a training run, reward and outcome rates over
   steps from its ``metrics.jsonl``. Each is matplotlib's SVG, embedded as a data URI
   (an inline SVG's ids would collide between figures);
 - the traces: every one a sweep stored, and a training run's kept rollouts (``rollouts.jsonl``),
@@ -49,7 +50,7 @@ from rlcot.train.resolve import WARM_UP_LABEL
 
 from . import analysis, plots
 from .points import Point
-from .series import series_of
+from .series import label_runs, series_of
 from rlcot.store import TraceStore, load_traces, trace_files
 
 # What a training run's steps are plotted as; each metric exists only when the run logged it.
@@ -58,6 +59,7 @@ OUTCOME_METRICS = ("outcomes/correct", "outcomes/wrong", "outcomes/abstain", "ou
                    "thinking/cap_rate")
 FIGURE_TITLES = {"accuracy": "Accuracy vs thinking tokens", "at_k": "pass@k, maj@k, best@k",
                  "risk_coverage": "Risk-coverage", "training": "Accuracy over checkpoints",
+                 "compute": "Think longer or sample more? Accuracy vs tokens generated per problem",
                  "model_size": "Accuracy by model size"}
 LITERAL_TEXT = {"text.parse_math": False}  # a model named $\foo$ is drawn as written, not parsed as TeX (and failed)
 
@@ -131,14 +133,14 @@ def read_summary(path: Path) -> dict:
 def report_data(runs: Sequence[Run], scheme: str = "default", seed: int = 0) -> dict:
     """Everything the page shows, as plain JSON: headline tables, figures, and the traces."""
     overlaid = len(runs) > 1
-    traces, left_out = _labelled_traces(runs, overlaid)
+    traces, names, left_out = _labelled_traces(runs)
     data: dict = {
         "title": " vs ".join(run.path.name or str(run.path) for run in runs),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "scheme": scheme,
         "runs": [{"path": str(run.path), "kind": run.kind, "rows": len(run.traces), "rollouts": len(run.rollouts),
                   "steps": len(_steps(run.metrics))} for run in runs],
-        "tasks": [], "figures": [], "training": [], "left_out": left_out,
+        "tasks": [], "figures": [], "figure_notes": [], "training": [], "left_out": left_out,
     }
     tasks = _tasks(traces)
     for task in tasks:
@@ -147,8 +149,10 @@ def report_data(runs: Sequence[Run], scheme: str = "default", seed: int = 0) -> 
                               # two training runs: "first -> last" would pair one run's start with the other's end
                               "before_after": [] if _trainings(runs) > 1 else analysis.before_after(task_traces,
                                                                                                      seed=seed),
-                              "comparisons": _comparisons(task_traces, runs, overlaid, seed)})
-        data["figures"] += _sweep_figures(task_traces, task, scheme, seed, several=len(tasks) > 1)
+                              "comparisons": _comparisons(task_traces, runs, names, seed)})
+        figures, notes = _sweep_figures(task_traces, task, scheme, seed, several=len(tasks) > 1)
+        data["figures"] += figures
+        data["figure_notes"] += notes
     for run in runs:
         if run.kind == "training":
             label = run.path.name if overlaid else ""
@@ -159,31 +163,33 @@ def report_data(runs: Sequence[Run], scheme: str = "default", seed: int = 0) -> 
     return data
 
 
-def _labelled_traces(runs: Sequence[Run], overlaid: bool) -> tuple[list[ScoredTrace], list[str]]:
-    """Every run's traces named by series, and a line per run on the damaged lines left out of traces and numbers."""
-    traces, left_out = [], []
-    for run in runs:
-        traces += analysis.label_rows(run.traces, run.path, overlaid)
-        if run.skipped:
-            left_out.append(f"{run.path}: left out of the traces and the numbers: {describe_skipped(run.skipped)}")
-    return traces, left_out
+def _labelled_traces(runs: Sequence[Run]) -> tuple[list[ScoredTrace], list[dict[str, str]], list[str]]:
+    """Every run's traces named by series (``series.label_runs``), per run its models' new names, and a line
+    per run on the damaged lines left out of traces and numbers."""
+    labelled = label_runs([(run.path, run.traces) for run in runs])
+    names = [{old.model: new.model for old, new in zip(run.traces, mine)} for run, mine in zip(runs, labelled)]
+    left_out = [f"{run.path}: left out of the traces and the numbers: {describe_skipped(run.skipped)}"
+                for run in runs if run.skipped]
+    return [trace for mine in labelled for trace in mine], names, left_out
 
 
-def _comparisons(traces: Sequence[ScoredTrace], runs: Sequence[Run], overlaid: bool, seed: int) -> list[list[dict]]:
+def _comparisons(traces: Sequence[ScoredTrace], runs: Sequence[Run], names: Sequence[dict[str, str]],
+                 seed: int) -> list[list[dict]]:
     """What a training run's curves say beyond first -> last, each a ``paired_change`` table.
 
     Per training run with an SFT warm-up: its warm-up curve -> its last (RL's own gain).
     With two training runs or more (``rlcot report RUN CONTROL_RUN``): each run's first
     curve -> its last (in place of the page's first -> last, which would pair one run's
     start with another's end), and each other run's last curve -> the first run's last
-    (the first run's gain over that arm).
+    (the first run's gain over that arm). ``names``: per run, its models' curve labels.
     """
     series = series_of(traces)
     finals, out = [], []
-    for run in (run for run in runs if run.kind == "training"):
-        prefix = f"{run.path.name}: " if overlaid else ""
-        own = [s for s in series if s.label.startswith(prefix)]
-        warm = [s for s in own if s.label == prefix + WARM_UP_LABEL]
+    for run, labels in zip(runs, names):
+        if run.kind != "training":
+            continue
+        own = [s for s in series if s.traces[0].model in labels.values()]
+        warm = [s for s in own if s.label == labels.get(WARM_UP_LABEL)]
         if own:
             finals.append(own[-1])
         if _trainings(runs) > 1 and len(own) > 1:  # each run's own start -> end, as before_after gives one run
@@ -207,16 +213,25 @@ def _task_name(trace: ScoredTrace) -> str:
     return _text(trace.task.get("name", "?")) + (f" (sampled, T={trace.temperature:g})" if trace.temperature else "")
 
 
-def _sweep_figures(traces: list[ScoredTrace], task: str, scheme: str, seed: int, several: bool) -> list[dict]:
-    """``analysis.plot_runs``'s SVGs for one task's traces, each as a data URI."""
+def _sweep_figures(traces: list[ScoredTrace], task: str, scheme: str, seed: int,
+                   several: bool) -> tuple[list[dict], list[str]]:
+    """``analysis.plot_runs``'s SVGs for one task's traces, each as a data URI, and its notes on figures not drawn.
+
+    The think-longer-or-sample-more figure carries what wins where, in words, as its ``note``.
+    """
     with tempfile.TemporaryDirectory() as tmp, matplotlib.rc_context(LITERAL_TEXT):
         summary = analysis.plot_runs(traces, tmp, scheme=scheme, seed=seed)
         figures = []
         for path in map(Path, summary["files"]):
             if path.suffix == ".svg":
                 title = FIGURE_TITLES.get(path.stem, path.stem) + (f" ({task})" if several else "")
-                figures.append({"title": title, "src": _svg_uri(path.read_bytes()), "wide": path.stem == "accuracy"})
-    return figures
+                figures.append({"title": title, "src": _svg_uri(path.read_bytes()),
+                                "wide": path.stem in ("accuracy", "compute")})
+                if path.stem == "compute":
+                    figures[-1]["note"] = [f"{label}, {metric}: {found['says']}"
+                                           for label, by_metric in summary["compute"].items()
+                                           for metric, found in by_metric.items()]
+    return figures, [f"{task}: {note}" if several else note for note in summary["notes"]]
 
 
 def _steps(metrics: Sequence[dict]) -> list[dict]:

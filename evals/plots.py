@@ -12,8 +12,8 @@ matplotlib ``Figure``, the points drawn, how many were skipped) and written by
 ``save_chart``; ``plot_*`` is the two together. Figures are ``matplotlib.figure.Figure``
 objects, never pyplot's: no global figure state and no display, and saving picks Agg.
 All the drawing goes through ``_draw_lines`` (one line per group of points, its CI as
-a band), so the four figures differ only in which points they keep and how they
-label them.
+a band), so the figures differ only in which points they keep and how they label
+them; the think-longer-or-sample-more figure alone draws its own panels.
 
 Choices a reader of the figures should know:
 
@@ -33,6 +33,11 @@ Choices a reader of the figures should know:
   are left out of the figure and its CSV; their count goes under the x label rather
   than into a warning, so the figure says it is incomplete.
 
+- **Think longer or sample more** (``compute_chart``, the math in ``compute``): x is the
+  tokens a (budget, k) costs per problem, not thinking tokens, on the same log2 axis;
+  its panels are one per (series, metric), since one strip of winners per panel reads
+  where overlaid strips would not.
+
 Colours come from tab10 (colour-blind-safe) by series, in order of first appearance,
 so a series keeps its colour across panels; line style tells metrics apart.
 """
@@ -49,6 +54,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator, SymmetricalLogLocator
 
+from . import compute
+from .compute import Segment
 from .points import Point, write_points_csv
 
 
@@ -72,6 +79,9 @@ _PAPER_RC = {
     "svg.fonttype": "none", "svg.hashsalt": "rlcot-plots",
 }
 _TOKENS_LABEL = "thinking tokens spent (mean per trace; log2 axis)"
+_COMPUTE_LABEL = "tokens generated per problem (k × mean per sample; log2 axis)"
+_COMPUTE_METRICS = {"maj@k": "majority vote of k samples (no verifier)", "pass@k": "any of k right (an oracle picks)"}
+_STRATEGY_COLOURS = {compute.THINK: "tab:blue", compute.SAMPLE: "tab:orange", compute.TIE: "0.55"}
 
 # ---------------------------------------------------------------- public figures
 
@@ -96,6 +106,13 @@ def plot_curve(points: Sequence[Point], out_stem: str | Path, xlabel: str, ylabe
                log_x: bool = False, title: str | None = None, lr_changes: Sequence[float] | None = None) -> list[Path]:
     """Any metric vs any x (samples, model size, training step); writes PNG, SVG, CSV."""
     return save_chart(curve_chart(points, xlabel, ylabel, log_x, title, lr_changes), out_stem)
+
+
+def plot_compute(points: Sequence[Point], out_stem: str | Path,
+                 found: Mapping[tuple[str, str], Sequence[Segment]] | None = None,
+                 title: str | None = None) -> list[Path]:
+    """maj@k and pass@k vs tokens per problem over every (budget, k), frontier and winners; writes PNG, SVG, CSV."""
+    return save_chart(compute_chart(points, found, title), out_stem)
 
 
 def plot_panels(points: Sequence[Point], out_stem: str | Path, titles: Mapping[str, str] | None = None,
@@ -226,6 +243,105 @@ def curve_chart(points: Sequence[Point], xlabel: str, ylabel: str, log_x: bool =
     if lr_changes:
         _draw_lr_changes(chart.figure.axes[0], lr_changes)
     return chart
+
+
+def compute_chart(points: Sequence[Point], found: Mapping[tuple[str, str], Sequence[Segment]] | None = None,
+                  title: str | None = None) -> Chart:
+    """Think longer or sample more: accuracy against tokens per problem, a panel per (series, metric).
+
+    ``points`` are ``compute.compute_points``: maj@k and pass@k at every (budget, k), x the
+    tokens the setting costs per problem. Each panel draws the k = 1 points as the "think
+    longer" line (its budgets written beside it), one thin line per budget through k = 2,
+    4, ... ("sample more", darker for a larger budget), the frontier as a step line with
+    its settings ringed, and along the bottom a strip coloured by the winner at each
+    compute level (hatched where the paired CI holds 0). ``found`` maps (series, metric) to
+    its ``compute.segments`` (with their CIs); a panel not in it gets segments without CIs.
+    """
+    drawn, skipped = _finite(_require(points, compute.METRICS, "plot_compute"))
+    panels = list(dict.fromkeys((p.series, p.metric) for p in drawn))
+    if not panels:
+        raise ValueError(f"plot_compute got {skipped} points and none has a finite x and y; "
+                         "check the metric computation")
+    series = list(dict.fromkeys(s for s, _ in panels))
+    metrics = [m for m in compute.METRICS if any(m == metric for _, metric in panels)]
+    with matplotlib.rc_context(_PAPER_RC):
+        figure = Figure(figsize=(0.8 + 5.0 * len(metrics), 0.9 + 3.6 * len(series)), layout="constrained")
+        axes = figure.subplots(len(series), len(metrics), squeeze=False, sharex=True, sharey=True)
+        for row, name in enumerate(series):
+            for column, metric in enumerate(metrics):
+                ax = axes[row][column]
+                mine = [p for p in drawn if (p.series, p.metric) == (name, metric)]
+                ax.yaxis.set_tick_params(labelleft=True)
+                if not mine:
+                    ax.set_axis_off()
+                    continue
+                _draw_compute_panel(ax, mine, (found or {}).get((name, metric)))
+                head = f"{name} · {metric}" if len(series) > 1 else metric
+                ax.set_title(f"{head}: {_COMPUTE_METRICS[metric]}", loc="left", fontsize=9.5)
+                ax.set_ylabel(_measured(f"{metric} accuracy", mine))
+                ax.set_xlabel(_with_skipped(_COMPUTE_LABEL, skipped) if row == len(series) - 1 else "")
+        low, high = axes[0][0].get_ylim()  # shared: room below the data for the winner strip
+        axes[0][0].set_ylim(low - 0.07 * (high - low), high)
+        _compute_legend(figure)
+        if title:
+            figure.suptitle(title)
+    return Chart(figure, tuple(drawn), skipped)
+
+
+def _draw_compute_panel(ax: Axes, points: Sequence[Point], found: Sequence[Segment] | None) -> None:
+    """One (series, metric): the lines, the frontier and the winner strip (what it says is ``compute.describe``)."""
+    settings = compute.settings(points, points[0].metric)
+    think = sorted((p for p in points if p.k == 1), key=lambda p: p.x)
+    budgets = sorted({p.budget for p in points})
+    shades = matplotlib.colormaps["Oranges"]
+    for rank, budget in enumerate(budgets):  # k = 1 starts each line on the think-longer curve
+        line = sorted((p for p in points if p.budget == budget), key=lambda p: p.k)
+        if len(line) > 1:
+            shade = shades(0.45 + 0.5 * rank / max(len(budgets) - 1, 1))
+            ax.plot([p.x for p in line], [p.y for p in line], color=shade, marker="s", markersize=3.5, linewidth=1.0,
+                    zorder=2)
+    if think:
+        colour = _STRATEGY_COLOURS[compute.THINK]
+        ax.plot([p.x for p in think], [p.y for p in think], color=colour, marker="o", markersize=4.5, linewidth=1.8,
+                zorder=3)
+        banded = [p for p in think if p.lo is not None and p.hi is not None]
+        if banded:
+            ax.fill_between([p.x for p in banded], [p.lo for p in banded], [p.hi for p in banded], color=colour,
+                            alpha=0.15, linewidth=0)
+        _annotate_budgets(ax, think, colour, below=False)
+    best = compute.frontier(settings)
+    right = max(s.compute for s in settings)
+    ax.step([s.compute for s in best] + [right], [s.accuracy for s in best] + [best[-1].accuracy], where="post",
+            color="0.1", linewidth=1.1, linestyle="--", zorder=4)
+    ax.plot([s.compute for s in best], [s.accuracy for s in best], linestyle="none", marker="o", markersize=9,
+            markerfacecolor="none", markeredgecolor="0.1", markeredgewidth=1.0, zorder=4)
+    _log2_x(ax)
+    segments = found if found is not None else compute.segments(settings)
+    for segment in segments:
+        end = segment.end if segment.end is not None else right * 1.25
+        ax.axvspan(segment.start, end, ymin=0.0, ymax=0.05, color=_STRATEGY_COLOURS[segment.winner],
+                   alpha=0.75 if segment.clear else 0.3, hatch=None if segment.clear else "////", linewidth=0,
+                   zorder=1)
+
+
+def _compute_legend(figure: Figure) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    shade = matplotlib.colormaps["Oranges"](0.7)
+    handles = [
+        Line2D([], [], color=_STRATEGY_COLOURS[compute.THINK], marker="o", linewidth=1.8,
+               label="think longer: k = 1 at each budget B"),
+        Line2D([], [], color=shade, marker="s", markersize=3.5, linewidth=1.0,
+               label="sample more: k = 1, 2, 4, ... at one B (darker: larger B)"),
+        Line2D([], [], color="0.1", linestyle="--", marker="o", markerfacecolor="none", markersize=8,
+               label="compute-optimal frontier (best at <= these tokens)"),
+        Patch(color=_STRATEGY_COLOURS[compute.THINK], alpha=0.75, label="strip: think longer wins"),
+        Patch(color=_STRATEGY_COLOURS[compute.SAMPLE], alpha=0.75, label="strip: sample more wins"),
+        Patch(color=_STRATEGY_COLOURS[compute.TIE], alpha=0.75, label="strip: equal"),
+        Patch(facecolor="white", edgecolor="0.4", hatch="////", label="hatched: 0 within the paired 95% CI"),
+    ]
+    figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
 
 
 def _single_panel(drawn: list[Point], skipped: int, line_fields: tuple[str, ...], title: str | None, *,

@@ -22,7 +22,8 @@ class Point:
 
     series: str          # a model, checkpoint or run label, e.g. "smollm2-135m" or "step 200"
     metric: str          # "accuracy", "gold_logprob", "pass@k", "maj@k", "risk", "aurc", ...
-    x: float             # mean thinking tokens spent (accuracy, gold_logprob), k (pass@k, maj@k), coverage (risk)
+    x: float             # mean thinking tokens spent (accuracy, gold_logprob), k (pass@k, maj@k), coverage (risk);
+                         # in compute.csv: tokens generated per problem, k x the mean per sample at the budget
     y: float
     lo: float | None = None   # 95% paired bootstrap CI by problem; None when not computed
     hi: float | None = None

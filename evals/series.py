@@ -16,9 +16,15 @@ these are ``rlcot.evals.analysis``'s):
   the model's mean token log-probability, a verifier-free score) for k = 1, 2, 4, ...
   up to the samples drawn (unbiased, exact);
 - with samples > 1, agreement-based confidence and the risk-coverage curve;
+- for think longer or sample more (``rlcot.evals.compute``): the mean tokens generated
+  per sample at each budget, and per-problem pass@k / maj@k so two settings' difference
+  is bootstrapped paired by problem;
 - s1's Control, Scaling and Performance (s1, section 3.2) per series. Control, the share
   of traces whose thinking stayed within the budget, is trivially 1 under forcing; on a
   ``+stated`` curve (forced only at a slack above B) it measures how well the model obeys.
+
+Overlaid runs name their curves with ``label_runs``: by the model, and by the run only
+where two runs swept one model (``run_labels`` says how).
 
 Answer keys for voting are ``(verdict answer, outcome)``: the verifier's reading of
 the answer, kept apart by outcome so two spellings the verifier judged differently
@@ -29,8 +35,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -85,6 +93,47 @@ def series_of(traces: Iterable[ScoredTrace]) -> list[Series]:
     split = {label + suffix: part for label, group in groups.items() for suffix, part in _by_settings(group)}
     ordered = sorted(split.items(), key=lambda item: (item[1][0].step is None, item[1][0].step or 0))
     return [Series(label, tuple(group)) for label, group in ordered]
+
+
+def run_labels(models_by_run: Sequence[tuple[str, Iterable[str]]]) -> list[dict[str, str]]:
+    """Overlaid runs (``rlcot plot RUN_A RUN_B``): per run, each model's curve label, saying each thing once.
+
+    ``models_by_run``: (the run directory as given, the model labels its traces carry).
+    A model swept in one run only keeps its own label: the run's name would repeat it
+    ("smollm2-135m: smollm2-135m") or name the same weights twice ("train@last:
+    train@10"). A model swept in several runs needs the run to tell its curves apart:
+    ``RUN: model``, or ``RUN`` alone where the model is already a word of the run's name
+    (``smollm2-135m-hot``); runs of one name in different folders are named by their path.
+    """
+    runs = [(str(run), list(dict.fromkeys(models))) for run, models in models_by_run]
+    seen: dict[str, int] = defaultdict(int)
+    for _, models in runs:
+        for model in models:
+            seen[model] += 1
+    names = [Path(run).name or run for run, _ in runs]
+    out = []
+    for (run, models), name in zip(runs, names):
+        if names.count(name) > 1:
+            name = run
+        labels = {model: model if seen[model] == 1 else _with_run(name, model) for model in models}
+        clashing = {label for label in labels.values() if list(labels.values()).count(label) > 1}
+        out.append({model: f"{name}: {model}" if label in clashing else label for model, label in labels.items()})
+    return out
+
+
+def _with_run(run: str, model: str) -> str:
+    if run == model or re.search(rf"(?<![A-Za-z0-9]){re.escape(model)}(?![A-Za-z0-9])", run):
+        return run
+    return f"{run}: {model}"
+
+
+def label_runs(runs: Sequence[tuple[str | Path, Sequence[ScoredTrace]]]) -> list[list[ScoredTrace]]:
+    """Each run's traces with their model relabelled by ``run_labels`` (one run: as they are)."""
+    if len(runs) < 2:
+        return [list(traces) for _, traces in runs]
+    labels = run_labels([(str(run), (trace.model for trace in traces)) for run, traces in runs])
+    return [[trace.with_context(model=names[trace.model]) if names[trace.model] != trace.model else trace
+             for trace in traces] for (_, traces), names in zip(runs, labels)]
 
 
 def _by_settings(traces: list[ScoredTrace]) -> list[tuple[str, list[ScoredTrace]]]:
@@ -145,6 +194,36 @@ def per_problem(series: Series, value) -> np.ndarray:
 def spent_tokens(series: Series) -> list[float]:
     """The x-axis: mean thinking tokens actually spent at each budget (s1's)."""
     return [float(np.mean([trace.thinking_tokens for trace in series.at(b)])) for b in series.budgets]
+
+
+def generated_tokens(series: Series) -> dict[int, float]:
+    """Mean tokens the model generated per sample at each budget: thinking plus answer (``compute``'s cost)."""
+    return {b: float(np.mean([trace.thinking_tokens + trace.answer_tokens for trace in series.at(b)]))
+            for b in series.budgets}
+
+
+def at_k_by_problem(series: Series, metric: str, budget: int, k: int) -> np.ndarray:
+    """``metric`` (pass@k, maj@k, best@k) of each problem at ``budget`` in ``series.problems`` order; NaN: absent."""
+    groups = _by_problem(series.at(budget))
+    return np.array([_at_k(metric, groups[p], k) if p in groups else math.nan for p in series.problems])
+
+
+def paired_at_k(series: Series, metric: str, seed: int = 0, n_boot: int = 2000):
+    """``paired(think, sample)`` for ``compute.segments``: the CI of their ``metric`` difference, paired by problem."""
+    tables: dict[tuple[int, int], np.ndarray] = {}  # a setting is in several pairs: its estimates are computed once
+
+    def values(setting) -> np.ndarray:
+        key = (setting.budget, setting.k)
+        if key not in tables:
+            tables[key] = at_k_by_problem(series, metric, *key)
+        return tables[key]
+
+    def paired(think, sample) -> tuple[float, float]:
+        change = intervals.bootstrap_difference(values(sample), values(think), n_boot=n_boot,
+                                                level=CONFIDENCE_LEVEL, seed=seed)
+        return float(change.lo), float(change.hi)
+
+    return paired
 
 
 def curve_points(series: Series, scheme: str, seed: int = 0, n_boot: int = 2000) -> list[Point]:

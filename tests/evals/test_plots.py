@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import replace
@@ -9,10 +10,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from matplotlib.image import imread
+from typer.testing import CliRunner
 
-from rlcot.evals.plots import (accuracy_chart, at_k_chart, panels_chart, plot_accuracy, plot_at_k, plot_curve,
-                               plot_panels, plot_risk_coverage, risk_coverage_chart)
+from rlcot.evals import compute
+from rlcot.evals.plots import (accuracy_chart, at_k_chart, compute_chart, panels_chart, plot_accuracy, plot_at_k,
+                               plot_compute, plot_curve, plot_panels, plot_risk_coverage, risk_coverage_chart)
 from rlcot.evals.points import Point, read_points_csv, write_points_csv
+from rlcot.evals.series import run_labels
+from rlcot.cli import app
+from tests.evals.test_analysis import make_rows
 
 BUDGETS = [0, 16, 32, 64, 128, 256]
 
@@ -33,6 +39,15 @@ def sweep_points(series: str, lift: float = 0.0, gold: bool = True) -> list[Poin
 def at_k_points(series: str) -> list[Point]:
     return [Point(series, metric, k, 0.2 + 0.05 * k + budget / 1000, budget=budget, k=k, n_problems=32, samples=16)
             for metric in ("pass@k", "maj@k") for budget in (64, 256) for k in (1, 2, 4, 8)]
+
+
+def compute_points(series: str, lift: float = 0.0) -> list[Point]:
+    """maj@k and pass@k at budgets 0, 64, 256 and k = 1..8, x the tokens a (budget, k) costs per problem."""
+    tokens = {0: 10.0, 64: 40.0, 256: 160.0}
+    points = [Point(series, metric, float(k), min(1.0, lift + 0.2 + math.log2(tokens[b]) / 40 + bonus * math.log2(k)),
+                    budget=b, k=k, n_problems=32, samples=8)
+              for metric, bonus in (("maj@k", 0.05), ("pass@k", 0.1)) for b in tokens for k in (1, 2, 4, 8)]
+    return compute.compute_points(points, tokens)
 
 
 def risk_points(series: str) -> list[Point]:
@@ -87,6 +102,7 @@ PLOTS = {
     # one budget, so every point is drawn (which budget is kept is tested below)
     "at_k": (plot_at_k, lambda: [p for p in at_k_points("base") + at_k_points("grpo") if p.budget == 256]),
     "risk": (plot_risk_coverage, lambda: risk_points("base") + risk_points("grpo")),
+    "compute": (plot_compute, lambda: compute_points("base") + compute_points("grpo", lift=0.1)),
     # greedy accuracy and mean@4 of the same checkpoints, a panel each (make demo)
     "panels": (plot_panels, lambda: [replace(p, metric=metric) for metric in ("accuracy", "mean@4") for p in
                                      sweep_points("base", gold=False) + sweep_points("grpo", 0.1, gold=False)]),
@@ -252,3 +268,118 @@ def test_panels_draw_one_metric_each_on_one_y_scale_with_a_series_in_one_colour(
 def test_panels_refuse_no_points():
     with pytest.raises(ValueError, match="no points"):
         panels_chart([])
+
+
+# ---------------------------------------------------------------- think longer or sample more
+
+def test_compute_draws_a_panel_per_series_and_metric_on_a_log_token_axis():
+    chart = compute_chart(compute_points("base") + compute_points("grpo", lift=0.1))
+    titles = [ax.get_title(loc="left") for ax in chart.figure.axes]
+    assert [t.split(":")[0] for t in titles] == ["base · maj@k", "base · pass@k", "grpo · maj@k", "grpo · pass@k"]
+    ax = chart.figure.axes[0]
+    assert ax.get_xscale() == "symlog" and ax.get_xlabel() == ""  # the x label once, under the last row
+    assert chart.figure.axes[2].get_xlabel().startswith("tokens generated per problem (k × mean per sample")
+    assert ax.get_ylabel().startswith("maj@k accuracy\n(32 problems × 8 samples")
+    assert "think longer: k = 1 at each budget B" in legend_texts(chart.figure)
+
+
+def test_compute_marks_the_frontier_and_a_strip_segment_per_winner():
+    points = compute_points("base")
+    maj = [p for p in points if p.metric == "maj@k"]
+    found = compute.segments(compute.settings(maj, "maj@k"), lambda a, b: (-0.1, 0.2) if b.k == 2 else (0.01, 0.3))
+    chart = compute_chart(points, {("base", "maj@k"): found})
+    ax = chart.figure.axes[0]
+    frontier = compute.frontier(compute.settings(maj, "maj@k"))
+    (step,) = [line for line in ax.get_lines() if line.get_drawstyle() == "steps-post"]
+    assert list(step.get_xdata()[:-1]) == [s.compute for s in frontier]
+    assert list(step.get_ydata()[:-1]) == [s.accuracy for s in frontier]
+    assert step.get_xdata()[-1] == max(p.x for p in maj)  # drawn on to the costliest setting
+    strips = ax.patches
+    assert len(strips) == len(found) > 1
+    # hatched exactly where the paired interval holds 0
+    assert [bool(strip.get_hatch()) for strip in strips] == [not g.clear for g in found]
+    assert any(g.clear for g in found) and not all(g.clear for g in found)
+    # the k = 1 line is labelled with its budgets, as on the accuracy figure
+    assert sorted(t.get_text() for t in ax.texts) == ["B=0", "B=256", "B=64"]
+
+
+def test_compute_needs_maj_or_pass_points():
+    with pytest.raises(ValueError, match="plot_compute needs points with metric 'maj@k' or 'pass@k'"):
+        compute_chart([Point("a", "accuracy", 1.0, 0.5)])
+
+
+def write_run(path, model: str, samples: int = 2) -> None:
+    """A sweep directory holding ``make_rows``' traces (budgets 0, 16, 64; six problems)."""
+    path.mkdir(parents=True)
+    rows = make_rows(model, lambda p, s, b: (p + s) % 3 < 1 + b // 32, samples=samples)
+    for row in rows:
+        row["answer_tokens"] = 4
+    (path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_rlcot_plot_draws_think_longer_or_sample_more_and_says_who_wins(tmp_path):
+    write_run(tmp_path / "run", "m", samples=4)
+    result = CliRunner().invoke(app, ["plot", str(tmp_path / "run"), "--out", str(tmp_path / "figs")])
+    assert result.exit_code == 0, result.output
+    for ext in ("png", "svg", "csv"):
+        assert (tmp_path / "figs" / f"compute.{ext}").stat().st_size > 0
+    drawn = read_points_csv(tmp_path / "figs" / "compute.csv")
+    # every (budget, k) of both metrics, at k x the mean tokens a sample generated (thinking b // 2 + 4 answering)
+    assert {(p.metric, p.budget, p.k, p.x) for p in drawn} == {
+        (m, b, k, k * (b / 2 + 4)) for m in ("maj@k", "pass@k") for b in (0, 16, 64) for k in (1, 2, 4)}
+    summary = json.loads((tmp_path / "figs" / "summary.json").read_text())
+    maj = summary["compute"]["m"]["maj@k"]
+    assert f"m, maj@k per tokens generated: {maj['says']}" in " ".join(result.output.split())
+    assert maj["frontier"][0] == {"budget": 0, "k": 1, "tokens": 4.0, "accuracy": pytest.approx(1 / 3)}
+    assert maj["frontier"][-1] == {"budget": 64, "k": 1, "tokens": 36.0, "accuracy": 1.0}  # B=64 is always right
+    # at 36 tokens one sample at B=64 beats any vote that costs no more; from 72 on, two votes at B=64 tie it
+    by_start = {segment["from_tokens"]: segment for segment in maj["segments"]}
+    assert by_start[36.0]["winner"] == "think longer" and by_start[36.0]["think"]["budget"] == 64
+    assert by_start[72.0]["winner"] == "tie" and by_start[72.0]["sample"] == {"budget": 64, "k": 2, "tokens": 72.0,
+                                                                                "accuracy": 1.0}
+    assert summary["notes"] == []
+
+
+def test_rlcot_plot_says_when_think_longer_or_sample_more_cannot_be_drawn(tmp_path):
+    write_run(tmp_path / "greedy", "m", samples=1)
+    result = CliRunner().invoke(app, ["plot", str(tmp_path / "greedy"), "--out", str(tmp_path / "figs")])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "figs" / "compute.png").exists()
+    said = " ".join(result.output.split())
+    assert "note: no think-longer-or-sample-more figure for m (3 budgets x 1 sample per row)" in said
+    assert "--samples 8 --temperature 1" in said
+
+
+# ---------------------------------------------------------------- curve labels of overlaid runs
+
+@pytest.mark.parametrize("runs, labels", [
+    # the issue's two cases: the run's name repeated the model, or named the same weights another way
+    ({"smollm2-135m": ["smollm2-135m"], "train@last": ["train@10"]}, [{"smollm2-135m": "smollm2-135m"},
+                                                                     {"train@10": "train@10"}]),
+    # one model in two runs: the run tells the curves apart
+    ({"base": ["m"], "hot": ["m"]}, [{"m": "base: m"}, {"m": "hot: m"}]),
+    # ... said once where the run's name already holds the model as a word
+    ({"sweeps/smollm2-135m": ["smollm2-135m"], "sweeps/smollm2-135m-hot": ["smollm2-135m"]},
+     [{"smollm2-135m": "smollm2-135m"}, {"smollm2-135m": "smollm2-135m-hot"}]),
+    # a model's name inside another word is not that word
+    ({"summary": ["m"], "other": ["m"]}, [{"m": "summary: m"}, {"m": "other: m"}]),
+    # runs of one name in two folders: their paths
+    ({"a/sweep": ["m", "n"], "b/sweep": ["m"]}, [{"m": "a/sweep: m", "n": "n"}, {"m": "b/sweep: m"}]),
+    # two models of one run never merge into one curve named by the run
+    ({"x/m-n": ["m", "n"], "y/z": ["m", "n"]}, [{"m": "m-n: m", "n": "m-n: n"}, {"m": "z: m", "n": "z: n"}]),
+])
+def test_overlaid_runs_name_each_curve_once(runs, labels):
+    assert run_labels(list(runs.items())) == labels
+
+
+def test_rlcot_plot_of_two_runs_labels_each_curve_once(tmp_path):
+    write_run(tmp_path / "smollm2-135m", "smollm2-135m")
+    write_run(tmp_path / "train@last", "train@10")
+    result = CliRunner().invoke(app, ["plot", str(tmp_path / "smollm2-135m"), str(tmp_path / "train@last"),
+                                      "--out", str(tmp_path / "figs")])
+    assert result.exit_code == 0, result.output
+    for figure in ("accuracy", "at_k", "compute"):
+        assert {p.series for p in read_points_csv(tmp_path / "figs" / f"{figure}.csv")} == {"smollm2-135m", "train@10"}
+    assert "smollm2-135m: smollm2-135m" not in result.output and "train@last: train@10" not in result.output
+    legend = legend_texts(accuracy_chart(read_points_csv(tmp_path / "figs" / "accuracy.csv")).figure)
+    assert legend == ["smollm2-135m", "train@10"]

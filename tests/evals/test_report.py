@@ -68,8 +68,13 @@ def test_every_trace_is_kept_once_with_prompts_and_problems_shared(sweep_dir):
     # a capped trace: budget forcing wrote the end of thinking, and the span points at it
     assert capped and all(any("</think>" in t["c"][a:b] for a, b in t["fs"]) for t in capped)
     assert data["tasks"][0]["headline"][0]["B"] == 0
-    assert [f["title"] for f in data["figures"]] == ["Accuracy vs thinking tokens", "pass@k, maj@k, best@k",
-                                                     "Risk-coverage"]
+    assert [f["title"] for f in data["figures"]] == [
+        "Accuracy vs thinking tokens", "pass@k, maj@k, best@k", "Risk-coverage",
+        "Think longer or sample more? Accuracy vs tokens generated per problem"]  # 3 budgets x 2 samples
+    compute = data["figures"][-1]
+    # what wins where, in words, for both ways to pick among k samples
+    assert [line.split(":")[0] for line in compute["note"]] == ["m, maj@k", "m, pass@k"]
+    assert data["figure_notes"] == []
 
 
 def test_forced_spans_are_browser_string_offsets_past_astral_characters(tmp_path):
@@ -202,6 +207,13 @@ def test_the_page_filters_opens_traces_with_forcing_marked_and_draws_grids(brows
     page.wait_for_function("window.rlcotReport && window.rlcotReport.ready")
     assert errors == []
     assert page.locator("#figures img").count() >= 1
+    # think longer or sample more, in words under its figure; the puzzle tasks (one budget, one sample) say why not
+    assert page.locator("#figures figure ul.figure-note li").count() == 2
+    assert page.locator("#figures p.figure-note").count() == 2
+    assert "no think-longer-or-sample-more figure" in page.locator("#figures p.figure-note").first.inner_text()
+    page.locator("#figures ul.figure-note").scroll_into_view_if_needed()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-compute.png"))
 
     everything = page.locator("#trace-table tbody tr").count()
     assert everything == 3 * 2 * 3 + 2
