@@ -13,12 +13,14 @@ with a paired bootstrap CI of the change (``analysis.before_after``).
 
 from __future__ import annotations
 
+import logging
+
 from transformers import TrainerCallback
 
 from rlcot.store import load_traces
 
 from .analysis import before_after, headline
-from .progress import ProgressSink
+from .progress import ProgressSink, SweepBar
 from .sweep import model_loader, run_sweep
 from .sweep_spec import SweepSpec
 
@@ -27,15 +29,17 @@ def sweep_spec(curve, model: str, **changes) -> SweepSpec:
     """The ``SweepSpec`` of a resolved eval curve (``rlcot.train.resolve.EvalCurve``) for ``model``."""
     fields = {name: getattr(curve, name) for name in ("task", "data", "budgets", "samples", "temperature", "seed",
                                                        "limit", "skip", "max_answer_tokens", "dtype",
-                                                       "system_prompt")}
+                                                       "system_prompt", "chat_template_kwargs")}
     return SweepSpec(models=(model,), task_args=dict(curve.task_args), **{**fields, **changes})
 
 
 class EvalCurves(TrainerCallback):
     """The budget curve on held-out rows at the start, every ``eval.every`` steps and the end (the trainer's hook)."""
 
-    def __init__(self, run, tokenizer):
-        self.run, self.tokenizer, self.root = run, tokenizer, run.output_dir / "eval"
+    def __init__(self, run, tokenizer, console=None):
+        """``console``: a rich Console for each curve's bar and line (``SweepBar``), nested under the
+        training's own bar; None: a tqdm bar and a printed line."""
+        self.run, self.tokenizer, self.root, self.console = run, tokenizer, run.output_dir / "eval", console
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         every = self.run.recipe.eval.every
@@ -49,11 +53,16 @@ class EvalCurves(TrainerCallback):
             for curve in self.run.eval_curves:
                 if curve.limit < 1:
                     continue
-                with _EvalBar(f"eval {label}: {curve.key}, {curve.limit} held-out rows x {curve.samples}") as bar:
+                what = f"eval {label}: {curve.key}, {curve.limit} held-out rows x {curve.samples}"
+                with _EvalBar(what) if self.console is None else _CurveBar(self.console, curve.key) as bar:
                     report = run_sweep(sweep_spec(curve, label), self.root / curve.key, progress=bar,
                                        loader=model_loader(model, self.tokenizer), step=step,
                                        run_dir=str(self.root.parent))
-                print(f"eval {label}: {curve.key}: {report.written} traces in {report.seconds:.0f} s", flush=True)
+                done = f"eval {label}: {curve.key}: {report.written} traces in {report.seconds:.0f} s"
+                if self.console is None:
+                    print(done, flush=True)
+                else:
+                    self.console.print(done, highlight=False)
         finally:
             model.train(was_training)
 
@@ -73,6 +82,21 @@ class EvalCurves(TrainerCallback):
             if any(trace.model == WARM_UP_LABEL for trace in traces):
                 found[task_dir.name]["rl_gain"] = before_after(traces, reference=WARM_UP_LABEL)
         return found
+
+
+class _CurveBar(SweepBar):
+    """``SweepBar`` on the training's console, each pass named by its curve: ``eval arith, step 0: budgets [0, 4]``."""
+
+    def __init__(self, console, key: str):
+        super().__init__(console)
+        self.key = key
+
+    def start(self, label: str, total: int) -> None:
+        super().start(f"eval {self.key}, {label}", total)
+
+    def note(self, message: str) -> None:
+        # the sweep's notes ("arith: 2 rows ... after the first 8"), every curve at every point: the run's log file
+        logging.getLogger("rlcot.evals").info("eval %s: %s", self.key, message)
 
 
 class _EvalBar(ProgressSink):

@@ -14,7 +14,9 @@ Three stages, in order, each writing under ``out``:
    (``DEMO_OVERRIDES``). The trainer draws the six curves itself (``rlcot.evals.training.EvalCurves``):
    at step 0, after the warm-up (``WARM_UP_LABEL``) and at the end, into
    ``train/eval/chain`` (greedy) and ``train/eval/chain-sampled`` (mean@4), labelled
-   ``step 0``, ``after SFT warm-up`` and ``step 10``;
+   ``step 0``, ``after SFT warm-up`` and ``step 10``. The console shows a bar per stage
+   and a line per logged step; TRL's raw log dicts and the libraries' logs go to
+   ``train/train.log`` (``rlcot.train.trainer.train_run``);
 2. ``plots``: ``plots/accuracy.png`` (and ``.svg``, ``.csv``), accuracy against thinking
    tokens with the three points as three curves, the mean@4 panel beside the greedy one
    on one y scale (``rlcot.evals.plots.plot_panels``);
@@ -145,7 +147,8 @@ def plan_demo(out: Path = Path("demo"), model: str | None = None, recipe: Path =
 
     from .train.checks import check_recipe
     from .train.recipe import load_recipe
-    from .train.resolve import quiet_checkpointing_warnings, resolve_run
+    from .quiet import checkpointing_alias_warnings
+    from .train.resolve import resolve_run
 
     out, recipe = Path(out), Path(recipe)
     if out.exists() and not out.is_dir():
@@ -174,7 +177,7 @@ def plan_demo(out: Path = Path("demo"), model: str | None = None, recipe: Path =
         raise ValueError("eval.sampled=0 draws no mean@k curve, half of the demo's story; set eval.sampled=4")
     if not mix.eval_size:
         raise ValueError("tasks.0.eval_size=0 holds no rows out, so there are no curves; set it to 32")
-    with quiet_checkpointing_warnings():  # TRL checks the grpo: block now, before any work
+    with checkpointing_alias_warnings():  # TRL checks the grpo: block now, before any work
         run = resolve_run(base, device, base.output_dir)
     for curve in run.eval_curves:  # what the trainer builds at step 0, after loading the model: checked now
         sweep_spec(curve, base.model)
@@ -225,11 +228,13 @@ def run_demo(out: Path = Path("demo"), console=None, *, model: str | None = None
 
 
 def _train(plan: DemoPlan, console) -> dict:
+    from functools import partial
+
     from rlcot.evals.training import EvalCurves
 
+    from .quiet import checkpointing_alias_warnings
     from .runinfo import SFT_MODEL_DIR, checkpoint_step, is_saved_model, last_checkpoint
     from .train.preflight import preflight
-    from .train.resolve import quiet_checkpointing_warnings
     from .train.trainer import train_run
 
     recipe, out_dir = plan.recipe, plan.run.output_dir
@@ -252,8 +257,10 @@ def _train(plan: DemoPlan, console) -> dict:
     else:
         state, note, resume = "from the start", "no warm-up or checkpoint there yet", False
     console.print(f"training: {note}", highlight=False)
-    with quiet_checkpointing_warnings():  # TRL's and SFT's configs use transformers 5's deprecated name
-        train_run(plan.run, preflight(recipe, out_dir, resume), evals=EvalCurves)
+    with checkpointing_alias_warnings():  # TRL's and SFT's configs use transformers 5's deprecated name
+        # a bar per stage and a line per logged step on the demo's console; the libraries' logs to train/train.log
+        train_run(plan.run, preflight(recipe, out_dir, resume), evals=partial(EvalCurves, console=console),
+                  console=console)
     return {"skipped": False, "state": state}
 
 

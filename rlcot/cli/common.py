@@ -68,11 +68,15 @@ def command(**options):
     ``ValueError`` (our checks; ``UnicodeDecodeError`` too) and ``OSError`` (a read-only
     mount, a full disk, a file where a directory belongs: ``rlcot.files.os_error_line``)
     print one line and exit 2. A closed pipe (``rlcot score ... | head``) exits quietly.
+    Library warnings that say nothing to a user (``rlcot.quiet.NOISE``) are filtered here, for every command.
     """
 
     def register(function):
         @functools.wraps(function)
         def guarded(*args, **kwargs):
+            from ..quiet import filter_noise
+
+            filter_noise()
             try:
                 return function(*args, **kwargs)
             except BrokenPipeError:
@@ -101,13 +105,13 @@ def _progress() -> Progress:
     )
 
 
-def _task_options(pairs: list[str]) -> dict:
+def _task_options(pairs: list[str], flag: str = "--task-arg", example: str = "unanswerable=0.2") -> dict:
     """``["size=9", "difficulty=hard"]`` -> ``{"size": 9, "difficulty": "hard"}`` (JSON values, else strings)."""
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--task-arg {pair!r} is not KEY=VALUE; e.g. --task-arg unanswerable=0.2")
+            raise ValueError(f"{flag} {pair!r} is not KEY=VALUE; e.g. {flag} {example}")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:

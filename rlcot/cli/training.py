@@ -21,7 +21,7 @@ from .common import _fail, command, console, errors
 
 @command()
 def models() -> None:
-    """List the built-in models: parameters, licence, where the weights come from, cache state."""
+    """List the built-in models (parameters, licence, where the weights come from, cache state), and how to use others."""
     from ..builtin_models import BUILTIN_MODELS, DEFAULT_MODEL, cached_path, is_cached
 
     table = Table(title="built-in models")
@@ -32,6 +32,9 @@ def models() -> None:
         cached = str(cached_path(spec.name)) if is_cached(spec.name) else "no (converted on first load, ~30 s)"
         table.add_row(name, f"{spec.parameters / 1e6:.0f}M", spec.licence, spec.source(), cached)
     console.print(table)
+    console.print("any other causal LM: pass its local directory (config.json, weights, tokenizer) or a hub id "
+                  "(owner/name) as --model, or a recipe's model:; see \"Your own model\" in the README",
+                  highlight=False)
 
 
 @command()
@@ -86,16 +89,18 @@ def train(
     if dry_run:
         _dry_run(run)
         return
+    from functools import partial
+
     from rlcot.evals.training import EvalCurves
 
     from ..train.trainer import train_run
 
-    try:
-        summary = train_run(run, start, evals=EvalCurves)
+    try:  # a bar per stage and a line per logged step here; the libraries' logs to the run's train.log
+        summary = train_run(run, start, evals=partial(EvalCurves, console=console), console=console)
     except ValueError as err:
         _fail(str(err))
     _print_training_summary(summary)
-    console.print(f"run directory: {run.output_dir} (metrics.jsonl, rollouts.jsonl, checkpoints, "
+    console.print(f"run directory: {run.output_dir} (metrics.jsonl, rollouts.jsonl, train.log, checkpoints, "
                   f"summary.json; eval curves: rlcot plot {run.output_dir}/eval/<task> and <task>-sampled)")
 
 

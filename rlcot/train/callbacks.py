@@ -5,7 +5,18 @@
 - ``RunStart`` writes ``run.json`` and drops the log lines after the step a resume
   starts from, once TRL has loaded the checkpoint: a resume that fails leaves the
   run directory as it was;
-- ``NoEvals`` is the eval hook of a run that draws no eval curves.
+- ``NoEvals`` is the eval hook of a run that draws no eval curves;
+- ``StepLines`` is what a stage (the SFT warm-up, GRPO) shows on the terminal: one rich
+  bar over its steps and one line per logged step (``step_line``). ``show_steps`` puts it
+  in place of transformers' ``ProgressCallback``/``PrinterCallback``, which print TRL's
+  raw log dicts (some forty keys a step) beside a tqdm bar; those dicts go to the run's
+  log file instead (the ``rlcot.train`` logger, which ``rlcot.quiet.library_logs_to``
+  sends there), and ``metrics.jsonl`` keeps every value.
+
+What ``metrics.jsonl`` holds is TRL's log dict itself, so every ``report_to`` integration
+(tensorboard, trackio, wandb) sees the same keys: the outcome rates and thinking tokens
+reach that dict through the reward functions' ``log_metric`` (``rlcot.train.rewards``),
+which TRL averages into each step's log before any callback runs.
 
 The run's logs (``metrics.jsonl``, ``rollouts.jsonl``) are append-only, one JSON object
 with its ``step`` a line. A run killed mid-write may leave a torn last line, which is
@@ -16,6 +27,8 @@ found by ``check_run_logs`` (from ``rlcot.train.preflight``) before the model lo
 from __future__ import annotations
 
 import json
+import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -26,6 +39,13 @@ from ..runinfo import ROLLOUTS
 
 if TYPE_CHECKING:
     from .resolve import ResolvedRun
+
+LOG = logging.getLogger("rlcot.train")  # TRL's raw log dicts: the run's log file (rlcot.quiet.library_logs_to)
+# (log key, its name on a step line, format), in the order a line shows them; a key a stage does not log is left out
+STEP_LINE = (("reward", "reward", "{:+.3f}"), ("outcomes/correct", "correct", "{:.2f}"),
+             ("thinking/mean_tokens", "thinking", "{:.1f} tok"), ("thinking/cap_rate", "capped", "{:.2f}"),
+             ("mean_token_accuracy", "token accuracy", "{:.3f}"), ("loss", "loss", "{:.4g}"),
+             ("learning_rate", "lr", "{:.2g}"))
 
 
 class RunLog(TrainerCallback):
@@ -74,6 +94,77 @@ def _warn(message: str) -> None:
     print(f"\n!! WARNING: {message}", file=sys.stderr, flush=True)
 
 
+def step_line(stage: str, step: int, max_steps: int, logs: dict, seconds: float | None) -> str:
+    """One logged step in a line: ``GRPO step 3/10: reward +0.250, correct 0.25, thinking 6.0 tok, ..., 1.2 s/step``."""
+    parts = [f"{name} {template.format(logs[key])}" for key, name, template in STEP_LINE
+             if isinstance(logs.get(key), (int, float)) and not isinstance(logs.get(key), bool)]
+    if seconds is not None:
+        parts.append(f"{seconds:.1f} s/step")
+    return f"{stage} step {step}/{max_steps}: " + ", ".join(parts)
+
+
+class StepLines(TrainerCallback):
+    """A stage on the terminal: a rich bar over its steps, a line per logged step; TRL's dicts to the log file.
+
+    ``close()`` stops the bar: call it where the training may end without ``on_train_end``
+    (an exception, Ctrl-C), or the terminal keeps a live display that captures its output.
+    """
+
+    def __init__(self, stage: str, console):
+        self.stage, self.console = stage, console
+        self.progress = self.job = None
+        self.since, self.since_step = 0.0, 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+
+        self.close()
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=self.console)
+        self.job = self.progress.add_task(f"{self.stage} steps", total=state.max_steps, completed=state.global_step)
+        self.progress.start()
+        self.since, self.since_step = time.perf_counter(), state.global_step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.update(self.job, completed=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or not state.is_world_process_zero:
+            return
+        LOG.info("%s step %d: %s", self.stage, state.global_step, logs)
+        if "loss" not in logs:  # the end-of-training totals (train_runtime, train_loss): the log file has them
+            return
+        now, steps = time.perf_counter(), state.global_step - self.since_step
+        seconds = (now - self.since) / steps if steps > 0 else None
+        self.since, self.since_step = now, state.global_step
+        self.console.print(step_line(self.stage, state.global_step, state.max_steps, logs, seconds), highlight=False,
+                           soft_wrap=True)  # one line, however narrow the terminal: a log reads line by line
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.close()
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def show_steps(trainer, stage: str, console) -> StepLines:
+    """``trainer`` shows its steps as ``StepLines`` on ``console`` instead of transformers' bar and printed dicts."""
+    from transformers import PrinterCallback, ProgressCallback
+    from transformers.trainer import DEFAULT_PROGRESS_CALLBACK  # a notebook's own bar
+
+    for printer in (ProgressCallback, PrinterCallback, DEFAULT_PROGRESS_CALLBACK):
+        trainer.remove_callback(printer)
+    lines = StepLines(stage, console)
+    trainer.add_callback(lines)
+    return lines
+
+
 class NoEvals(TrainerCallback):
     """The eval hook of a run that draws no eval curves."""
 
@@ -103,6 +194,8 @@ class RunStart(TrainerCallback):
             _forget_after(self.output_dir, self.step)
 
 
+TRAIN_LOG = "train.log"  # the libraries' logs and TRL's raw log dicts (rlcot.quiet.library_logs_to)
+TENSORBOARD_DIR = "tensorboard"  # grpo.report_to: tensorboard writes its event files here
 RUN_LOGS = ("metrics.jsonl", ROLLOUTS)  # append-only, one JSON object with its "step" a line
 _LOG_LINE = "a log line with a whole-number step"
 _LOG_FIX = "the run's logs are damaged: delete the line, or drop --resume and start afresh"

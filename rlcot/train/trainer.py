@@ -17,7 +17,13 @@ LoRA config, the rollouts' budget, the eval curves):
   TRL's own vLLM generation, which knows nothing of budgets: the cap is then only TRL's
   ``max_completion_length`` (cap-only, and no answer cue is forced);
 - callbacks (``rlcot.train.callbacks``): every log line to ``metrics.jsonl``, and loud
-  warnings for runs that cannot learn.
+  warnings for runs that cannot learn; on the terminal, a bar per stage and a line per
+  logged step (``StepLines``) instead of transformers' printed dicts;
+- where people read logs: TRL's ``report_to`` integrations get the same log dict as
+  ``metrics.jsonl`` (outcome rates and thinking tokens included), tensorboard's event
+  files go to ``RUN/tensorboard`` (``TENSORBOARD_DIR``; ``TENSORBOARD_LOGGING_DIR`` still
+  wins), and the libraries' logs, TRL's raw dicts among them, to ``RUN/train.log``
+  (``rlcot.quiet.library_logs_to``).
 
 The run directory holds ``run.json`` (the resolved recipe, TRL's arguments and the
 library versions), TRL's ``checkpoint-N`` directories, ``metrics.jsonl``,
@@ -35,12 +41,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..jsonl import complete_rows
+from ..quiet import checkpointing_alias_warnings, library_logs_to
 from ..records import ScoredTrace, Scorer
 from ..runinfo import ROLLOUTS, SFT_MODEL_DIR
 from ..thinking import ThinkingProtocol
-from .callbacks import NoEvals, RunLog, RunStart
+from .callbacks import TENSORBOARD_DIR, TRAIN_LOG, NoEvals, RunLog, RunStart, show_steps
 from .data import TrainingData, build_data, sft_examples
-from .resolve import WARM_UP_LABEL, ResolvedRun, quiet_checkpointing_warnings, resolve_run
+from .resolve import WARM_UP_LABEL, ResolvedRun, resolve_run
 from .rollout import BudgetForcedRollout
 
 if TYPE_CHECKING:
@@ -82,10 +89,25 @@ def build_trainer(run: ResolvedRun, model, tokenizer, protocol: ThinkingProtocol
                                       copy_policy=run.device.startswith("cpu"))  # sampling_copy: measured on CPU
     # rollout_func is marked experimental in TRL; the pinned TRL (1.16) is the one this was built and tested on
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    return GRPOTrainer(model=model, reward_funcs=functions, args=run.grpo,
-                       train_dataset=Dataset.from_list(data.train_rows), processing_class=tokenizer,
-                       peft_config=_fresh(run.lora), rollout_func=rollout,
-                       callbacks=list(callbacks) if callbacks is not None else [RunLog(run.output_dir)])
+    trainer = GRPOTrainer(model=model, reward_funcs=functions, args=run.grpo,
+                          train_dataset=Dataset.from_list(data.train_rows), processing_class=tokenizer,
+                          peft_config=_fresh(run.lora), rollout_func=rollout,
+                          callbacks=list(callbacks) if callbacks is not None else [RunLog(run.output_dir)])
+    _tensorboard_into(trainer, run.output_dir / TENSORBOARD_DIR)
+    return trainer
+
+
+def _tensorboard_into(trainer, logging_dir: Path) -> None:
+    """tensorboard's event files into ``logging_dir`` rather than transformers' ``RUN/runs/<date>_<host>``.
+
+    transformers 5 has no ``logging_dir`` argument: its callback reads ``TENSORBOARD_LOGGING_DIR``
+    when built, and a user who sets that variable keeps it.
+    """
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
+            callback.logging_dir = str(logging_dir)
 
 
 def _fresh(lora):
@@ -119,7 +141,7 @@ def _judge(data: TrainingData, protocol: ThinkingProtocol) -> Callable:
 
 
 def run_training(recipe, output_dir: str | Path | None = None, resume: bool = False, device: str | None = None,
-                 warn: Callable[[str], None] | None = None, evals: Callable | None = None) -> dict:
+                 warn: Callable[[str], None] | None = None, evals: Callable | None = None, console=None) -> dict:
     """Check, resolve and train ``recipe`` into ``output_dir`` (default: the recipe's): ``train_run`` on it.
 
     Everything that can be checked without the model is checked first (``preflight``),
@@ -128,12 +150,16 @@ def run_training(recipe, output_dir: str | Path | None = None, resume: bool = Fa
     from .preflight import preflight
 
     start = preflight(recipe, output_dir, resume)
-    return train_run(resolve_run(recipe, device, output_dir), start, warn, evals)
+    return train_run(resolve_run(recipe, device, output_dir), start, warn, evals, console)
 
 
 def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable[[str], None] | None = None,
-              evals: Callable | None = None) -> dict:
+              evals: Callable | None = None, console=None) -> dict:
     """Train a resolved run: budget curves before and after, TRL's loop, a summary.
+
+    ``console`` (a rich Console; default: stderr) shows a bar per stage and a line per
+    logged step, and ``warn`` (default: a line on it) each sign of a run that cannot learn;
+    the libraries' own logs and bars go to ``RUN/train.log`` (``rlcot.quiet.library_logs_to``).
 
     ``evals(run, tokenizer)`` builds the hook that draws the run's eval curves: a
     ``TrainerCallback`` with ``curve(model, label, step)`` and ``summary()``. The entry
@@ -145,6 +171,24 @@ def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable
     rewritten only once TRL has loaded the checkpoint (``RunStart``): a resume that
     fails leaves the directory as it was.
     """
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    if warn is None:
+        def warn(message: str) -> None:
+            console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+
+    from ..models import check_model
+
+    check_model(start.policy if start else run.recipe.model)  # a hub id that cannot be fetched: one line, no run dir
+    run.output_dir.mkdir(parents=True, exist_ok=True)
+    with library_logs_to(run.output_dir / TRAIN_LOG):
+        return _train_run(run, start, warn, evals, console)
+
+
+def _train_run(run: ResolvedRun, start: ResumePoint | None, warn: Callable[[str], None], evals: Callable | None,
+               console) -> dict:
+    """``train_run``'s body, with the libraries' logs already going to the run's log file."""
     import torch
 
     from ..models import load_policy
@@ -152,7 +196,6 @@ def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable
 
     recipe, output_dir, device, resume = run.recipe, run.output_dir, run.device, start is not None
     checkpoint, sft_dir = (start.checkpoint if start else None), output_dir / SFT_MODEL_DIR
-    output_dir.mkdir(parents=True, exist_ok=True)
     if checkpoint is not None and 0 < run.grpo.max_steps <= start.step:
         return finish_from(run, checkpoint, start.step, evals)
     model, tokenizer = load_policy(start.policy if start else recipe.model, device=device,
@@ -165,7 +208,7 @@ def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable
     if not resume and main:
         evals.curve(model, "step 0", step=0)  # the policy before any training, SFT warm-up included
     if recipe.sft_warmup is not None and not resume:
-        model = sft_warmup(run, model, tokenizer, data)
+        model = sft_warmup(run, model, tokenizer, data, console)
         if main:
             sft_dir.mkdir(parents=True, exist_ok=True)
             model.save_pretrained(sft_dir)
@@ -177,9 +220,13 @@ def train_run(run: ResolvedRun, start: ResumePoint | None = None, warn: Callable
         # so `rlcot sweep RUN_DIR` merges each checkpoint into the warmed-up model, not the original
         model.name_or_path = model.config._name_or_path = str(sft_dir.resolve())
     begin = RunStart(output_dir, run_info(run.record()), start.step if start else 0)
-    with quiet_checkpointing_warnings():
+    with checkpointing_alias_warnings():  # TRL toggles it around every rollout; a recipe's own key warned in resolve
         trainer = build_trainer(run, model, tokenizer, protocol, data, callbacks=[begin, log, evals])
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+        steps = show_steps(trainer, "GRPO", console)
+        try:
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+        finally:  # a failed or interrupted run gives the terminal back
+            steps.close()
     trainer.save_model(str(output_dir))
     trainer.save_state()  # trainer_state.json beside the final weights: their step, the LR schedule
     if not trainer.accelerator.is_main_process:
@@ -211,7 +258,7 @@ def finish_from(run: ResolvedRun, checkpoint: Path, step: int, evals: Callable |
     output_dir = run.output_dir
     if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch, one process evaluates and writes
         return {"steps": step, "start": {}, "end": {}, "warnings": [], "eval": {}}
-    with quiet_checkpointing_warnings():  # PEFT's merge asks the deprecated is_gradient_checkpointing
+    with checkpointing_alias_warnings():  # PEFT's merge asks the deprecated is_gradient_checkpointing
         model, tokenizer = load_policy(str(checkpoint), device=run.device,
                                        dtype=torch.float32 if run.device == "cpu" else "auto")
     hook = (evals or NoEvals)(run, tokenizer)
@@ -225,7 +272,7 @@ def finish_from(run: ResolvedRun, checkpoint: Path, step: int, evals: Callable |
     return summary
 
 
-def sft_warmup(run: ResolvedRun, model, tokenizer, data: TrainingData):
+def sft_warmup(run: ResolvedRun, model, tokenizer, data: TrainingData, console=None):
     """A short TRL SFT pass on the answer format, for a policy too weak to earn any GRPO reward.
 
     Each training prompt is paired with the task's worked thought (``Task.worked_thought``:
@@ -235,7 +282,8 @@ def sft_warmup(run: ResolvedRun, model, tokenizer, data: TrainingData):
     asks for, though it must still do the sums itself; GRPO then has reward variance
     to learn from. A bare closing alone was tried first: it taught the default model to
     skip thinking (about 9 thinking tokens) and held-out accuracy stayed at 0.03. With ``peft`` the warm-up trains an
-    adapter of the same shape and merges it, and GRPO starts a fresh one on top.
+    adapter of the same shape and merges it, and GRPO starts a fresh one on top. ``console``
+    shows its bar and a line per step (``StepLines``); None keeps transformers' own.
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -250,9 +298,17 @@ def sft_warmup(run: ResolvedRun, model, tokenizer, data: TrainingData):
     # GRPO's precision (on a CPU the probe's or the recipe's choice): accelerate keeps one
     # mixed-precision state per process, so a warm-up in another one fails GRPO's trainer after it
     defaults["bf16"], defaults["fp16"] = bool(run.grpo.bf16), bool(run.grpo.fp16)
-    trainer = SFTTrainer(model=model, args=SFTConfig(**{**defaults, **options}), processing_class=tokenizer,
-                         train_dataset=Dataset.from_list(examples), peft_config=_fresh(run.lora))
-    trainer.train()
+    with checkpointing_alias_warnings("gradient_checkpointing" not in options):  # TRL's default, not the user's
+        config = SFTConfig(**{**defaults, **options})
+    with checkpointing_alias_warnings():
+        trainer = SFTTrainer(model=model, args=config, processing_class=tokenizer,
+                             train_dataset=Dataset.from_list(examples), peft_config=_fresh(run.lora))
+        shown = show_steps(trainer, "SFT warm-up", console) if console is not None else None
+        try:
+            trainer.train()
+        finally:
+            if shown is not None:
+                shown.close()
     tuned = trainer.model
     return tuned.merge_and_unload() if hasattr(tuned, "merge_and_unload") else tuned
 

@@ -1,0 +1,101 @@
+"""Logs where people read them: ``grpo.report_to`` tensorboard and trackio get the run's outcome rates.
+
+One one-step run through ``rlcot train`` in a subprocess (trackio reads its store's
+location, ``TRACKIO_DIR``, once on import, so a test points it at ``tmp_path`` through the
+environment) on a machine made offline (``OFFLINE``: every socket connection refused and
+recorded), then each store read back with its own reader: tensorboard's
+``EventAccumulator`` and trackio's SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from rlcot.train.resolve import resolve_run
+from tests.train.test_processes import ENV, write_recipe
+from tests.train.test_trainer import recipe_for
+
+# a sitecustomize for the subprocess: no connection leaves it, and each one tried is written down
+OFFLINE = """
+import os, socket
+
+def refuse(self, address):
+    with open(os.environ["TRIED_CONNECTIONS"], "a") as tried:
+        tried.write(f"{address}\\n")
+    raise OSError("offline")
+
+socket.socket.connect = refuse
+"""
+# what the reward functions log through log_metric (rlcot.train.rewards.outcome_metrics)
+OURS = ("outcomes/correct", "outcomes/wrong", "outcomes/unparsed", "score/mean", "thinking/mean_tokens",
+        "thinking/cap_rate")
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory, tiny_dir):
+    """A one-step run reporting to tensorboard and trackio, offline: run directory, trackio's store, its output,
+    and the file of the connections it tried."""
+    root = tmp_path_factory.mktemp("reported")
+    out, store = root / "run", root / "trackio"
+    recipe = write_recipe(root / "recipe.yaml", tiny_dir, out, max_steps=1, report_to=["tensorboard", "trackio"])
+    (root / "site").mkdir()
+    (root / "site" / "sitecustomize.py").write_text(OFFLINE)
+    env = {**ENV, "TRACKIO_DIR": str(store), "OMP_NUM_THREADS": "1", "TRIED_CONNECTIONS": str(root / "tried"),
+           "PYTHONPATH": os.pathsep.join([str(root / "site"), ENV["PYTHONPATH"]])}
+    env.pop("HF_HUB_OFFLINE", None)  # trackio itself must stay local, not be told to
+    done = subprocess.run([sys.executable, "-m", "rlcot", "train", str(recipe), "--device", "cpu"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, store, done.stdout + done.stderr, root / "tried"
+
+
+def logged_step(out) -> dict:
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    (step,) = [line for line in steps if "reward" in line]
+    assert all(key in step for key in OURS)
+    return step
+
+
+def test_tensorboard_holds_the_outcome_rates_and_thinking_tokens_of_metrics_jsonl_in_the_run_directory(reported):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, _, text, _ = reported
+    step = logged_step(out)
+    events = EventAccumulator(str(out / "tensorboard"))  # RUN/tensorboard, not transformers' RUN/runs/<date>_<host>
+    events.Reload()
+    for key in OURS:
+        (scalar,) = events.Scalars(f"train/{key}")  # transformers' TensorBoardCallback prefixes train/
+        assert (scalar.step, scalar.value) == (1, pytest.approx(step[key], rel=1e-6))  # stored as float32
+    assert f"event files in {out / 'tensorboard'}" in text  # the run's notes say where
+
+
+def test_trackio_logs_locally_offline_under_project_rlcot_named_by_the_run_directory(reported):
+    out, store, _, tried = reported
+    assert not tried.exists()  # not one connection tried: no Space, no hub, no version check
+    step = logged_step(out)
+    with sqlite3.connect(store / "rlcot.db") as db:  # trackio's local store: one SQLite file per project
+        rows = db.execute("select run_name, metrics from metrics").fetchall()
+    logged = [(name, json.loads(metrics)) for name, metrics in rows]
+    found = [(name, metrics) for name, metrics in logged if "train/outcomes/correct" in metrics]
+    assert [name for name, _ in found] == [str(out.resolve())]
+    metrics = found[0][1]
+    assert metrics["train/global_step"] == 1
+    assert {key: metrics[f"train/{key}"] for key in OURS} == pytest.approx({key: step[key] for key in OURS})
+
+
+def test_report_to_a_tracker_that_is_not_installed_is_a_one_line_error_naming_the_extra(tmp_path, tiny_dir,
+                                                                                         monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trackio" else real(name, *a))
+    recipe = recipe_for(tiny_dir, tmp_path)
+    with pytest.raises(ValueError, match=r"grpo.report_to=trackio needs the trackio package.*rlcot\[logging\]"):
+        resolve_run(replace(recipe, grpo={**recipe.grpo, "report_to": ["trackio"]}), device="cpu")
