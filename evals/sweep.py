@@ -22,9 +22,9 @@ at B, delimiter, cue)``, the gold continuation (``Task.gold_continuation``: ``42
 so it costs ~20 fed tokens per budget and no prefill.
 
 This module is the run: it resolves the dtype, the settings and the prompts' system
-message (a training run's own: ``sweep_spec.sweep_protocol``), refuses a directory whose
-rows were swept otherwise, and writes only the keys that are missing, a (row, sample) at
-a time; how traces are keyed, stored, read back and rescored is ``rlcot.store``.
+message and chat template options (a training run's own: ``sweep_spec.sweep_protocol``),
+refuses a directory whose rows were swept otherwise, and writes only the keys that are
+missing, a (row, sample) at a time; how traces are keyed, stored, read back and rescored is ``rlcot.store``.
 """
 
 from __future__ import annotations
@@ -82,24 +82,27 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
     (``check_settings``), and that no other run writes this shard (``rlcot.jsonl.exclusive``).
     """
     from rlcot.jsonl import describe_skipped
+    from rlcot.generation.openai import served_fingerprint
     from rlcot.models import fingerprint
     from rlcot.records import resolve_scheme
-    from rlcot.row_checks import check_rows
+    from rlcot.row_checks import usable_rows
     from rlcot.tasks import get_task
 
     progress = progress or ProgressSink()
     out_dir = Path(out_dir)
     task = get_task(spec.task, data=spec.data, **spec.task_args)
-    rows = task.rows(spec.skip + spec.limit, seed=spec.seed)[spec.skip :]
+    limit = spec.row_limit(task)  # None: every row of a file-backed task
+    rows = task.rows(None if limit is None else spec.skip + limit, seed=spec.seed)[spec.skip :]
     refs = expand_models(spec.models)
     protocol, protocol_notes = sweep_protocol(spec, refs)  # a trained model is asked as it was trained
-    check_rows(task, rows, protocol)  # a row that cannot be scored is named now, not after generating
+    # a row that cannot be scored (a gold that cannot be read) is left out and named now, not after generating
+    rows, left_out = usable_rows(task, rows, protocol)
     store = TraceStore(out_dir, shard)
     before = store.stored([])  # read once before the lock: the dtype and the settings check use it
     dtype = resolve_sweep_dtype(spec, before)
     # what every trace stores of these (_with_context), and what the traces already in out_dir must match
     settings = {"task": task.spec(), "temperature": spec.temperature, "top_p": spec.top_p, "sweep_seed": spec.seed,
-                "protocol": asdict(protocol), "max_answer_tokens": spec.max_answer_tokens or task.max_answer_tokens,
+                "protocol": protocol.to_dict(), "max_answer_tokens": spec.max_answer_tokens or task.max_answer_tokens,
                 "backend": spec.backend, "dtype": dtype.name, "scheme": resolve_scheme(spec.scheme)[0]}
     if loader is None and spec.backend == "hf":  # a missing or broken model directory: said before any work
         from rlcot.models import check_model
@@ -107,16 +110,23 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
         for ref in refs:
             check_model(ref.path)
     check_settings(out_dir, before, settings)  # read-only: a refused run leaves no trace
-    report = SweepReport(notes=protocol_notes)
+    report = SweepReport(notes=protocol_notes + [f"left out, cannot be scored: {line}" for line in left_out])
+    progress.note(f"{spec.task}: {len(rows) + len(left_out)} rows"
+                  + (" (all of them)" if limit is None else f" (--limit {limit})")
+                  + (f" after the first {spec.skip}" if spec.skip else "")
+                  + (f"; {len(left_out)} left out as they cannot be scored (listed at the end), {len(rows)} swept"
+                     if left_out else ""))
     with store.writing("rlcot sweep", settings) as writer:
         if writer.skipped:
             report.notes.append(f"{describe_skipped(writer.skipped)} (the traces they held count as missing)")
         started = time.perf_counter()
-        write_run_info(out_dir, shard, {**asdict(spec), "task_spec": task.spec()})
+        write_run_info(out_dir, shard, {**asdict(spec), "task_spec": task.spec(), "rows": len(rows),
+                                        "rows_left_out": left_out})
         for ref in refs:
             if step is not None:
                 ref = replace(ref, step=step, run_dir=run_dir)
-            context = _ModelContext(spec, ref, task, protocol, fingerprint(ref.path), dtype.name)
+            weights = served_fingerprint(ref.path) if spec.backend == "openai" else fingerprint(ref.path)
+            context = _ModelContext(spec, ref, task, protocol, weights, dtype.name)
             _sweep_model(context, dtype, rows, shard, writer, loader, progress, report)
         report.seconds = time.perf_counter() - started
     return report
@@ -165,7 +175,7 @@ class _ModelContext:
         spec = self.spec
         return content_key({
             "weights": self.weights, "task": self.task.spec(), "row": row, "sample": sample, "seed": spec.seed,
-            "sampling": [spec.temperature, spec.top_p], "protocol": asdict(self.protocol),
+            "sampling": [spec.temperature, spec.top_p], "protocol": self.protocol.to_dict(),
             "max_answer_tokens": self.max_answer_tokens, "backend": spec.backend, "dtype": self.dtype,
         })
 
@@ -226,7 +236,7 @@ def _run_model(context, generator, tokenizer, rows, todo, writer, progress, repo
                         min_thinking_tokens=top if run.mode == "extend" else 0)
         # Two batches of requests per call, so the generator can refill slots as sequences finish;
         # traces are stored after each call, so a kill loses at most the call in flight.
-        chunk = 2 * spec.batch_size
+        chunk = 2 * (spec.max_in_flight if spec.backend == "openai" else spec.batch_size)
         written = 0
         for start in range(0, len(units), chunk):
             part = units[start : start + chunk]
@@ -282,7 +292,7 @@ def _with_context(context, unit, mode, budget, record, tokenizer):
         key=context.key(unit, mode, budget), unit=unit, mode=mode, model=ref.label, model_path=ref.path,
         weights=context.weights, step=ref.step, run_dir=ref.run_dir, parameters=context.parameters,
         task=context.task.spec(), temperature=spec.temperature, top_p=spec.top_p, dtype=context.dtype,
-        backend=spec.backend, protocol=asdict(context.protocol), forced_spans=forced_spans(record.trace, tokenizer),
+        backend=spec.backend, protocol=context.protocol.to_dict(), forced_spans=forced_spans(record.trace, tokenizer),
         sweep_seed=spec.seed, max_answer_tokens=context.max_answer_tokens)
 
 
@@ -299,8 +309,8 @@ def resolve_sweep_dtype(spec: SweepSpec, stored: Sequence = ()) -> ResolvedDtype
     ``auto`` in a directory that already holds traces takes their dtype: the CPU probe is
     a timing, and a busy machine can tip it the other way between two runs of one sweep.
     """
-    if spec.backend == "vllm":
-        return ResolvedDtype(f"vllm:{spec.dtype}")
+    if spec.backend in ("vllm", "openai"):  # the engine or the server decides
+        return ResolvedDtype(f"{spec.backend}:{spec.dtype}")
     from rlcot.dtypes import default_device, resolve_dtype
 
     earlier = next((row.dtype for row in stored if (row.backend or "hf") == "hf" and row.dtype), None)
@@ -327,7 +337,7 @@ def _load(spec: SweepSpec, ref: ModelRef, protocol, dtype: ResolvedDtype):
     from rlcot.generation import get_generator
     from rlcot.builtin_models import BUILTIN_MODELS, ensure_builtin_cached
     from rlcot.dtypes import default_device
-    from rlcot.models import load_policy
+    from rlcot.models import load_policy, load_tokenizer
 
     if spec.backend == "vllm":
         path = str(ensure_builtin_cached(ref.path)) if ref.path in BUILTIN_MODELS else ref.path
@@ -335,6 +345,13 @@ def _load(spec: SweepSpec, ref: ModelRef, protocol, dtype: ResolvedDtype):
         if spec.dtype != "auto":
             options.setdefault("dtype", spec.dtype)
         generator = get_generator("vllm", path, protocol=protocol, **options)
+        return generator, generator.tokenizer
+    if spec.backend == "openai":
+        tokenizer, generation_config = load_tokenizer(spec.tokenizer or ref.path)
+        generator = get_generator("openai", ref.path, tokenizer, protocol, generation_config=generation_config,
+                                  base_urls=spec.base_urls,
+                                  api_key_env=spec.api_key_env, max_in_flight=spec.max_in_flight,
+                                  **spec.server_options)
         return generator, generator.tokenizer
     model, tokenizer = load_policy(ref.path, spec.device or default_device(), dtype.choice)
     generator = get_generator("hf", model, tokenizer, protocol, batch_size=spec.batch_size)

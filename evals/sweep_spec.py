@@ -11,16 +11,20 @@ storing its rows is ``rlcot.store``.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
+from rlcot.generation.openai import SERVER_OPTIONS
 from rlcot.runinfo import (checkpoints, has_final_weights, is_training_run, recorded_recipe, run_of,
                            run_without_weights, saved_weights, split_run_pick)
-from rlcot.thinking import ThinkingProtocol
+from rlcot.thinking import ThinkingProtocol, check_template_kwargs
 
 # ------------------------------------------------------------------ the spec
+
+GENERATED_ROWS = 64  # rows a sweep of a generated task (arith, chain, sudoku, ...) takes without a limit
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class SweepSpec:
     seed: int = 0
     backend: str = "hf"
     dtype: str = "auto"
-    limit: int = 64  # task rows
+    limit: int | None = None  # task rows; None: every row of a file-backed task, GENERATED_ROWS of a generated one
     skip: int = 0  # start after this many rows (e.g. the rows a training run trained on)
     max_answer_tokens: int | None = None  # default: the task's
     batch_size: int = 64
@@ -49,13 +53,25 @@ class SweepSpec:
     scheme: str = "default"
     device: str | None = None
     vllm_options: dict[str, Any] = field(default_factory=dict, hash=False)  # e.g. tensor_parallel_size: 4
+    # backend openai: the servers' /v1 URLs, the variable holding the API key (never the key), requests in flight,
+    # where the tokenizer comes from (default: the model name) and OpenAIGenerator options (token_ids, retries, ...)
+    base_urls: tuple[str, ...] = ()
+    api_key_env: str | None = None
+    max_in_flight: int = 64
+    tokenizer: str | None = None
+    server_options: dict[str, Any] = field(default_factory=dict, hash=False)
     # the prompts' system message; None: the one the training run among the models trained with (its run.json),
     # else the chat template's own; "": an empty one (sweep_protocol)
     system_prompt: str | None = None
+    # chat template options (enable_thinking: false); None: the ones the training run among the models trained
+    # with, else none (sweep_protocol)
+    chat_template_kwargs: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self):
-        for name in ("samples", "limit", "skip", "batch_size", "seed"):
+        for name in ("samples", "limit", "skip", "batch_size", "seed", "max_in_flight"):
             value = getattr(self, name)
+            if name == "limit" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{name}={value!r} is not a whole number; e.g. --{name.replace('_', '-')} 4")
         if self.max_answer_tokens is not None and (isinstance(self.max_answer_tokens, bool) or not isinstance(
@@ -80,17 +96,36 @@ class SweepSpec:
         if self.samples > 1 and self.temperature == 0:
             raise ValueError(f"samples={self.samples} with greedy decoding gives {self.samples} copies of one trace; "
                              "set --temperature above 0 (e.g. 0.7)")
-        if self.limit < 1:
+        if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit={self.limit} must be >= 1 task rows")
         if self.skip < 0:
             raise ValueError(f"skip={self.skip} must be >= 0 rows")
-        if self.backend not in ("hf", "vllm"):
-            raise ValueError(f"backend {self.backend!r} is not hf or vllm")
+        if self.backend not in ("hf", "vllm", "openai"):
+            raise ValueError(f"backend {self.backend!r} is not hf, vllm or openai")
+        if self.backend == "openai" and not self.base_urls:
+            raise ValueError("--backend openai needs the server: --base-url http://HOST:PORT/v1 (repeatable)")
+        if self.backend != "openai" and self.base_urls:
+            raise ValueError(f"--base-url {self.base_urls[0]} only applies to --backend openai; add it, or drop "
+                             "the URL")
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight={self.max_in_flight} must be >= 1 requests")
+        unknown = sorted(set(self.server_options) - set(SERVER_OPTIONS))
+        if unknown:
+            raise ValueError(f"server option {unknown[0]!r} is not one of {', '.join(SERVER_OPTIONS)}; "
+                             "e.g. --server-arg retries=3")
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size} must be >= 1")
         if self.system_prompt is not None and not isinstance(self.system_prompt, str):
             raise ValueError(f"system_prompt={self.system_prompt!r} is not a string; e.g. --system-prompt '' "
                              "(an empty system message), or leave it out")
+        if self.chat_template_kwargs is not None:
+            check_template_kwargs(self.chat_template_kwargs)
+
+    def row_limit(self, task) -> int | None:
+        """How many rows to sweep: ``limit``; by default all of a file-backed task's, ``GENERATED_ROWS`` otherwise."""
+        if self.limit is not None:
+            return self.limit
+        return None if task.file_backed else GENERATED_ROWS
 
     @classmethod
     def from_mapping(cls, values: dict, source: str = "the spec") -> "SweepSpec":
@@ -104,8 +139,11 @@ class SweepSpec:
                 hint = f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(sorted(known))}"
                 raise ValueError(f"{source}: unknown key {key!r}; {hint}")
         values = dict(values)
-        if isinstance(values.get("models"), str):
-            values["models"] = [values["models"]]
+        for key in ("models", "base_urls"):
+            if isinstance(values.get(key), str):
+                values[key] = [values[key]]
+        if "base_urls" in values:
+            values["base_urls"] = tuple(values["base_urls"] or ())
         for key in ("models", "budgets", "extend", "stated"):
             if key in values:
                 values[key] = tuple(parse_budgets(values[key]) if key != "models" else values[key])
@@ -207,37 +245,58 @@ def _pick_step(path: Path, pick: str) -> ModelRef:
 def sweep_protocol(spec: SweepSpec, refs: Iterable[ModelRef]) -> tuple[ThinkingProtocol, list[str]]:
     """``(protocol, notes)``: how the sweep's prompts are built, and what to tell the user about it.
 
-    A trained model is asked as it was trained: with no ``system_prompt`` in the spec,
-    the system message is the one recorded in the ``run.json`` of the training run the
-    models come from (``thinking.system_prompt``; a run from before that field, or
-    without a run.json, trained on the chat template's own). Models of runs that
-    trained with different ones cannot share a sweep: a sweep directory has one protocol.
+    A trained model is asked as it was trained: what the spec leaves unset (``None``) of
+    ``system_prompt`` and ``chat_template_kwargs`` is what the ``run.json`` of the training
+    run the models come from recorded (``thinking.system_prompt``,
+    ``thinking.chat_template_kwargs``; a run from before those fields, or without a
+    run.json, trained on the chat template's own message and options). Models of runs
+    that trained differently cannot share a sweep: a sweep directory has one protocol.
     """
-    trained: dict[Path, str | None] = {}
+    trained: dict[Path, tuple[str | None, dict]] = {}
     for ref in refs:
         run = run_of(ref.path)
         if run is not None:
-            trained[run] = _trained_system_prompt(run)
-    if spec.system_prompt is not None:
-        return ThinkingProtocol(system=spec.system_prompt), [
-            f"{run}: trained with system prompt {prompt!r}, swept with the spec's {spec.system_prompt!r}"
-            for run, prompt in trained.items() if prompt != spec.system_prompt]
-    prompts = set(trained.values())
-    if len(prompts) > 1:
-        listed = ", ".join(f"{run} {prompt!r}" for run, prompt in trained.items())
-        raise ValueError(f"the runs were trained with different system prompts ({listed}); sweep each into its "
-                         "own --out, or pass --system-prompt to ask them all one way")
-    prompt = prompts.pop() if prompts else None
-    notes = [f"system prompt {prompt!r}: the one {', '.join(map(str, trained))} trained with"] \
-        if prompt is not None else []
-    return ThinkingProtocol(system=prompt), notes
+            trained[run] = _trained_thinking(run)
+    prompt, prompt_notes = _setting(("system prompt", "system prompts"), spec.system_prompt,
+                                    {run: values[0] for run, values in trained.items()}, "--system-prompt")
+    options, option_notes = _setting(("chat template options", "chat template options"), spec.chat_template_kwargs,
+                                     {run: values[1] for run, values in trained.items()}, "--chat-template-kwarg")
+    return ThinkingProtocol(system=prompt, chat_template_kwargs=options or {}), prompt_notes + option_notes
 
 
-def _trained_system_prompt(run: Path) -> str | None:
+def _setting(names: tuple[str, str], given, trained: dict, flag: str):
+    """``(value, notes)`` of one protocol setting: the spec's where given, else the one the runs trained with.
+
+    ``names``: the setting, singular and plural; a note says which run's value is used, unless it is no
+    value at all (None, or no options).
+    """
+    what, plural = names
+    if given is not None:
+        return given, [f"{run}: trained with {what} {value!r}, swept with the spec's {given!r}"
+                       for run, value in trained.items() if value != given]
+    values = {json.dumps(value, sort_keys=True) for value in trained.values()}
+    if len(values) > 1:
+        listed = ", ".join(f"{run} {value!r}" for run, value in trained.items())
+        raise ValueError(f"the runs were trained with different {plural} ({listed}); sweep each into its "
+                         f"own --out, or pass {flag} to ask them all one way")
+    value = next(iter(trained.values())) if trained else None
+    notes = [f"{what} {value!r}: the one {', '.join(map(str, trained))} trained with"] \
+        if value is not None and value != {} else []
+    return value, notes
+
+
+def _trained_thinking(run: Path) -> tuple[str | None, dict]:
+    """The system prompt and chat template options ``run`` trained with (its run.json), checked."""
     recipe = recorded_recipe(run) or {}
     thinking = recipe.get("thinking")
-    prompt = thinking.get("system_prompt") if isinstance(thinking, dict) else None
+    thinking = thinking if isinstance(thinking, dict) else {}
+    prompt, options = thinking.get("system_prompt"), thinking.get("chat_template_kwargs") or {}
     if prompt is not None and not isinstance(prompt, str):
         raise ValueError(f"{run}/run.json records thinking.system_prompt={prompt!r}, not a string; "
                          "fix the file, or pass --system-prompt")
-    return prompt
+    try:
+        check_template_kwargs(options)
+    except ValueError as err:
+        raise ValueError(f"{run}/run.json records thinking.chat_template_kwargs that cannot be used ({err}); fix "
+                         "the file, or pass --chat-template-kwarg") from None
+    return prompt, options

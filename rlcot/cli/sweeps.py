@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..files import check_output
@@ -29,10 +30,13 @@ def sweep(
     model: list[str] = typer.Option([], help="model name or directory, repeatable; a training run's directory "
                                              "counts as one model per checkpoint (RUN@last: its final weights, "
                                              "RUN@N: step N)"),
-    task: Optional[str] = typer.Option(None, help="arith (default), gsm8k, sudoku, crossword, or jsonl:PATH"),
+    task: Optional[str] = typer.Option(None, help="arith (default), chain, gsm8k, sudoku, crossword, jsonl:PATH, or "
+                                                  "hf:NAME, hf:NAME@SPLIT, hf:NAME:CONFIG@SPLIT (a Hugging Face "
+                                                  "dataset: hub id, save_to_disk directory, parquet/JSON/CSV file)"),
     data: Optional[str] = typer.Option(None, help="JSONL file of a file-backed task (gsm8k: default the shipped "
                                                   "test split)"),
-    task_arg: list[str] = typer.Option([], help="task option KEY=VALUE, repeatable: unanswerable=0.2, size=4"),
+    task_arg: list[str] = typer.Option([], help="task option KEY=VALUE, repeatable: unanswerable=0.2, size=4; a "
+                                                "file's columns: question_field=problem, answer_field, id_field"),
     budgets: Optional[str] = typer.Option(None, help="thinking caps, e.g. 0,16,32,64,128,256 (default); "
                                                      "one run at the largest, the rest by forking"),
     extend: Optional[str] = typer.Option(None, help="s1 'Wait' budgets, e.g. 64,128: think at least and at most B "
@@ -44,9 +48,10 @@ def sweep(
     temperature: Optional[float] = typer.Option(None, help="0 (default) is greedy"),
     top_p: Optional[float] = typer.Option(None),
     seed: Optional[int] = typer.Option(None, help="task rows and sampling seeds (default 0)"),
-    backend: Optional[str] = typer.Option(None, help="hf (default) or vllm"),
+    backend: Optional[str] = typer.Option(None, help="hf (default), vllm, or openai (running servers: --base-url)"),
     dtype: Optional[str] = typer.Option(None, help="auto (default), fp32, bf16, fp16"),
-    limit: Optional[int] = typer.Option(None, help="task rows (default 64)"),
+    limit: Optional[int] = typer.Option(None, help="task rows (default: every row of a file-backed task: jsonl, "
+                                                   "hf, gsm8k; 64 of a generated one: arith, chain, sudoku, ...)"),
     skip: Optional[int] = typer.Option(None, help="start after this many task rows, e.g. 512 to sweep the rows "
                                                   "arith-grpo-cpu holds out (it trains on the first 512)"),
     batch_size: Optional[int] = typer.Option(None, help="rows decoded together (default 64)"),
@@ -57,11 +62,24 @@ def sweep(
     scheme: Optional[str] = typer.Option(None, help="default (hedge/abstain), binary, or a YAML of HedgeScheme"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
     vllm_arg: list[str] = typer.Option([], help="vLLM engine option KEY=VALUE, repeatable: tensor_parallel_size=4"),
+    base_url: list[str] = typer.Option([], help="--backend openai: a server's /v1 URL, e.g. http://localhost:8000/v1; "
+                                                "repeatable (the servers share the requests)"),
+    api_key_env: Optional[str] = typer.Option(None, help="environment variable holding the servers' API key "
+                                                         "(default: OPENAI_API_KEY where set; never stored)"),
+    max_in_flight: Optional[int] = typer.Option(None, help="--backend openai: requests in flight over all servers "
+                                                           "(default 64)"),
+    tokenizer: Optional[str] = typer.Option(None, help="--backend openai: the served model's tokenizer, a directory "
+                                                       "or hub id (default: --model)"),
+    server_arg: list[str] = typer.Option([], help="--backend openai option KEY=VALUE, repeatable: token_ids=auto|on|"
+                                                  "off, retries=5, backoff=0.5, timeout=600"),
     system_prompt: Optional[str] = typer.Option(None, help="the prompts' system message ('' for an empty one; "
                                                            "default: the one a swept training run trained with, "
                                                            "else the chat template's)"),
     shard: Optional[str] = typer.Option(None, help="i/n: do only this shard's rows (n jobs, one file each; "
                                                    "readers merge them)"),
+    chat_template_kwarg: list[str] = typer.Option([], help="chat template option KEY=VALUE, repeatable: "
+                                                           "enable_thinking=false (Qwen3); default: the ones a swept "
+                                                           "training run trained with"),
 ) -> None:
     """Sweep thinking budgets and samples: trace, score and store every (model, row, sample, budget) once."""
     from rlcot.store import Shard, load_traces
@@ -71,7 +89,11 @@ def sweep(
                  budgets=budgets, extend=extend, stated=stated, samples=samples, temperature=temperature, top_p=top_p,
                  seed=seed, backend=backend, dtype=dtype, limit=limit, skip=skip, batch_size=batch_size,
                  max_answer_tokens=max_answer_tokens, gold_logprob=gold_logprob, scheme=scheme, device=device,
-                 vllm_options=_task_options(vllm_arg) or None, system_prompt=system_prompt)
+                 vllm_options=_task_options(vllm_arg) or None, system_prompt=system_prompt,
+                 base_urls=tuple(base_url) or None, api_key_env=api_key_env, max_in_flight=max_in_flight,
+                 tokenizer=tokenizer, server_options=_task_options(server_arg, "--server-arg", "retries=3") or None,
+                 chat_template_kwargs=_task_options(chat_template_kwarg, "--chat-template-kwarg",
+                                                    "enable_thinking=false") or None)
     flags = {key: value for key, value in flags.items() if value is not None}
     try:
         spec = SweepSpec.from_yaml(spec_file, **flags) if spec_file else SweepSpec.from_mapping(flags, "flags")
@@ -96,8 +118,10 @@ def plot(
                                                   "law to the gold log-probability) and draw it"),
     seed: int = typer.Option(0, help="bootstrap seed for the confidence intervals"),
 ) -> None:
-    """Plot sweeps: accuracy vs thinking tokens with CIs, pass@k/maj@k, risk-coverage, training steps; PNG, SVG, CSV."""
-    from rlcot.evals.analysis import label_rows, plot_runs
+    """Plot sweeps: accuracy vs thinking tokens with CIs, pass@k/maj@k, risk-coverage, think longer or sample more
+    (accuracy vs tokens per problem), training steps; PNG, SVG, CSV."""
+    from rlcot.evals.analysis import plot_runs
+    from rlcot.evals.series import label_runs
     from rlcot.store import load_traces
 
     traces = []
@@ -107,8 +131,8 @@ def plot(
                 raise ValueError(f"{str(run_dir)!r} is not a directory; pass the --out of `rlcot sweep`")
         check_output(out or run_dirs[0] / "plots", "dir")
         skipped = []
-        for run_dir in run_dirs:
-            traces += label_rows(load_traces(run_dir, scheme, skipped=skipped), run_dir, len(run_dirs) > 1)
+        loaded = [(run_dir, load_traces(run_dir, scheme, skipped=skipped)) for run_dir in run_dirs]
+        traces = [trace for run in label_runs(loaded) for trace in run]  # a curve per model, named once
         if skipped:  # damaged lines before the end of a file: never dropped without a word
             errors.print(f"[yellow]warning:[/yellow] {describe_skipped(skipped)}", highlight=False)
         summary = plot_runs(traces, out or run_dirs[0] / "plots", scheme=scheme, fit=fit, seed=seed)
@@ -128,6 +152,11 @@ def plot(
             line += (f"; sigmoid midpoint {sig['params']['midpoint_x']:.0f} tokens, ceiling "
                      f"{sig['params']['ceiling']:.2f}" if sig["converged"] else f"; sigmoid fit failed: {sig['message']}")
         console.print(line, highlight=False)
+    for label, by_metric in summary["compute"].items():  # think longer or sample more (rlcot.evals.compute)
+        for metric, found in by_metric.items():
+            console.print(f"{label}, {metric} per tokens generated: {found['says']}", highlight=False, markup=False)
+    for note in summary["notes"]:  # a model's name is the user's text: never read as markup
+        errors.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
     console.print("wrote " + ", ".join(p for p in summary["files"] if p.endswith(".png")) + " (+ .svg, .csv) and "
                   + str((out or run_dirs[0] / "plots") / "summary.json"))
 

@@ -20,18 +20,24 @@ from ..files import check_output
 from ..jsonl import describe_skipped
 from .common import _fail, _progress, _task_options, _write_run_info, command, console, errors
 
+GENERATED_ROWS = 4  # rows `rlcot generate` makes of a generated task (arith, chain, ...) without --n
+
 
 @command()
 def generate(
     out: Path = typer.Option(..., help="JSONL file of scored traces (rlcot.records.ScoredTrace lines); an existing "
                                        "one is resumed"),
     model: str = typer.Option("smollm2-135m", help="built-in name, local directory or hub id"),
-    task: str = typer.Option("arith", help="arith, chain, gsm8k, sudoku, crossword, or jsonl:PATH"),
+    task: str = typer.Option("arith", help="arith, chain, gsm8k, sudoku, crossword, jsonl:PATH, or "
+                                           "hf:NAME, hf:NAME@SPLIT, hf:NAME:CONFIG@SPLIT (a Hugging Face dataset: "
+                                           "hub id, save_to_disk directory, parquet/JSON/CSV file)"),
     data: Optional[str] = typer.Option(None, help="JSONL file for file-backed tasks (gsm8k: default the shipped "
                                                 "test split, --task-arg split=train for train)"),
     task_arg: list[str] = typer.Option([], help="task option KEY=VALUE, repeatable: unanswerable=0.2, size=9, "
-                                                "difficulty=hard"),
-    n: int = typer.Option(4, help="number of task rows"),
+                                                "difficulty=hard; a file's columns: question_field=problem, "
+                                                "answer_field, id_field"),
+    n: Optional[int] = typer.Option(None, help="number of task rows (default: every row of a file-backed task: "
+                                               f"jsonl, hf, gsm8k; {GENERATED_ROWS} of a generated one)"),
     samples: int = typer.Option(1, help="samples per row; sample j of row i draws with a seed from (seed, id, j)"),
     budget: Optional[int] = typer.Option(None, help="thinking-token cap (none: think until done)"),
     min_thinking: int = typer.Option(0, help="force 'Wait' while thinking is shorter than this"),
@@ -39,18 +45,28 @@ def generate(
     temperature: float = typer.Option(0.0, help="0 is greedy"),
     top_p: float = typer.Option(1.0),
     seed: int = typer.Option(0, help="task rows (row i is built from seed + i) and sampling"),
-    backend: str = typer.Option("hf", help="hf or vllm"),
+    backend: str = typer.Option("hf", help="hf, vllm, or openai (running servers: --base-url)"),
     dtype: str = typer.Option("auto", help="auto (bf16 where the device runs it fast, else fp32), fp32, bf16, fp16"),
     batch_size: int = typer.Option(64),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)"),
     overwrite: bool = typer.Option(False, help="start afresh instead of resuming --out"),
+    base_url: list[str] = typer.Option([], help="--backend openai: a server's /v1 URL, e.g. http://localhost:8000/v1; "
+                                                "repeatable (the servers share the requests)"),
+    api_key_env: Optional[str] = typer.Option(None, help="environment variable holding the servers' API key "
+                                                         "(default: OPENAI_API_KEY where set; never stored)"),
+    max_in_flight: int = typer.Option(64, help="--backend openai: requests in flight over all servers"),
+    tokenizer_from: Optional[str] = typer.Option(None, "--tokenizer", help="--backend openai: the served model's "
+                                                 "tokenizer, a directory or hub id (default: --model)"),
+    chat_template_kwarg: list[str] = typer.Option([], help="chat template option KEY=VALUE, repeatable: "
+                                                           "enable_thinking=false (Qwen3)"),
 ) -> None:
     """Generate budget-forced reasoning traces for a task, score them, and store them as JSONL."""
-    from dataclasses import asdict, replace
+    from dataclasses import replace
 
     from ..dtypes import default_device, resolve_dtype
     from ..generation import BACKENDS, Budget
     from ..generation.base import SamplingConfig, check_prompt_lengths, context_length, forced_spans
+    from ..generation.openai import served_fingerprint
     from ..models import check_model, fingerprint
     from ..records import CompletionRow, Scorer
     from ..row_checks import check_rows
@@ -65,6 +81,9 @@ def generate(
         sampling = SamplingConfig(temperature=temperature, top_p=top_p)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if (backend == "openai") != bool(base_url):
+            raise ValueError("--backend openai needs --base-url http://HOST:PORT/v1" if not base_url else
+                             f"--base-url {base_url[0]} only applies to --backend openai")
         if samples < 1:
             raise ValueError(f"--samples {samples} must be >= 1")
         if samples > 1 and sampling.greedy:
@@ -80,15 +99,17 @@ def generate(
                              reason=f"auto: {recorded}, as the traces already in {out}")
         else:
             choice = resolve_dtype(dtype, device) if backend == "hf" else None
-        protocol = ThinkingProtocol()
-        rows = chosen.rows(n, seed=seed)
+        protocol = ThinkingProtocol(chat_template_kwargs=_task_options(
+            chat_template_kwarg, "--chat-template-kwarg", "enable_thinking=false"))
+        rows = chosen.rows(n if n is not None or chosen.file_backed else GENERATED_ROWS, seed=seed)
         check_rows(chosen, rows, protocol)
         if backend == "hf":
             check_model(model)  # a missing or broken directory: said now, not after the out file is made
         # one file, one run: what every trace stores, and what the traces already in --out must match
-        settings = {"model": model, "weights": fingerprint(model), "task": chosen.spec(), "budget": budget,
+        weights = served_fingerprint(model) if backend == "openai" else fingerprint(model)
+        settings = {"model": model, "weights": weights, "task": chosen.spec(), "budget": budget,
                     "min_thinking_tokens": min_thinking, "max_answer_tokens": forcing.max_answer_tokens,
-                    "temperature": temperature, "top_p": top_p, "sweep_seed": seed, "protocol": asdict(protocol),
+                    "temperature": temperature, "top_p": top_p, "sweep_seed": seed, "protocol": protocol.to_dict(),
                     "backend": backend, "dtype": _dtype_name(choice, backend, dtype), "scheme": "default"}
         check_settings(out, before, settings, OVERWRITE)  # read-only: a refused run leaves the file as it was
     except ValueError as err:
@@ -105,10 +126,13 @@ def generate(
         if not pending:
             console.print(f"{out}: all {len(rows) * samples} traces already done")
             return
-        generator, tokenizer = _load_generator(backend, model, device, batch_size, protocol, choice)
+        server = dict(base_urls=base_url, api_key_env=api_key_env, max_in_flight=max_in_flight,
+                      tokenizer=tokenizer_from) if backend == "openai" else None
+        generator, tokenizer = _load_generator(backend, model, device, batch_size, protocol, choice, server)
         requests = {(r.request_id, r.sample): r for r in chosen.requests(rows, tokenizer, protocol, seed, samples)}
         check_prompt_lengths(list(requests.values()), context_length(generator))
-        _write_run_info(out, settings, dtype_reason=choice.reason if choice else None)
+        _write_run_info(out, settings, dtype_reason=choice.reason if choice else None,  # the URLs, never a key
+                        servers=server and {"base_urls": base_url, "api_key_env": api_key_env})
         scorer = Scorer(chosen, "default", protocol)
         done = len(rows) * samples - len(pending)
         with _progress() as bar:
@@ -134,10 +158,19 @@ def _dtype_name(choice, backend: str, dtype: str) -> str:
     return str(choice.dtype).replace("torch.", "") if choice is not None else f"{backend}:{dtype}"
 
 
-def _load_generator(backend: str, model: str, device: Optional[str], batch_size: int, protocol, dtype_choice=None):
+def _load_generator(backend: str, model: str, device: Optional[str], batch_size: int, protocol, dtype_choice=None,
+                    server: Optional[dict] = None):
     from ..generation import get_generator
 
     try:
+        if backend == "openai":
+            from ..models import load_tokenizer
+
+            options = dict(server)
+            tokenizer, generation_config = load_tokenizer(options.pop("tokenizer") or model)
+            generator = get_generator("openai", model, tokenizer, protocol, generation_config=generation_config,
+                                      **options)
+            return generator, generator.tokenizer
         if backend == "vllm":
             generator = get_generator("vllm", model, protocol=protocol)
             return generator, generator.tokenizer

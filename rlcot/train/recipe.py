@@ -35,16 +35,17 @@ from typing import Any, Sequence
 import yaml
 
 from ..files import read_text
-from ..thinking import ThinkingProtocol
+from ..thinking import ThinkingProtocol, check_template_kwargs
 
 
 @dataclass(frozen=True)
 class TaskMix:
-    name: str  # arith, gsm8k, sudoku, crossword, jsonl:PATH (rlcot.tasks.get_task names)
+    name: str  # arith, gsm8k, sudoku, crossword, jsonl:PATH, hf:NAME[:CONFIG][@SPLIT] (rlcot.tasks.get_task names)
     weight: float = 1.0  # mixing weight when several tasks
     size: int = 256  # training rows drawn from it
     data: str | None = None  # file of a file-backed task
-    options: dict = field(default_factory=dict)  # task options (unanswerable: 0.3, size: 4, ...) -> get_task(**)
+    # task options (unanswerable: 0.3, size: 4; a file's columns: question_field: problem) -> get_task(**)
+    options: dict = field(default_factory=dict)
     eval_size: int = 32  # held-out rows (built with another seed, never trained on)
 
 
@@ -75,6 +76,15 @@ class ThinkingSpec:
     # chat template's own (SmolLM2's is "You are a helpful AI assistant named SmolLM, ...", 16 tokens of every
     # prompt); "": an empty one. On the command line: --set 'thinking.system_prompt=""' (a bare = is null)
     system_prompt: str | None = None
+    # options for the chat template, e.g. {enable_thinking: false} (Qwen3), recorded with the run so its sweeps and
+    # evals ask the same way (rlcot.thinking); --set thinking.chat_template_kwargs.enable_thinking=false
+    chat_template_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        try:
+            check_template_kwargs(self.chat_template_kwargs)
+        except ValueError as err:
+            raise ValueError(f"thinking.chat_template_kwargs: {err}") from None
 
     @property
     def caps(self) -> tuple[int, ...]:
@@ -84,7 +94,7 @@ class ThinkingSpec:
 
     def protocol(self) -> ThinkingProtocol:
         """The thinking protocol every prompt of the run is built with (training, warm-up, evals, sweeps)."""
-        return ThinkingProtocol(system=self.system_prompt)
+        return ThinkingProtocol(system=self.system_prompt, chat_template_kwargs=dict(self.chat_template_kwargs))
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,8 @@ the recipe key that makes it fail is found and named (TRL's messages often omit 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import typing
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +57,7 @@ class EvalCurve:
     dtype: str = "fp32"  # the policy as it trains: fp32 weights
     kind: str = "greedy"  # greedy (eval.temperature, eval.samples), or sampled: mean@k at the training temperature
     system_prompt: str | None = None  # thinking.system_prompt: the curves ask as training does
+    chat_template_kwargs: dict | None = None  # thinking.chat_template_kwargs: so do its template options
 
 
 SAMPLED_SUFFIX = "-sampled"  # eval/<task>-sampled: the mean@k curve beside eval/<task>
@@ -116,7 +115,8 @@ def resolve_run(recipe: Recipe, device: str | None = None, output_dir: str | Pat
                           budgets=tuple(recipe.eval.budgets), samples=recipe.eval.samples,
                           temperature=recipe.eval.temperature, seed=recipe.seed, limit=mix.eval_size,
                           skip=mix.size, max_answer_tokens=thinking.max_answer_tokens,
-                          system_prompt=thinking.system_prompt)
+                          system_prompt=thinking.system_prompt,
+                          chat_template_kwargs=dict(thinking.chat_template_kwargs))
         if recipe.eval.sampled:  # mean@k at the temperature the rollouts are drawn at: what GRPO optimizes
             curves.append(dataclasses.replace(curve, key=f"{key}{SAMPLED_SUFFIX}", samples=recipe.eval.sampled,
                                               temperature=config.temperature, kind="sampled"))
@@ -174,6 +174,7 @@ def _grpo_config(recipe: Recipe, device: str, output_dir: str, cap: int):
         check_trl_type(key, value, hints.get(key))
     check_ranges(recipe.grpo, "grpo")
     ours, notes = _trl_defaults(recipe, device, cap)
+    ours.update(_tracker_defaults(recipe, output_dir, notes))
     base = {**ours, "output_dir": output_dir, "seed": recipe.seed}
     try:
         return _construct(GRPOConfig, {**base, **recipe.grpo}, recipe.grpo), notes
@@ -212,6 +213,47 @@ def _trl_defaults(recipe: Recipe, device: str, cap: int) -> tuple[dict, list[str
     return chosen, notes
 
 
+TRACKIO_PROJECT = "rlcot"  # transformers' default project is "huggingface"
+
+
+def _tracker_defaults(recipe: Recipe, output_dir: str, notes: list[str]) -> dict[str, Any]:
+    """Where ``grpo.report_to``'s tensorboard and trackio keep the run's logs, each noted; the recipe's keys win.
+
+    tensorboard: ``RUN/tensorboard`` (``rlcot.train.trainer.build_trainer`` points its callback
+    there). trackio: its own local store (``TRACKIO_DIR``, default under ``HF_HOME``), which
+    trackio reads once on import, so one dashboard (``trackio show``) compares every run;
+    project ``rlcot``, the run named by its directory so a resumed run goes on logging
+    under its name. Nothing goes to a Space unless ``grpo.trackio_space_id`` (or
+    ``TRACKIO_SPACE_ID``) names one.
+    """
+    import importlib.util
+
+    from .callbacks import TENSORBOARD_DIR
+
+    report = recipe.grpo.get("report_to", "none")
+    report = {report} if isinstance(report, str) else set(report or ())
+    for tracker in report & {"tensorboard", "trackio"}:
+        if importlib.util.find_spec(tracker) is None:
+            raise ValueError(f"grpo.report_to={tracker} needs the {tracker} package, which is not installed: "
+                             "pip install 'rlcot[logging]' (make does)")
+    if "all" in report:  # TRL reports to every integration installed
+        report |= {tracker for tracker in ("tensorboard", "trackio") if importlib.util.find_spec(tracker)}
+    chosen: dict[str, Any] = {}
+    if "tensorboard" in report:
+        notes.append(f"report_to tensorboard: event files in {Path(output_dir) / TENSORBOARD_DIR}; "
+                     f"tensorboard --logdir {output_dir}")
+    if "trackio" in report:
+        import trackio.utils
+
+        run_name = str(Path(output_dir).resolve())
+        chosen = {key: value for key, value in (("project", TRACKIO_PROJECT), ("run_name", run_name))
+                  if key not in recipe.grpo}
+        project = recipe.grpo.get("project", TRACKIO_PROJECT)
+        notes.append(f"report_to trackio: project {project}, run {recipe.grpo.get('run_name', run_name)}, stored "
+                     f"locally in {trackio.utils.TRACKIO_DIR}; trackio show --project {project}")
+    return chosen
+
+
 def _cpu_defaults(recipe: Recipe, notes: list[str]) -> dict[str, Any]:
     """``use_cpu`` and, unless the recipe sets it, ``bf16`` by the CPU dtype probe sweeps use; each noted."""
     import torch
@@ -231,18 +273,10 @@ def _cpu_defaults(recipe: Recipe, notes: list[str]) -> dict[str, Any]:
     return cpu
 
 
-@contextlib.contextmanager
-def quiet_checkpointing_warnings(quiet: bool = True):
-    """transformers 5 deprecates the name ``gradient_checkpointing``, which TRL uses for its own
-    default and toggles around every generation: FutureWarnings that say nothing about the run."""
-    with warnings.catch_warnings():
-        if quiet:
-            warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
-        yield
-
-
 def _construct(config_cls, values: dict, user: dict):
-    with quiet_checkpointing_warnings("gradient_checkpointing" not in user):  # the user's own key: let it warn
+    from ..quiet import checkpointing_alias_warnings
+
+    with checkpointing_alias_warnings("gradient_checkpointing" not in user):  # the user's own key: let it warn
         return config_cls(**values)
 
 
