@@ -233,11 +233,19 @@ def check_hub_id(name: str, cached: bool | None = None) -> None:
             cached = False
     if cached:
         return
+    why = hub_unreachable()
+    if why:
+        raise _unloadable(name, why)
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot serve downloads here (``HF_HUB_OFFLINE``, no connection), or None if it can."""
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        raise _unloadable(name, "HF_HUB_OFFLINE is set and the local HF cache has no copy")
+        return "HF_HUB_OFFLINE is set and the local HF cache has no copy"
     endpoint = _hub_endpoint()
     if not _reachable(endpoint):
-        raise _unloadable(name, f"the hub ({endpoint}) cannot be reached from here")
+        return f"the hub ({endpoint}) cannot be reached from here"
+    return None
 
 
 def _hub_endpoint() -> str:

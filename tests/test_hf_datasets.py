@@ -112,6 +112,22 @@ def test_an_unreachable_hub_name_is_one_line_naming_it_and_the_local_way(monkeyp
     assert "save_to_disk(DIR)" in line and "hf:DIR" in line
 
 
+def test_a_hub_that_cannot_be_reached_is_asked_offline_so_datasets_never_retries_it(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("rlcot.models._reachable", lambda url, timeout=5.0: False)
+    was, seen = datasets.config.HF_HUB_OFFLINE, []
+
+    def load_dataset(*args, **kwargs):  # what datasets is asked with: offline, only its cache
+        seen.append(datasets.config.HF_HUB_OFFLINE)
+        raise ConnectionError("Couldn't reach it on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    with pytest.raises(ValueError, match=r"cannot load 'rlcot-tests/no-such-dataset' from the Hugging Face hub "
+                                         r"\(the hub \(https?://[^)]+\) cannot be reached from here\)"):
+        get_task("hf:rlcot-tests/no-such-dataset@test").rows()
+    assert seen == [True] and datasets.config.HF_HUB_OFFLINE == was  # offline for the call only
+
+
 def test_a_sweep_of_a_parquet_file_sweeps_its_good_rows_and_names_each_bad_gold(math500, tmp_path, tiny_dir):
     out = tmp_path / "run"
     result = runner.invoke(app, ["sweep", "--task", f"hf:{math500 / 'math500.parquet'}", *MAPPED, "--out", str(out),

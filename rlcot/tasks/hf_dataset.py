@@ -173,16 +173,30 @@ def _load_dir(path: Path, config: str | None, shown: str):
 
 
 def _load_hub(name: str, config: str | None, split: str | None, shown: str):
+    """A hub dataset; where the hub cannot be reached, only ``datasets``' local cache is asked.
+
+    Asked first because ``datasets`` retries a dead network five times with backoff
+    (~25 s of "Retrying in 8s" lines) before it gives up.
+    """
     import datasets
 
+    from ..models import hub_unreachable
+
+    why_offline = hub_unreachable()
+    offline = why_offline is not None
+    was = datasets.config.HF_HUB_OFFLINE
     try:
+        datasets.config.HF_HUB_OFFLINE = was or offline
         return datasets.load_dataset(name, config, split=split)
     except Exception as err:  # noqa: BLE001 - no network, no such dataset, a wrong config: the same advice
+        said = why_offline.replace("has no copy", "has no copy of it") if offline else _first_line(err)
         raise ValueError(
-            f"{shown}: cannot load {name!r} from the Hugging Face hub ({_first_line(err)}), and there is no local "
+            f"{shown}: cannot load {name!r} from the Hugging Face hub ({said}), and there is no local "
             f"file or directory of that name; save it where the hub is reachable (load_dataset(...)"
             ".save_to_disk(DIR), or .to_parquet(FILE)) and pass hf:DIR or hf:FILE"
         ) from None
+    finally:
+        datasets.config.HF_HUB_OFFLINE = was
 
 
 def _pick_split(data, split: str | None, shown: str):
