@@ -271,11 +271,17 @@ def did_you_mean(name: str, choices: Sequence[str]) -> str:
 
 
 def task_keys(recipe: Recipe) -> list[str]:
-    """A key per recipe task: its name, numbered when a name repeats (arith, arith#2)."""
+    """A key per recipe task: its name, numbered when a name repeats (arith, arith#2).
+
+    A key names the folder of the task's eval curves (``eval/<key>``), so a name holding a
+    path (``hf:/data/math500.parquet@test``) keeps only word characters, ``.``, ``+`` and
+    ``-``, each other run becoming one ``_`` (``hf_data_math500.parquet_test``).
+    """
     keys, seen = [], {}
     for mix in recipe.tasks:
-        seen[mix.name] = seen.get(mix.name, 0) + 1
-        keys.append(mix.name if seen[mix.name] == 1 else f"{mix.name}#{seen[mix.name]}")
+        name = re.sub(r"[^\w.+-]+", "_", mix.name).strip("_") or "task"
+        seen[name] = seen.get(name, 0) + 1
+        keys.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
     return keys
 
 

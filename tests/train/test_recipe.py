@@ -319,3 +319,14 @@ def test_each_task_gets_a_mean_at_k_curve_at_the_training_temperature_before_its
     assert [c.kind for c in resolve_run(off, "cpu", tmp_path).eval_curves] == ["greedy"]
     with pytest.raises(ValueError, match=r"eval\.sampled=-1"):
         load_recipe(None, ["eval.sampled=-1"])
+
+
+def test_task_keys_are_folder_names_even_for_tasks_named_by_a_path():
+    from rlcot.train.recipe import task_keys
+
+    recipe = Recipe(tasks=(TaskMix("arith"), TaskMix("hf:/data/math500.parquet@test"), TaskMix("arith"),
+                           TaskMix("hf:data/math500.parquet:main@test")))
+    # the eval curves go to eval/<key>: no separators, and two paths that read alike still get two folders
+    assert task_keys(recipe) == ["arith", "hf_data_math500.parquet_test", "arith#2", "hf_data_math500.parquet_main_test"]
+    alike = Recipe(tasks=(TaskMix("hf:/a/m.parquet"), TaskMix("hf:/a_m.parquet")))
+    assert task_keys(alike) == ["hf_a_m.parquet", "hf_a_m.parquet#2"]
