@@ -109,6 +109,8 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
 
         for ref in refs:
             check_model(ref.path)
+            if rows:
+                _check_template(task, rows[0], ref.path, protocol)
     check_settings(out_dir, before, settings)  # read-only: a refused run leaves no trace
     report = SweepReport(notes=protocol_notes + [f"left out, cannot be scored: {line}" for line in left_out])
     progress.note(f"{spec.task}: {len(rows) + len(left_out)} rows"
@@ -130,6 +132,25 @@ def run_sweep(spec: SweepSpec, out_dir: Path, shard: Shard = Shard(), progress: 
             _sweep_model(context, dtype, rows, shard, writer, loader, progress, report)
         report.seconds = time.perf_counter() - started
     return report
+
+
+def _check_template(task, row: dict, path: str, protocol) -> None:
+    """A chat template that refuses the protocol's conversation (Gemma 2: no system role) is said before any write.
+
+    Only a local model's (a built-in name, a directory): its tokenizer loads in a fraction of
+    a second, while a hub id's would be a download; an adapter directory without tokenizer
+    files is left to the load, which names what is missing.
+    """
+    from rlcot.builtin_models import BUILTIN_MODELS
+    from rlcot.models import load_tokenizer, local_model_dir
+
+    if path not in BUILTIN_MODELS and local_model_dir(path) is None:
+        return
+    try:
+        tokenizer, _ = load_tokenizer(path)
+    except ValueError:
+        return
+    task.prompt(row, tokenizer, protocol)
 
 
 def _sweep_model(context, dtype, rows, shard, writer, loader, progress, report) -> None:

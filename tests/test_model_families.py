@@ -161,6 +161,7 @@ def test_a_template_without_a_system_role_says_so_in_one_line(tmp_path, family_d
     assert result.exit_code == 2
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "refuses a system+user conversation (System role not supported)" in errors[0]
+    assert not (tmp_path / "run").exists()  # said before anything was written
     assert "Traceback" not in result.output
 
 
