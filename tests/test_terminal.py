@@ -127,3 +127,24 @@ def test_library_logs_go_to_the_file_inside_and_back_to_their_handlers_after(tmp
             datasets.is_progress_bar_enabled()) == before
     log = (tmp_path / "train.log").read_text()
     assert "WARNING transformers: a library warning" in log and "INFO rlcot.train: GRPO step 1: {'loss': 0.5}" in log
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_a_sweep_bars_numbers_stay_whole_on_a_narrow_terminal_the_long_label_gives_way(width):
+    import io
+
+    from rich.console import Console
+
+    from rlcot.evals.progress import SweepBar
+
+    label = "eval chain-sampled, step 10: budgets [16, 32, 64, 128, 256]"
+    console = Console(file=io.StringIO(), width=width, force_terminal=False)
+    bar = SweepBar(console)
+    bar.start(label, 1024)
+    bar.bar.update(bar.job, completed=512, speed="12,345 tok/s")
+    console.print(bar.bar.get_renderable())
+    bar.close()
+    line = console.file.getvalue().splitlines()[-1]
+    assert len(line) <= width
+    assert re.search(r" 512/1024 12,345 tok/s \d:\d\d:\d\d [-\d]:[-\d]{2}:[-\d]{2}$", line), line  # counts, speed, times whole
+    assert line.startswith(label if width >= 120 else label[:8]) and ("…" in line) == (width < 120)
