@@ -68,7 +68,8 @@ class SweepBar(ProgressSink):
             def whole():  # a column rich must not cut
                 return Column(no_wrap=True)
 
-            self.bar = Progress(TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
+            description = Column(no_wrap=True, overflow="ellipsis")  # cut to its max_width (``_fit``), ending in "…"
+            self.bar = Progress(TextColumn("{task.description}", table_column=description),
                                 BarColumn(table_column=whole()), MofNCompleteColumn(table_column=whole()),
                                 TextColumn("{task.fields[speed]}", table_column=whole()),
                                 TimeElapsedColumn(table_column=whole()), TimeRemainingColumn(table_column=whole()),
@@ -79,7 +80,7 @@ class SweepBar(ProgressSink):
         self.started, self.tokens = time.perf_counter(), 0
 
     def _fit(self, label: str, total: int) -> None:
-        """This pass's widths: the numbers whole, the bar what the label leaves (within ``BAR_WIDTH``), the label the rest."""
+        """This pass's widths: the numbers whole, the bar what the label leaves (``BAR_WIDTH``), the label the rest."""
         description, bar = self.bar.columns[0], self.bar.columns[1]
         room = self.console.width - (2 * len(str(total)) + 1) - self.NUMBERS
         bar.bar_width = min(self.BAR_WIDTH[1], max(self.BAR_WIDTH[0], room - len(label)))

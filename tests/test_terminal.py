@@ -146,5 +146,6 @@ def test_a_sweep_bars_numbers_stay_whole_on_a_narrow_terminal_the_long_label_giv
     bar.close()
     line = console.file.getvalue().splitlines()[-1]
     assert len(line) <= width
-    assert re.search(r" 512/1024 12,345 tok/s \d:\d\d:\d\d [-\d]:[-\d]{2}:[-\d]{2}$", line), line  # counts, speed, times whole
+    # the counts, the speed and both times whole
+    assert re.search(r" 512/1024 12,345 tok/s \d:\d\d:\d\d [-\d]:[-\d]{2}:[-\d]{2}$", line), line
     assert line.startswith(label if width >= 120 else label[:8]) and ("…" in line) == (width < 120)
