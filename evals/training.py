@@ -9,6 +9,14 @@ steps and at the end, into ``RUN/eval/<task>``; its traces carry their training 
 ``rlcot plot`` and ``rlcot report`` draw accuracy over checkpoints. ``summary()`` gives
 the end-of-run tables: every curve's headline and the first curve against the last,
 with a paired bootstrap CI of the change (``analysis.before_after``).
+
+Where the run reports to tensorboard (``grpo.report_to``), each curve's accuracy, mean
+score and thinking tokens per budget go there too, at the GRPO step the curve was drawn
+(``eval/<task>/accuracy@<B>``, beside TRL's ``train/...``), so a tensorboard reader sees the
+held-out accuracy over steps. The curve of the policy before an SFT warm-up shares step 0
+with the warm-up's own, so it goes under ``eval/<task>/before-warm-up/``. They are written
+here with tensorboard's own writer, not through the trainer's log: the first curves come
+before the trainer exists and the last after it has closed its writer.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ class EvalCurves(TrainerCallback):
                     report = run_sweep(sweep_spec(curve, label), self.root / curve.key, progress=bar,
                                        loader=model_loader(model, self.tokenizer), step=step,
                                        run_dir=str(self.root.parent))
+                self._to_tensorboard(curve.key, label, step)
                 done = f"eval {label}: {curve.key}: {report.written} traces in {report.seconds:.0f} s"
                 if self.console is None:
                     print(done, flush=True)
@@ -65,6 +74,22 @@ class EvalCurves(TrainerCallback):
                     self.console.print(done, highlight=False)
         finally:
             model.train(was_training)
+
+    def _to_tensorboard(self, key: str, label: str, step: int) -> None:
+        """This curve's numbers per budget as tensorboard scalars at ``step``, where the run reports to tensorboard."""
+        if "tensorboard" not in (self.run.grpo.report_to or []):
+            return
+        import os
+
+        from torch.utils.tensorboard import SummaryWriter
+
+        from rlcot.train.callbacks import TENSORBOARD_DIR
+
+        prefix = scalar_prefix(key, label, step, warm_up=self.run.recipe.sft_warmup is not None)
+        where = os.environ.get("TENSORBOARD_LOGGING_DIR") or self.run.output_dir / TENSORBOARD_DIR  # as the trainer's
+        with SummaryWriter(str(where)) as writer:
+            for tag, value in curve_scalars([t for t in load_traces(self.root / key) if t.model == label]).items():
+                writer.add_scalar(f"{prefix}/{tag}", value, global_step=step)
 
     def summary(self) -> dict:
         """Per eval curve (mean@k curves first): every curve's headline, the first curve against the last, and,
@@ -82,6 +107,27 @@ class EvalCurves(TrainerCallback):
             if any(trace.model == WARM_UP_LABEL for trace in traces):
                 found[task_dir.name]["rl_gain"] = before_after(traces, reference=WARM_UP_LABEL)
         return found
+
+
+def scalar_prefix(key: str, label: str, step: int, warm_up: bool) -> str:
+    """A curve's tensorboard tags: ``eval/<task>``; ``eval/<task>/before-warm-up`` for step 0 before a warm-up."""
+    from rlcot.train.resolve import WARM_UP_LABEL
+
+    return f"eval/{key}/before-warm-up" if warm_up and step == 0 and label != WARM_UP_LABEL else f"eval/{key}"
+
+
+def curve_scalars(traces) -> dict[str, float]:
+    """One curve's numbers per budget: ``accuracy@B`` (correct / traces), ``score@B`` (mean), ``thinking_tokens@B``."""
+    by_budget: dict = {}
+    for trace in traces:
+        by_budget.setdefault(trace.budget, []).append(trace)
+    scalars = {}
+    for budget, at in sorted(by_budget.items(), key=lambda item: (item[0] is None, item[0] or 0)):
+        name = "uncapped" if budget is None else budget
+        scalars[f"accuracy@{name}"] = sum(t.verdict.outcome == "correct" for t in at) / len(at)
+        scalars[f"score@{name}"] = sum(t.score for t in at) / len(at)
+        scalars[f"thinking_tokens@{name}"] = sum(t.thinking_tokens for t in at) / len(at)
+    return scalars
 
 
 class _CurveBar(SweepBar):

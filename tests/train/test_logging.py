@@ -17,6 +17,7 @@ import sys
 from dataclasses import replace
 
 import pytest
+import yaml
 
 from rlcot.train.resolve import resolve_run
 from tests.train.test_processes import ENV, write_recipe
@@ -45,6 +46,9 @@ def reported(tmp_path_factory, tiny_dir):
     root = tmp_path_factory.mktemp("reported")
     out, store = root / "run", root / "trackio"
     recipe = write_recipe(root / "recipe.yaml", tiny_dir, out, max_steps=1, report_to=["tensorboard", "trackio"])
+    fields = yaml.safe_load(recipe.read_text())  # eval curves on 3 held-out rows at the start and the end
+    fields["tasks"][0]["eval_size"], fields["eval"] = 3, {"budgets": [0, 4], "sampled": 0}
+    recipe.write_text(yaml.safe_dump(fields))
     (root / "site").mkdir()
     (root / "site" / "sitecustomize.py").write_text(OFFLINE)
     env = {**ENV, "TRACKIO_DIR": str(store), "OMP_NUM_THREADS": "1", "TRIED_CONNECTIONS": str(root / "tried"),
@@ -74,6 +78,35 @@ def test_tensorboard_holds_the_outcome_rates_and_thinking_tokens_of_metrics_json
         (scalar,) = events.Scalars(f"train/{key}")  # transformers' TensorBoardCallback prefixes train/
         assert (scalar.step, scalar.value) == (1, pytest.approx(step[key], rel=1e-6))  # stored as float32
     assert f"event files in {out / 'tensorboard'}" in text  # the run's notes say where
+
+
+def test_tensorboard_holds_each_eval_curves_accuracy_per_budget_at_the_step_it_was_drawn(reported):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rlcot.store import load_traces
+
+    out, _, _, _ = reported
+    traces = load_traces(out / "eval" / "arith")
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    for budget in (0, 4):
+        for name, value in (("accuracy", lambda t: t.verdict.outcome == "correct"), ("score", lambda t: t.score),
+                            ("thinking_tokens", lambda t: t.thinking_tokens)):
+            drawn = sorted((s.step, s.value) for s in events.Scalars(f"eval/arith/{name}@{budget}"))
+            at = {step: [t for t in traces if t.step == step and t.budget == budget] for step in (0, 1)}
+            assert [len(rows) for rows in at.values()] == [3, 3]  # 3 held-out rows, drawn at the start and the end
+            assert [step for step, _ in drawn] == [0, 1]
+            assert [v for _, v in drawn] == pytest.approx([sum(map(value, at[step])) / 3 for step in (0, 1)], rel=1e-6)
+
+
+def test_a_step_0_curve_before_a_warm_up_has_its_own_tensorboard_tags():
+    from rlcot.evals.training import scalar_prefix
+    from rlcot.train.resolve import WARM_UP_LABEL
+
+    assert scalar_prefix("chain", "step 0", 0, warm_up=True) == "eval/chain/before-warm-up"
+    assert scalar_prefix("chain", WARM_UP_LABEL, 0, warm_up=True) == "eval/chain"  # what GRPO starts from
+    assert scalar_prefix("chain", "step 0", 0, warm_up=False) == "eval/chain"
+    assert scalar_prefix("chain", "step 5", 5, warm_up=True) == "eval/chain"
 
 
 def test_trackio_logs_locally_offline_under_project_rlcot_named_by_the_run_directory(reported):
