@@ -10,13 +10,13 @@ steps and at the end, into ``RUN/eval/<task>``; its traces carry their training 
 the end-of-run tables: every curve's headline and the first curve against the last,
 with a paired bootstrap CI of the change (``analysis.before_after``).
 
-Where the run reports to tensorboard (``grpo.report_to``), each curve's accuracy, mean
-score and thinking tokens per budget go there too, at the GRPO step the curve was drawn
-(``eval/<task>/accuracy@<B>``, beside TRL's ``train/...``), so a tensorboard reader sees the
-held-out accuracy over steps. The curve of the policy before an SFT warm-up shares step 0
-with the warm-up's own, so it goes under ``eval/<task>/before-warm-up/``. They are written
-here with tensorboard's own writer, not through the trainer's log: the first curves come
-before the trainer exists and the last after it has closed its writer.
+Where the run reports to tensorboard or trackio (``grpo.report_to``), each curve's
+accuracy, mean score and thinking tokens per budget go there too, at the GRPO step the
+curve was drawn (``eval/<task>/accuracy@<B>``, beside TRL's ``train/...``), so a reader
+sees the held-out accuracy over steps. The curve of the policy before an SFT warm-up
+shares step 0 with the warm-up's own, so it goes under ``eval/<task>/before-warm-up/``.
+They are written here with each tracker's own API, not through the trainer's log: the
+first curves come before the trainer exists and the last after it has closed its loggers.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ class EvalCurves(TrainerCallback):
                     report = run_sweep(sweep_spec(curve, label), self.root / curve.key, progress=bar,
                                        loader=model_loader(model, self.tokenizer), step=step,
                                        run_dir=str(self.root.parent))
-                self._to_tensorboard(curve.key, label, step)
+                if report.written:  # a curve already drawn (the end's, when eval.every divides the steps) logs nothing
+                    self._to_trackers(curve.key, label, step)
                 done = f"eval {label}: {curve.key}: {report.written} traces in {report.seconds:.0f} s"
                 if self.console is None:
                     print(done, flush=True)
@@ -75,21 +76,18 @@ class EvalCurves(TrainerCallback):
         finally:
             model.train(was_training)
 
-    def _to_tensorboard(self, key: str, label: str, step: int) -> None:
-        """This curve's numbers per budget as tensorboard scalars at ``step``, where the run reports to tensorboard."""
-        if "tensorboard" not in (self.run.grpo.report_to or []):
+    def _to_trackers(self, key: str, label: str, step: int) -> None:
+        """This curve's numbers per budget at ``step``, for each of tensorboard and trackio the run reports to."""
+        trackers = {"tensorboard", "trackio"} & set(self.run.grpo.report_to or [])
+        if not trackers:
             return
-        import os
-
-        from torch.utils.tensorboard import SummaryWriter
-
-        from rlcot.train.callbacks import TENSORBOARD_DIR
-
         prefix = scalar_prefix(key, label, step, warm_up=self.run.recipe.sft_warmup is not None)
-        where = os.environ.get("TENSORBOARD_LOGGING_DIR") or self.run.output_dir / TENSORBOARD_DIR  # as the trainer's
-        with SummaryWriter(str(where)) as writer:
-            for tag, value in curve_scalars([t for t in load_traces(self.root / key) if t.model == label]).items():
-                writer.add_scalar(f"{prefix}/{tag}", value, global_step=step)
+        drawn = [trace for trace in load_traces(self.root / key) if trace.model == label]
+        scalars = {f"{prefix}/{tag}": value for tag, value in curve_scalars(drawn).items()}
+        if "tensorboard" in trackers:
+            _to_tensorboard(self.run, scalars, step)
+        if "trackio" in trackers:
+            _to_trackio(self.run, scalars, step)
 
     def summary(self) -> dict:
         """Per eval curve (mean@k curves first): every curve's headline, the first curve against the last, and,
@@ -107,6 +105,47 @@ class EvalCurves(TrainerCallback):
             if any(trace.model == WARM_UP_LABEL for trace in traces):
                 found[task_dir.name]["rl_gain"] = before_after(traces, reference=WARM_UP_LABEL)
         return found
+
+
+def _to_tensorboard(run, scalars: dict[str, float], step: int) -> None:
+    """``scalars`` at ``step`` in the run's tensorboard directory (a file beside the trainer's callback's)."""
+    import os
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from rlcot.train.callbacks import TENSORBOARD_DIR
+
+    where = os.environ.get("TENSORBOARD_LOGGING_DIR") or run.output_dir / TENSORBOARD_DIR  # as the trainer's
+    with SummaryWriter(str(where)) as writer:
+        for tag, value in scalars.items():
+            writer.add_scalar(tag, value, global_step=step)
+
+
+def _to_trackio(run, scalars: dict[str, float], step: int) -> None:
+    """``scalars`` at ``step`` in the run's trackio run: the trainer's while it trains, else opened (resumed) for them.
+
+    transformers' ``TrackioCallback`` opens the run when GRPO begins and finishes it when
+    GRPO ends; the first curves come before and the last after, so those open the same
+    run (same project, name and Space setting, ``resume="allow"``) and finish it again.
+    trackio prints a few lines each time it opens a run: those go to the run's log.
+    """
+    import contextlib
+    import io
+
+    import trackio
+
+    grpo = run.grpo
+    opened = trackio.context_vars.current_run.get() is None
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said) if opened else contextlib.nullcontext():
+        if opened:
+            trackio.init(project=grpo.project, name=grpo.run_name, space_id=grpo.trackio_space_id, resume="allow",
+                         private=grpo.hub_private_repo, bucket_id=grpo.trackio_bucket_id)
+        trackio.log(scalars, step=step)
+        if opened:
+            trackio.finish()
+    if said.getvalue():
+        logging.getLogger("rlcot.evals").info("trackio: %s", " | ".join(said.getvalue().split("\n")).strip(" |"))
 
 
 def scalar_prefix(key: str, label: str, step: int, warm_up: bool) -> str:

@@ -41,13 +41,14 @@ OURS = ("outcomes/correct", "outcomes/wrong", "outcomes/unparsed", "score/mean",
 
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory, tiny_dir):
-    """A one-step run reporting to tensorboard and trackio, offline: run directory, trackio's store, its output,
-    and the file of the connections it tried."""
+    """A three-step run reporting to tensorboard and trackio, offline: run directory, trackio's store, its output,
+    and the file of the connections it tried. Its eval curves are drawn before the trainer's trackio run opens
+    (step 0), inside it (step 2: every 2 steps) and after it has finished (step 3)."""
     root = tmp_path_factory.mktemp("reported")
     out, store = root / "run", root / "trackio"
-    recipe = write_recipe(root / "recipe.yaml", tiny_dir, out, max_steps=1, report_to=["tensorboard", "trackio"])
-    fields = yaml.safe_load(recipe.read_text())  # eval curves on 3 held-out rows at the start and the end
-    fields["tasks"][0]["eval_size"], fields["eval"] = 3, {"budgets": [0, 4], "sampled": 0}
+    recipe = write_recipe(root / "recipe.yaml", tiny_dir, out, max_steps=3, report_to=["tensorboard", "trackio"])
+    fields = yaml.safe_load(recipe.read_text())  # eval curves on 3 held-out rows
+    fields["tasks"][0]["eval_size"], fields["eval"] = 3, {"budgets": [0, 4], "sampled": 0, "every": 2}
     recipe.write_text(yaml.safe_dump(fields))
     (root / "site").mkdir()
     (root / "site" / "sitecustomize.py").write_text(OFFLINE)
@@ -60,43 +61,68 @@ def reported(tmp_path_factory, tiny_dir):
     return out, store, done.stdout + done.stderr, root / "tried"
 
 
-def logged_step(out) -> dict:
-    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    (step,) = [line for line in steps if "reward" in line]
-    assert all(key in step for key in OURS)
-    return step
+def logged_steps(out) -> dict[int, dict]:
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = {line["step"]: line for line in lines if "reward" in line}
+    assert sorted(steps) == [1, 2, 3] and all(key in line for line in steps.values() for key in OURS)
+    return steps
 
 
 def test_tensorboard_holds_the_outcome_rates_and_thinking_tokens_of_metrics_jsonl_in_the_run_directory(reported):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out, _, text, _ = reported
-    step = logged_step(out)
+    steps = logged_steps(out)
     events = EventAccumulator(str(out / "tensorboard"))  # RUN/tensorboard, not transformers' RUN/runs/<date>_<host>
     events.Reload()
     for key in OURS:
-        (scalar,) = events.Scalars(f"train/{key}")  # transformers' TensorBoardCallback prefixes train/
-        assert (scalar.step, scalar.value) == (1, pytest.approx(step[key], rel=1e-6))  # stored as float32
+        drawn = {s.step: s.value for s in events.Scalars(f"train/{key}")}  # transformers' callback prefixes train/
+        assert drawn == pytest.approx({step: line[key] for step, line in steps.items()}, rel=1e-6)  # float32
     assert f"event files in {out / 'tensorboard'}" in text  # the run's notes say where
+
+
+def expected_eval_scalars(out) -> dict[tuple[str, int], float]:
+    """What the stored eval traces say: (tag, step) -> mean over the 3 held-out rows, per budget."""
+    from rlcot.store import load_traces
+
+    traces = load_traces(out / "eval" / "arith")
+    expected = {}
+    for budget in (0, 4):
+        for step in (0, 2, 3):  # before the trainer's run, inside it, after it
+            at = [t for t in traces if t.step == step and t.budget == budget]
+            assert len(at) == 3
+            expected[f"eval/arith/accuracy@{budget}", step] = sum(t.verdict.outcome == "correct" for t in at) / 3
+            expected[f"eval/arith/score@{budget}", step] = sum(t.score for t in at) / 3
+            expected[f"eval/arith/thinking_tokens@{budget}", step] = sum(t.thinking_tokens for t in at) / 3
+    return expected
 
 
 def test_tensorboard_holds_each_eval_curves_accuracy_per_budget_at_the_step_it_was_drawn(reported):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from rlcot.store import load_traces
-
     out, _, _, _ = reported
-    traces = load_traces(out / "eval" / "arith")
+    expected = expected_eval_scalars(out)
     events = EventAccumulator(str(out / "tensorboard"))
     events.Reload()
-    for budget in (0, 4):
-        for name, value in (("accuracy", lambda t: t.verdict.outcome == "correct"), ("score", lambda t: t.score),
-                            ("thinking_tokens", lambda t: t.thinking_tokens)):
-            drawn = sorted((s.step, s.value) for s in events.Scalars(f"eval/arith/{name}@{budget}"))
-            at = {step: [t for t in traces if t.step == step and t.budget == budget] for step in (0, 1)}
-            assert [len(rows) for rows in at.values()] == [3, 3]  # 3 held-out rows, drawn at the start and the end
-            assert [step for step, _ in drawn] == [0, 1]
-            assert [v for _, v in drawn] == pytest.approx([sum(map(value, at[step])) / 3 for step in (0, 1)], rel=1e-6)
+    drawn = {(tag, scalar.step): scalar.value for tag in {tag for tag, _ in expected}
+             for scalar in events.Scalars(tag)}
+    assert drawn == pytest.approx(expected, rel=1e-6)  # float32 in the event file
+
+
+def test_trackio_holds_each_eval_curve_at_its_step_the_first_and_last_drawn_outside_the_trainers_run(reported):
+    out, store, text, tried = reported
+    assert not tried.exists()
+    expected = expected_eval_scalars(out)
+    with sqlite3.connect(store / "rlcot.db") as db:
+        rows = db.execute("select run_name, step, metrics from metrics").fetchall()
+    logged = {(tag, step): value for name, step, metrics in rows if name == str(out.resolve())
+              for tag, value in json.loads(metrics).items() if tag.startswith("eval/")}
+    assert logged == pytest.approx(expected)
+    # trackio says "* Created new run" or "* Resumed existing run" each time a run opens: the lines of the two
+    # opened here went to the log; the trainer's own (it resumes the run the first curve created) still shows
+    opened = [line for line in text.splitlines() if line.startswith(("* Created new run", "* Resumed existing run"))]
+    assert opened == [f"* Resumed existing run: {out.resolve()}"]
+    assert f"* Created new run: {out.resolve()}" in (out / "train.log").read_text()
 
 
 def test_a_step_0_curve_before_a_warm_up_has_its_own_tensorboard_tags():
@@ -112,15 +138,16 @@ def test_a_step_0_curve_before_a_warm_up_has_its_own_tensorboard_tags():
 def test_trackio_logs_locally_offline_under_project_rlcot_named_by_the_run_directory(reported):
     out, store, _, tried = reported
     assert not tried.exists()  # not one connection tried: no Space, no hub, no version check
-    step = logged_step(out)
+    steps = logged_steps(out)
     with sqlite3.connect(store / "rlcot.db") as db:  # trackio's local store: one SQLite file per project
         rows = db.execute("select run_name, metrics from metrics").fetchall()
     logged = [(name, json.loads(metrics)) for name, metrics in rows]
     found = [(name, metrics) for name, metrics in logged if "train/outcomes/correct" in metrics]
-    assert [name for name, _ in found] == [str(out.resolve())]
-    metrics = found[0][1]
-    assert metrics["train/global_step"] == 1
-    assert {key: metrics[f"train/{key}"] for key in OURS} == pytest.approx({key: step[key] for key in OURS})
+    assert {name for name, _ in found} == {str(out.resolve())}
+    by_step = {metrics["train/global_step"]: metrics for _, metrics in found}
+    assert sorted(by_step) == [1, 2, 3]
+    for step, line in steps.items():
+        assert {key: by_step[step][f"train/{key}"] for key in OURS} == pytest.approx({key: line[key] for key in OURS})
 
 
 def test_report_to_a_tracker_that_is_not_installed_is_a_one_line_error_naming_the_extra(tmp_path, tiny_dir,
