@@ -31,6 +31,12 @@ from .series import (Series, _at_k, _by_problem, at_k_points, confidence_of, cur
 SIZE_RATIO = 1.25  # models plot against their size only when the largest has at least this times the smallest's
 
 
+def rates_of(traces: Sequence[ScoredTrace]) -> outcomes.OutcomeRates:
+    """The hedge scheme's outcome rates of some traces (``outcomes.outcome_rates`` of their verdicts and scores)."""
+    return outcomes.outcome_rates([r.verdict.outcome for r in traces], [r.verdict.hedged for r in traces],
+                                  [r.score for r in traces])
+
+
 def headline(traces: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
     """One table line per (series, budget): the numbers a sweep prints at its end."""
     table = []
@@ -38,8 +44,7 @@ def headline(traces: Sequence[ScoredTrace], seed: int = 0) -> list[dict]:
         points = {(p.metric, p.budget): p for p in curve_points(series, "", seed=seed)}
         for budget in series.budgets:
             at = series.at(budget)
-            rates = outcomes.outcome_rates([r.verdict.outcome for r in at], [r.verdict.hedged for r in at],
-                                          [r.score for r in at])
+            rates = rates_of(at)
             accuracy = points["accuracy", budget]
             line = {"model": series.label, "B": budget,
                     "think": f"{np.mean([r.thinking_tokens for r in at]):.0f}",
@@ -123,8 +128,7 @@ def calibration(series: Series) -> list[dict]:
     out = []
     for budget in series.budgets:
         at = series.at(budget)
-        rates = outcomes.outcome_rates([r.verdict.outcome for r in at], [r.verdict.hedged for r in at],
-                                      [r.score for r in at])
+        rates = rates_of(at)
         line = {"budget": budget, **rates.__dict__}
         if series.samples > 1:
             confidence, correct = confidence_of(at)

@@ -27,8 +27,9 @@ from transformers import TrainerCallback
 
 from rlcot.store import load_traces
 
-from .analysis import before_after, headline
+from .analysis import before_after, headline, rates_of
 from .progress import ProgressSink, SweepBar
+from .series import Series
 from .sweep import model_loader, run_sweep
 from .sweep_spec import SweepSpec
 
@@ -157,15 +158,12 @@ def scalar_prefix(key: str, label: str, step: int, warm_up: bool) -> str:
 
 def curve_scalars(traces) -> dict[str, float]:
     """One curve's numbers per budget: ``accuracy@B`` (correct / traces), ``score@B`` (mean), ``thinking_tokens@B``."""
-    by_budget: dict = {}
-    for trace in traces:
-        by_budget.setdefault(trace.budget, []).append(trace)
-    scalars = {}
-    for budget, at in sorted(by_budget.items(), key=lambda item: (item[0] is None, item[0] or 0)):
-        name = "uncapped" if budget is None else budget
-        scalars[f"accuracy@{name}"] = sum(t.verdict.outcome == "correct" for t in at) / len(at)
-        scalars[f"score@{name}"] = sum(t.score for t in at) / len(at)
-        scalars[f"thinking_tokens@{name}"] = sum(t.thinking_tokens for t in at) / len(at)
+    curve, scalars = Series("", tuple(traces)), {}
+    for budget in curve.budgets:
+        at = curve.at(budget)
+        rates = rates_of(at)
+        scalars.update({f"accuracy@{budget}": rates.accuracy, f"score@{budget}": rates.mean_score,
+                        f"thinking_tokens@{budget}": sum(t.thinking_tokens for t in at) / len(at)})
     return scalars
 
 
